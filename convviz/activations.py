@@ -1,0 +1,92 @@
+"""Element-wise activations applied to feature maps.
+
+Each takes any real array and returns a float array of the same shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+__all__ = ["ACTIVATIONS", "identity", "leaky_relu", "relu", "sigmoid", "softmax", "tanh"]
+
+
+def _float(x: np.ndarray | float) -> np.ndarray:
+    a = np.asarray(x)
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"`x` must be a real numeric array, got dtype {a.dtype}")
+    return a.astype(np.result_type(a.dtype, np.float32), copy=False)
+
+
+def identity(x: np.ndarray) -> np.ndarray:
+    """Return ``x`` as floats, unchanged.
+
+    >>> identity([1, -2]).tolist()
+    [1.0, -2.0]
+    """
+    return _float(x).copy()
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """``max(x, 0)``.
+
+    >>> relu([-2.0, 0.0, 3.0]).tolist()
+    [0.0, 0.0, 3.0]
+    """
+    return np.maximum(_float(x), 0)
+
+
+def leaky_relu(x: np.ndarray, alpha: float = 0.01) -> np.ndarray:
+    """``x`` where positive, ``alpha * x`` elsewhere.
+
+    >>> leaky_relu([-2.0, 3.0], alpha=0.1).tolist()
+    [-0.2, 3.0]
+    """
+    if not np.isfinite(alpha) or alpha < 0:
+        raise ValueError(f"`alpha` must be a finite number >= 0, got {alpha!r}")
+    a = _float(x)
+    return np.where(a > 0, a, a * a.dtype.type(alpha))
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Logistic ``1 / (1 + exp(-x))``, computed without overflow.
+
+    >>> sigmoid([0.0]).tolist()
+    [0.5]
+    >>> float(sigmoid(np.array([-1000.0]))[0])
+    0.0
+    """
+    a = _float(x)
+    # exp of a non-positive number never overflows.
+    e = np.exp(-np.abs(a))
+    return np.where(a >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def tanh(x: np.ndarray) -> np.ndarray:
+    """Hyperbolic tangent.
+
+    >>> tanh([0.0]).tolist()
+    [0.0]
+    """
+    return np.tanh(_float(x))
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Softmax along ``axis`` (max subtracted first, so large inputs are safe).
+
+    >>> softmax([1000.0, 1000.0]).tolist()
+    [0.5, 0.5]
+    """
+    a = _float(x)
+    e = np.exp(a - a.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "none": identity,
+    "relu": relu,
+    "leaky_relu": leaky_relu,
+    "sigmoid": sigmoid,
+    "tanh": tanh,
+}

@@ -1,0 +1,492 @@
+"""2-D convolution: a fast vectorised path, the loop version beside it, and steps.
+
+``conv2d`` is what the app computes feature maps with; ``conv2d_naive`` is the
+plain loop over output cells that it is tested against; ``conv2d_steps`` and
+``conv2d_step`` expose that same loop one window at a time, so what the
+stepper shows is exactly the arithmetic the fast path is checked against.
+
+Layouts: an input ``x`` is ``(H, W)`` or ``(C, H, W)``; a kernel ``w`` is
+``(kh, kw)`` (the same kernel on every channel), ``(C, kh, kw)`` (one output
+map) or ``(F, C, kh, kw)`` (``F`` output maps).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from convviz.shapes import (
+    PAD_MODES,
+    Padding,
+    as_pair,
+    first_nonfinite,
+    flat_index,
+    resolve_padding,
+)
+
+__all__ = [
+    "ConvStep",
+    "conv2d",
+    "conv2d_naive",
+    "conv2d_step",
+    "conv2d_steps",
+]
+
+# Cost model of the two paths (nanoseconds), fitted on this 2-core machine with
+# benchmarks/bench_conv.py: a tap costs one multiply and one add per output
+# cell; an FFT costs about this much per element per log2(size).
+_NS_PER_TAP = 0.32
+_NS_PER_FFT_ELEM = 0.27
+# Outputs at least this big are split into row bands computed in parallel.
+_PARALLEL_CELLS = 1 << 17
+_THREADS = max(1, min(4, os.cpu_count() or 1))
+
+
+@lru_cache(maxsize=1)
+def _pool() -> ThreadPoolExecutor:
+    # NumPy ufuncs release the GIL, so row blocks run truly in parallel.
+    return ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="convviz-conv")
+
+
+def _check_real(a: np.ndarray, name: str) -> None:
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"`{name}` must be a real numeric array, got dtype {a.dtype}")
+    if a.size == 0:
+        raise ValueError(f"`{name}` must not be empty, got shape {a.shape}")
+    idx = first_nonfinite(a)
+    if idx is not None:
+        raise ValueError(f"`{name}` has a non-finite value ({a[idx]}) at index {idx}")
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    xp: np.ndarray  # (C, Hp, Wp) padded input, float
+    w: np.ndarray  # (F, C, kh, kw) kernel as applied (flipped if flip=True)
+    b: np.ndarray  # (F,)
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    pad: tuple[tuple[int, int], tuple[int, int]]
+    out_shape: tuple[int, int]
+    single: bool  # w had no F axis: return (Ho, Wo)
+    in_shape: tuple[int, int]
+
+
+def _prepare(x, w, b, stride, padding, dilation, pad_mode, flip) -> _Prepared:
+    x = np.asarray(x)
+    w = np.asarray(w)
+    if x.ndim not in (2, 3):
+        raise ValueError(f"`x` must be 2-D (H, W) or 3-D (C, H, W), got shape {x.shape}")
+    _check_real(x, "x")
+    if w.ndim not in (2, 3, 4):
+        raise ValueError(
+            f"`w` must be 2-D (kh, kw), 3-D (C, kh, kw) or 4-D (F, C, kh, kw), got shape {w.shape}"
+        )
+    _check_real(w, "w")
+    x3 = x[None] if x.ndim == 2 else x  # (C, H, W)
+    c = x3.shape[0]
+    if w.ndim == 2:
+        w4 = np.broadcast_to(w, (1, c, *w.shape))  # same kernel on every channel
+    elif w.ndim == 3:
+        if w.shape[0] != c:
+            raise ValueError(f"`w` has {w.shape[0]} channel(s) but `x` has {c}")
+        w4 = w[None]
+    else:
+        if w.shape[1] != c:
+            raise ValueError(f"`w` has {w.shape[1]} input channel(s) but `x` has {c}")
+        w4 = w
+    f = w4.shape[0]
+    single = w.ndim < 4
+
+    if b is None:
+        bias = np.zeros(f)
+    else:
+        bias = np.asarray(b)
+        if bias.dtype.kind not in "biuf":
+            raise ValueError(f"`b` must be a real number or array, got dtype {bias.dtype}")
+        if bias.ndim == 0:
+            bias = np.full(f, bias)
+        elif bias.shape != (f,):
+            raise ValueError(f"`b` must be a scalar or have shape ({f},), got shape {bias.shape}")
+        idx = first_nonfinite(bias)
+        if idx is not None:
+            raise ValueError(f"`b` has a non-finite value ({bias[idx]}) at index {idx}")
+
+    s = as_pair(stride, "stride")
+    d = as_pair(dilation, "dilation")
+    if not isinstance(pad_mode, str) or pad_mode not in PAD_MODES:
+        raise ValueError(f"`pad_mode` must be one of {sorted(PAD_MODES)}, got {pad_mode!r}")
+    if not isinstance(flip, bool | np.bool_):
+        raise ValueError(f"`flip` must be True or False, got {flip!r}")
+
+    kh, kw = w4.shape[2:]
+    h, wd = x3.shape[1:]
+    pad = resolve_padding(padding, (h, wd), (kh, kw), s, d)
+    hp, wp = h + sum(pad[0]), wd + sum(pad[1])
+    eh, ew = d[0] * (kh - 1) + 1, d[1] * (kw - 1) + 1  # dilated kernel extent
+    if eh > hp or ew > wp:
+        raise ValueError(
+            f"kernel (extent {eh}x{ew} with dilation) is larger than the padded input "
+            f"({hp}x{wp}): make the kernel smaller, or add padding"
+        )
+    out_shape = ((hp - eh) // s[0] + 1, (wp - ew) // s[1] + 1)
+
+    dtype = np.result_type(x.dtype, w.dtype, np.float32)
+    xf = x3.astype(dtype, copy=False)
+    if any(pad[0]) or any(pad[1]):
+        kwargs = {"constant_values": 0} if pad_mode == "zeros" else {}
+        xf = np.pad(xf, ((0, 0), *pad), mode=PAD_MODES[pad_mode], **kwargs)
+    wf = w4.astype(dtype, copy=False)
+    if flip:
+        wf = wf[..., ::-1, ::-1]
+    return _Prepared(
+        xp=xf,
+        w=np.ascontiguousarray(wf),
+        b=bias.astype(dtype),
+        stride=s,
+        dilation=d,
+        pad=pad,
+        out_shape=out_shape,
+        single=single,
+        in_shape=(h, wd),
+    )
+
+
+# --------------------------------------------------------------------------- fast path
+
+
+def _tap_view(xp_c: np.ndarray, i: int, j: int, p: _Prepared, r0: int, r1: int) -> np.ndarray:
+    """Input cells that tap (i, j) multiplies, for output rows r0:r1. (r1-r0, Wo)"""
+    (sy, sx), (dy, dx) = p.stride, p.dilation
+    wo = p.out_shape[1]
+    y0 = i * dy + r0 * sy
+    x0 = j * dx
+    return xp_c[y0 : y0 + (r1 - r0 - 1) * sy + 1 : sy, x0 : x0 + (wo - 1) * sx + 1 : sx]
+
+
+def _shift_add_rows(p: _Prepared, out: np.ndarray, r0: int, r1: int) -> None:
+    """out[:, r0:r1] = correlation of the padded input with every kernel."""
+    f, c, kh, kw = p.w.shape
+    block = out[:, r0:r1]
+    tmp = np.empty(block.shape[1:], out.dtype)
+    for fi in range(f):
+        dst = block[fi]
+        started = False
+        for ci in range(c):
+            xc = p.xp[ci]
+            wk = p.w[fi, ci]
+            for i in range(kh):
+                for j in range(kw):
+                    wv = wk[i, j]
+                    if wv == 0:  # many presets are sparse (Laplacian, Sobel, the seed kernel)
+                        continue
+                    view = _tap_view(xc, i, j, p, r0, r1)
+                    if not started:
+                        np.multiply(view, wv, out=dst)
+                        started = True
+                    else:
+                        np.multiply(view, wv, out=tmp)
+                        dst += tmp
+        if not started:
+            dst.fill(0)
+        if p.b[fi] != 0:
+            dst += p.b[fi]
+
+
+def _conv_shift_add(p: _Prepared) -> np.ndarray:
+    f = p.w.shape[0]
+    ho, wo = p.out_shape
+    out = np.empty((f, ho, wo), p.xp.dtype)
+    # One large row band per thread: measured faster here than cache-sized
+    # blocks, whose per-call overhead outweighed the cache gain.
+    n = _THREADS if ho * wo >= _PARALLEL_CELLS and ho >= 2 * _THREADS else 1
+    edges = np.linspace(0, ho, n + 1).astype(int)
+    bands = list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
+    if n == 1:
+        _shift_add_rows(p, out, 0, ho)
+    else:
+        # Each band writes a disjoint slice of `out`.
+        list(_pool().map(lambda band: _shift_add_rows(p, out, *band), bands))
+    return out
+
+
+def _next_fast_len(n: int) -> int:
+    """Smallest 2-3-5-7-smooth integer >= n (sizes pocketfft handles fastest).
+
+    >>> _next_fast_len(1001), _next_fast_len(4000), _next_fast_len(97)
+    (1008, 4000, 98)
+    """
+    best = 1 << max(0, (n - 1).bit_length())
+    p7 = 1
+    while p7 < best:
+        p5 = p7
+        while p5 < best:
+            p3 = p5
+            while p3 < best:
+                m = p3
+                while m < n:
+                    m *= 2
+                best = min(best, m)
+                p3 *= 3
+            p5 *= 5
+        p7 *= 7
+    return best
+
+
+def _conv_fft(p: _Prepared) -> np.ndarray:
+    """Correlation through the FFT; exact up to floating-point rounding."""
+    f, c, kh, kw = p.w.shape
+    (dy, dx), (sy, sx) = p.dilation, p.stride
+    eh, ew = dy * (kh - 1) + 1, dx * (kw - 1) + 1
+    hp, wp = p.xp.shape[1:]
+    # A circular convolution of length >= the padded input leaves the valid
+    # part untouched by wrap-around, so no extra zero padding is needed.
+    shape = (_next_fast_len(hp), _next_fast_len(wp))
+    kern = np.zeros((f, c, eh, ew), p.w.dtype)
+    kern[:, :, ::dy, ::dx] = p.w
+    kern = kern[:, :, ::-1, ::-1]  # correlation = convolution with the flipped kernel
+    xf = np.fft.rfft2(p.xp, s=shape)  # (C, Sy, Sx//2+1)
+    kf = np.fft.rfft2(kern, s=shape)  # (F, C, Sy, Sx//2+1)
+    if c == 1:
+        yf = kf[:, 0] * xf[0]
+    else:
+        yf = np.einsum("fcij,cij->fij", kf, xf)
+    y = np.fft.irfft2(yf, s=shape)
+    ho, wo = p.out_shape
+    out = y[:, eh - 1 : hp : sy, ew - 1 : wp : sx][:, :ho, :wo]
+    out = out.astype(p.xp.dtype, copy=False)
+    if np.any(p.b):
+        out = out + p.b[:, None, None]
+    return np.ascontiguousarray(out)
+
+
+def _use_fft(p: _Prepared) -> bool:
+    """Pick the cheaper path from a cost model fitted with benchmarks/bench_conv.py."""
+    f, c = p.w.shape[:2]
+    taps = int(np.count_nonzero(p.w))  # zero taps are skipped by the direct path
+    ho, wo = p.out_shape
+    hp, wp = p.xp.shape[1:]
+    direct = _NS_PER_TAP * taps * ho * wo
+    # rfft of each input channel and each kernel slice, one inverse per output map;
+    # big transforms leave the cache, which costs about 1.5x per element.
+    n_fft = c + f * c + f
+    per_elem = _NS_PER_FFT_ELEM * (1.5 if hp * wp > 500_000 else 1.0)
+    fft = per_elem * n_fft * hp * wp * np.log2(max(hp * wp, 2))
+    return fft < direct
+
+
+def conv2d(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: float | np.ndarray | None = None,
+    *,
+    stride: int | tuple[int, int] = 1,
+    padding: Padding = "valid",
+    dilation: int | tuple[int, int] = 1,
+    pad_mode: str = "zeros",
+    flip: bool = False,
+    method: str = "auto",
+) -> np.ndarray:
+    """2-D cross-correlation (``flip=False``, what CNNs call convolution) or convolution.
+
+    Parameters
+    ----------
+    x : ndarray, shape (H, W) or (C, H, W)
+        Input image or stack of channels.
+    w : ndarray, shape (kh, kw), (C, kh, kw) or (F, C, kh, kw)
+        Kernel. A 2-D kernel is applied to every channel and the channels are
+        summed, as a ``(C, kh, kw)`` kernel with equal slices would be.
+    b : float or ndarray, shape (F,), optional
+        Bias added to each output map.
+    stride, dilation : int or (int, int)
+        Step between windows; spacing between kernel taps.
+    padding : int, (int, int), "valid", "same" or "full"
+        ``"same"`` gives ``ceil(n / stride)`` outputs, with the odd padding
+        pixel after (TensorFlow's rule); ``"full"`` every partial overlap.
+    pad_mode : {"zeros", "reflect", "replicate", "circular"}
+    flip : bool
+        Flip the kernel in both axes first (true convolution).
+    method : {"auto", "direct", "fft"}
+        ``"direct"`` adds the shifted input once per kernel tap; ``"fft"``
+        multiplies spectra. ``"auto"`` picks by cost.
+
+    Returns
+    -------
+    ndarray, shape (Ho, Wo) or (F, Ho, Wo)
+        Float (float32 unless an input is float64 or a wide integer).
+
+    Notes
+    -----
+    ``Ho = floor((H + 2p - d(kh-1) - 1) / s) + 1``, the same as
+    :func:`convviz.shapes.output_size`.
+
+    Examples
+    --------
+    >>> x = [[128, 97, 53, 201, 198], [35, 22, 25, 200, 195], [37, 24, 28, 197, 182],
+    ...      [33, 28, 92, 195, 179], [31, 40, 100, 192, 177]]
+    >>> conv2d(x, [[0, 1, 0], [1, 0, 1], [0, 1, 0]]).astype(int).tolist()
+    [[181, 303, 618], [115, 338, 605], [189, 351, 660]]
+    """
+    if method not in ("auto", "direct", "fft"):
+        raise ValueError(f"`method` must be 'auto', 'direct' or 'fft', got {method!r}")
+    p = _prepare(x, w, b, stride, padding, dilation, pad_mode, flip)
+    use_fft = method == "fft" or (method == "auto" and _use_fft(p))
+    out = _conv_fft(p) if use_fft else _conv_shift_add(p)
+    return out[0] if p.single else out
+
+
+# --------------------------------------------------------------------------- loop version
+
+
+@dataclass(frozen=True)
+class ConvStep:
+    """One window of a convolution: everything the stepper shows.
+
+    Coordinates ``position``, ``rows`` and ``cols`` are in the *padded* input;
+    subtract ``pad[0][0]`` / ``pad[1][0]`` to get image coordinates.
+    """
+
+    index: tuple[int, int]  # (oy, ox) output cell being written
+    position: tuple[int, int]  # (y0, x0) top-left tap in the padded input
+    pad: tuple[tuple[int, int], tuple[int, int]]  # ((top, bottom), (left, right))
+    rows: np.ndarray  # (kh,) padded-input row of each tap
+    cols: np.ndarray  # (kw,) padded-input column of each tap
+    patch: np.ndarray  # (C, kh, kw) input values under the kernel
+    kernel: np.ndarray  # (C, kh, kw) kernel as applied (flipped when flip=True)
+    products: np.ndarray  # (C, kh, kw) patch * kernel
+    partial_sums: np.ndarray  # (C,) sum of products per channel
+    bias: float
+    value: float  # partial_sums.sum() + bias, the output cell
+    inside: np.ndarray  # (kh, kw) bool: tap lies on the real input, not on padding
+    out_shape: tuple[int, int]  # (Ho, Wo)
+
+
+def _window(p: _Prepared, fi: int, oy: int, ox: int) -> ConvStep:
+    """The arithmetic of one output cell, spelled out."""
+    (sy, sx), (dy, dx) = p.stride, p.dilation
+    kh, kw = p.w.shape[2:]
+    rows = oy * sy + dy * np.arange(kh)
+    cols = ox * sx + dx * np.arange(kw)
+    patch = p.xp[:, rows[:, None], cols[None, :]]  # (C, kh, kw)
+    kernel = p.w[fi]
+    products = patch * kernel
+    partial = products.sum(axis=(1, 2))
+    bias = float(p.b[fi])
+    value = float(partial.sum()) + bias
+    (top, _), (left, _) = p.pad
+    h, w = p.in_shape
+    ry = (rows - top >= 0) & (rows - top < h)
+    rx = (cols - left >= 0) & (cols - left < w)
+    return ConvStep(
+        index=(oy, ox),
+        position=(int(rows[0]), int(cols[0])),
+        pad=p.pad,
+        rows=rows,
+        cols=cols,
+        patch=patch,
+        kernel=kernel,
+        products=products,
+        partial_sums=partial,
+        bias=bias,
+        value=value,
+        inside=ry[:, None] & rx[None, :],
+        out_shape=p.out_shape,
+    )
+
+
+def conv2d_naive(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: float | np.ndarray | None = None,
+    *,
+    stride: int | tuple[int, int] = 1,
+    padding: Padding = "valid",
+    dilation: int | tuple[int, int] = 1,
+    pad_mode: str = "zeros",
+    flip: bool = False,
+) -> np.ndarray:
+    """:func:`conv2d` as a plain loop over output cells (the reference).
+
+    Same arguments and result as :func:`conv2d`; slow, for tests and the stepper.
+
+    >>> conv2d_naive([[1, 2], [3, 4]], [[1, 1], [1, 1]], 0.5).tolist()
+    [[10.5]]
+    """
+    p = _prepare(x, w, b, stride, padding, dilation, pad_mode, flip)
+    f = p.w.shape[0]
+    ho, wo = p.out_shape
+    out = np.empty((f, ho, wo), p.xp.dtype)
+    for fi in range(f):
+        for oy in range(ho):
+            for ox in range(wo):
+                out[fi, oy, ox] = _window(p, fi, oy, ox).value
+    return out[0] if p.single else out
+
+
+def _single_output(p: _Prepared, name: str) -> None:
+    if p.w.shape[0] != 1:
+        raise ValueError(
+            f"`w` must describe one output map for {name} ((kh, kw), (C, kh, kw) or "
+            f"(1, C, kh, kw)), got {p.w.shape[0]} filters"
+        )
+
+
+def conv2d_steps(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: float | np.ndarray | None = None,
+    *,
+    stride: int | tuple[int, int] = 1,
+    padding: Padding = "valid",
+    dilation: int | tuple[int, int] = 1,
+    pad_mode: str = "zeros",
+    flip: bool = False,
+) -> Iterator[ConvStep]:
+    """Yield one :class:`ConvStep` per output cell, in raster order.
+
+    Same arguments as :func:`conv2d`, for a single output map. Arguments are
+    validated when this is called, not when the first step is taken.
+
+    >>> steps = conv2d_steps([[1, 2, 3], [4, 5, 6]], [[1, 0], [0, 1]])
+    >>> [(s.index, s.value) for s in steps]
+    [((0, 0), 6.0), ((0, 1), 8.0)]
+    """
+    p = _prepare(x, w, b, stride, padding, dilation, pad_mode, flip)
+    _single_output(p, "conv2d_steps")
+
+    def gen() -> Iterator[ConvStep]:
+        ho, wo = p.out_shape
+        for oy in range(ho):
+            for ox in range(wo):
+                yield _window(p, 0, oy, ox)
+
+    return gen()
+
+
+def conv2d_step(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: float | np.ndarray | None = None,
+    *,
+    index: int | tuple[int, int],
+    stride: int | tuple[int, int] = 1,
+    padding: Padding = "valid",
+    dilation: int | tuple[int, int] = 1,
+    pad_mode: str = "zeros",
+    flip: bool = False,
+) -> ConvStep:
+    """The :class:`ConvStep` for one output cell, without walking the others.
+
+    ``index`` is ``(oy, ox)`` or a flat raster position.
+
+    >>> conv2d_step([[1, 2, 3], [4, 5, 6]], [[1, 0], [0, 1]], index=1).value
+    8.0
+    """
+    p = _prepare(x, w, b, stride, padding, dilation, pad_mode, flip)
+    _single_output(p, "conv2d_step")
+    oy, ox = flat_index(index, p.out_shape)
+    return _window(p, 0, oy, ox)

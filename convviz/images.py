@@ -1,0 +1,615 @@
+"""Image decoding with safety checks, bundled sample images and display helpers.
+
+Everything that turns bytes into pixels lives here, so that the rest of
+convviz only ever sees C-contiguous ``float32`` arrays in ``[0, 1]``:
+``(H, W)`` for grey images and ``(H, W, 3)`` for colour.
+
+Untrusted uploads are handled defensively, in this order:
+
+1. refuse empty input and input over ``max_bytes`` before decoding;
+2. let Pillow identify the *real* format from the bytes, restricted to an
+   allow-list (PNG, JPEG, GIF, WebP, BMP, TIFF), whatever the file is called;
+3. refuse images whose header declares more than ``max_pixels`` pixels before
+   any pixel data is decoded (Pillow's own decompression-bomb warning and
+   error are turned into the same refusal, without touching global Pillow
+   state);
+4. decode fully inside the guard, so truncated files fail here and not later.
+
+Every failure is an :class:`ImageLoadError` whose message is written for a
+person and never contains Pillow's own text (which can hold paths or URLs).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+import math
+import numbers
+import os
+import warnings
+from collections.abc import Callable
+from typing import IO, Literal
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = [
+    "ALLOWED_FORMATS",
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_PIXELS",
+    "SAMPLES",
+    "ImageLoadError",
+    "encode_png",
+    "load_image",
+    "sample_image",
+    "symmetric_range",
+    "to_display",
+    "to_uint8",
+]
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024  # 20 MiB: well above any photo a phone uploads
+DEFAULT_MAX_PIXELS = 40_000_000  # 40 megapixels: ~160 MB decoded as RGBA
+
+# Pillow plugins allowed to identify the bytes (passed as `Image.open(formats=...)`).
+ALLOWED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF")
+# `im.format` values we accept: the JPEG plugin reports the multi-picture JPEGs
+# that many phone cameras write as "MPO".
+_OPENED_FORMATS = frozenset((*ALLOWED_FORMATS, "MPO"))
+
+ImageMode = Literal["gray", "rgb"]
+Source = bytes | bytearray | memoryview | str | os.PathLike | IO[bytes]
+
+# ITU-R 601-2 luma weights, the ones Pillow uses for mode "L".
+_LUMA = np.array([0.299, 0.587, 0.114])
+
+_MSG_NOT_IMAGE = "This file is not an image we can read (PNG, JPEG, GIF, WebP, BMP or TIFF)."
+_MSG_DAMAGED = "The file is damaged or incomplete."
+_MSG_EMPTY = "The file is empty."
+_MSG_UNREADABLE = "The file could not be read."
+_MSG_TOO_BIG_TO_PROCESS = "This image is too large to process."
+
+
+class ImageLoadError(ValueError):
+    """An image could not be loaded; the message is safe to show to a user.
+
+    The message never contains internals (Pillow's own error text, paths,
+    tracebacks). The underlying exception is logged at DEBUG level on the
+    ``convviz.images`` logger instead of being chained.
+    """
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_int(value: object, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"`{name}` must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"`{name}` must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_mode(mode: object) -> str:
+    if mode not in ("gray", "rgb"):
+        raise ValueError(f"`mode` must be 'gray' or 'rgb', got {mode!r}")
+    return str(mode)
+
+
+def _too_large_message(width: int, height: int, limit: int) -> str:
+    return (
+        f"This image is too large: {width} x {height} pixels declared, "
+        f"the limit is {limit:,} pixels ({limit / 1e6:g} megapixels)."
+    )
+
+
+# --------------------------------------------------------------------------- reading bytes
+
+
+def _read_source(source: Source, max_bytes: int) -> bytes:
+    """Return at most ``max_bytes`` bytes of ``source``, refusing empty or larger input."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        data = bytes(source)
+    elif isinstance(source, str | os.PathLike):
+        try:
+            with open(source, "rb") as fh:
+                data = fh.read(max_bytes + 1)  # one byte more tells us it is too big
+        except (OSError, ValueError):  # ValueError: a NUL byte in the path
+            _log.debug("could not read image file", exc_info=True)
+            raise ImageLoadError(_MSG_UNREADABLE) from None
+    elif hasattr(source, "read"):
+        # A file-like object (Streamlit's UploadedFile is a BytesIO): read from
+        # its current position, like Image.open does.
+        try:
+            data = source.read(max_bytes + 1)
+        except OSError:
+            _log.debug("could not read image stream", exc_info=True)
+            raise ImageLoadError(_MSG_UNREADABLE) from None
+        if isinstance(data, str):
+            raise TypeError("`source` must be opened in binary mode, got a text stream")
+        data = bytes(data)
+    else:
+        raise TypeError(
+            "`source` must be bytes, a path or a binary file-like object, "
+            f"got {type(source).__name__}"
+        )
+    if not data:
+        raise ImageLoadError(_MSG_EMPTY)
+    if len(data) > max_bytes:
+        raise ImageLoadError(
+            f"This file is too large: the limit is {max_bytes / 2**20:.3g} MB "
+            f"({max_bytes:,} bytes)."
+        )
+    return data
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def _open_checked(data: bytes, max_pixels: int) -> Image.Image:
+    """Open (header only) with the format allow-list and both pixel budgets."""
+    try:
+        with warnings.catch_warnings():
+            # Pillow only *warns* between 1x and 2x MAX_IMAGE_PIXELS; make it an
+            # error here without changing Pillow's (or the process's) settings.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS))
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        _log.debug("Pillow decompression-bomb guard tripped", exc_info=True)
+        limit = min(max_pixels, Image.MAX_IMAGE_PIXELS or max_pixels)
+        raise ImageLoadError(
+            f"This image is too large: it declares more pixels than the limit of "
+            f"{limit:,} pixels ({limit / 1e6:g} megapixels)."
+        ) from None
+    except UnidentifiedImageError:
+        raise ImageLoadError(_MSG_NOT_IMAGE) from None
+    except Exception:
+        # A recognised format whose header is broken.
+        _log.debug("image header could not be parsed", exc_info=True)
+        raise ImageLoadError(_MSG_DAMAGED) from None
+    width, height = im.size
+    message = None
+    if im.format not in _OPENED_FORMATS:  # defence in depth; `formats=` already limits this
+        message = _MSG_NOT_IMAGE
+    elif width < 1 or height < 1:
+        message = _MSG_DAMAGED
+    elif width * height > max_pixels:
+        message = _too_large_message(width, height, max_pixels)
+    if message is not None:
+        im.close()
+        raise ImageLoadError(message)
+    return im
+
+
+def _target_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """(width, height) with the longer side <= ``max_side``, aspect ratio kept."""
+    longest = max(width, height)
+    if longest <= max_side:
+        return width, height
+    scale = max_side / longest
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _decode(im: Image.Image, max_side: int) -> Image.Image:
+    """First frame, fully decoded, upright."""
+    try:
+        im.seek(0)  # first frame of animated GIF/WebP and multi-page TIFF
+        if im.format in ("JPEG", "MPO"):
+            # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when that still leaves
+            # at least the final size: big phone photos decode several times faster.
+            im.draft(None, _target_size(*im.size, max_side))
+        im.load()
+    except MemoryError:
+        raise ImageLoadError(_MSG_TOO_BIG_TO_PROCESS) from None
+    except Exception:
+        _log.debug("image data could not be decoded", exc_info=True)
+        raise ImageLoadError(_MSG_DAMAGED) from None
+    try:
+        return ImageOps.exif_transpose(im)
+    except Exception:
+        # Broken EXIF metadata should not cost the user a good picture.
+        _log.debug("EXIF orientation could not be applied", exc_info=True)
+        return im
+
+
+def _resize_float(channels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Lanczos-resize float channels ``(H, W, C)`` to ``size`` = (width, height)."""
+    out = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(channels[..., c], dtype=np.float32)).resize(
+                size, Image.Resampling.LANCZOS
+            )
+        )
+        for c in range(channels.shape[-1])
+    ]
+    return np.stack(out, axis=-1).astype(np.float64)
+
+
+def _high_precision_gray(im: Image.Image) -> np.ndarray:
+    """Mode "I;16*", "I" or "F" -> float64 ``(H, W)`` in [0, 1] (before resizing)."""
+    a = np.asarray(im).astype(np.float64)  # (H, W)
+    if im.mode == "F":
+        # Float images: values already in [0, 1] pass through unchanged; any other
+        # range is stretched min-max so the picture is visible rather than saturated.
+        a = np.where(np.isfinite(a), a, np.nan)
+        lo, hi = np.nanmin(a, initial=np.inf), np.nanmax(a, initial=-np.inf)
+        if np.isfinite(lo) and (lo < 0.0 or hi > 1.0):
+            a = (a - lo) / (hi - lo) if hi > lo else np.clip(a, 0.0, 1.0)
+        return np.nan_to_num(a, nan=0.0)
+    # 16-bit (and 32-bit "I", assumed to hold 16-bit data, as Pillow used to open
+    # 16-bit PNGs): full scale is 65535, never 255.
+    return np.clip(a / 65535.0, 0.0, 1.0)
+
+
+def _to_float_channels(im: Image.Image, max_side: int) -> np.ndarray:
+    """Decoded Pillow image -> float64 ``(H, W, 1)`` or ``(H, W, 3)`` in [0, 1].
+
+    Alpha is composited onto white; the image is resized so that its longer side
+    is at most ``max_side``.
+    """
+    size = _target_size(*im.size, max_side)
+    mode = im.mode
+    if mode.startswith("I") or mode == "F":
+        a = _high_precision_gray(im)[..., None]  # (H, W, 1)
+        if size != im.size:
+            a = _resize_float(a, size)
+        return np.clip(a, 0.0, 1.0)
+
+    # 8-bit family: bring everything to L, LA, RGB or RGBA first.
+    if mode == "P":
+        mode = "RGBA" if "transparency" in im.info else "RGB"
+    elif mode in ("PA", "RGBa"):
+        mode = "RGBA"
+    elif mode == "La":
+        mode = "LA"
+    elif mode == "1":
+        mode = "L"  # 0/255, so resizing can blend (Pillow resizes "1" with NEAREST)
+    elif mode not in ("L", "LA", "RGB", "RGBA"):
+        mode = "RGB"  # CMYK, YCbCr, LAB, HSV, RGBX: Pillow's own conversion
+    if mode != im.mode:
+        im = im.convert(mode)
+    if size != im.size:
+        # Pillow premultiplies alpha while resizing LA/RGBA, so edges stay clean.
+        im = im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    a = np.asarray(im, dtype=np.float64) / 255.0
+    if a.ndim == 2:
+        a = a[..., None]
+    if mode in ("LA", "RGBA"):
+        alpha = a[..., -1:]
+        a = alpha * a[..., :-1] + (1.0 - alpha)  # composite on white
+    return a
+
+
+def _finish(channels: np.ndarray, mode: str) -> np.ndarray:
+    """``(H, W, 1|3)`` float -> contract output for ``mode``."""
+    if mode == "gray":
+        out = channels[..., 0] if channels.shape[-1] == 1 else channels @ _LUMA
+    else:
+        out = np.repeat(channels, 3, axis=-1) if channels.shape[-1] == 1 else channels
+    out = np.clip(np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def _from_pil(im: Image.Image, mode: str, max_side: int) -> np.ndarray:
+    return _finish(_to_float_channels(im, max_side), mode)
+
+
+def load_image(
+    source: Source,
+    *,
+    max_side: int = 1024,
+    mode: ImageMode = "gray",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> np.ndarray:
+    """Decode an image safely into a float array in ``[0, 1]``.
+
+    Parameters
+    ----------
+    source : bytes, str, os.PathLike or binary file-like
+        The encoded image. A file-like object (for example Streamlit's
+        ``UploadedFile``) is read from its current position.
+    max_side : int, default 1024
+        The image is downscaled (Lanczos, aspect ratio kept) so that its longer
+        side is at most this many pixels. Smaller images are never enlarged.
+    mode : {"gray", "rgb"}, default "gray"
+        ``"gray"`` gives ITU-R 601-2 luma (the weights of Pillow's mode ``"L"``,
+        computed in float so 16-bit precision survives).
+    max_pixels : int, default 40_000_000
+        Largest accepted ``width * height`` declared by the header; checked
+        before any pixel data is decoded.
+    max_bytes : int, default 20 MiB
+        Largest accepted encoded size.
+
+    Returns
+    -------
+    ndarray of float32, shape (H, W) or (H, W, 3)
+        C-contiguous, finite, in ``[0, 1]``.
+
+    Raises
+    ------
+    ImageLoadError
+        Empty, too large, not an allowed format (PNG, JPEG, GIF, WebP, BMP,
+        TIFF -- detected from the bytes, not the name), damaged or truncated.
+    ValueError
+        Invalid arguments (``ImageLoadError`` is a ``ValueError`` too).
+    TypeError
+        ``source`` is of an unsupported type or a text stream.
+
+    Notes
+    -----
+    Conversions: the first frame of animated or multi-page files is used; EXIF
+    orientation is applied; palette images (with or without transparency), CMYK
+    and other colour spaces go through Pillow's conversion to RGB(A); alpha is
+    composited onto a white background (``a * c + (1 - a)``); 1-bit images give
+    exactly 0 and 1; 16-bit images (``"I;16"``, ``"I;16B"``, ``"I;16L"``, and
+    ``"I"``, read as 16-bit data) are divided by 65535; float (``"F"``) images
+    already within ``[0, 1]`` are kept as they are, other ranges are stretched
+    min-max (non-finite values become 0). Pillow itself reduces 16-bit-per-channel
+    *colour* PNGs to 8 bits.
+
+    Examples
+    --------
+    >>> from PIL import Image
+    >>> buf = io.BytesIO()
+    >>> Image.new("RGB", (4, 2), (255, 0, 0)).save(buf, "PNG")
+    >>> img = load_image(buf.getvalue())
+    >>> img.shape, img.dtype, round(float(img[0, 0]), 3)
+    ((2, 4), dtype('float32'), 0.299)
+    >>> try:
+    ...     load_image(b"hello, I am text")
+    ... except ImageLoadError as exc:
+    ...     print(exc)
+    This file is not an image we can read (PNG, JPEG, GIF, WebP, BMP or TIFF).
+    """
+    mode = _check_mode(mode)
+    max_side = _check_int(max_side, "max_side", 1)
+    max_pixels = _check_int(max_pixels, "max_pixels", 1)
+    max_bytes = _check_int(max_bytes, "max_bytes", 1)
+
+    data = _read_source(source, max_bytes)
+    im = _open_checked(data, max_pixels)
+    try:
+        decoded = _decode(im, max_side)
+        try:
+            return _from_pil(decoded, mode, max_side)
+        except MemoryError:
+            raise ImageLoadError(_MSG_TOO_BIG_TO_PROCESS) from None
+        except ImageLoadError:
+            raise
+        except Exception:
+            _log.debug("image could not be converted", exc_info=True)
+            raise ImageLoadError(_MSG_DAMAGED) from None
+    finally:
+        im.close()
+
+
+# --------------------------------------------------------------------------- samples
+
+
+def _skimage_loader(name: str) -> Callable[[], np.ndarray]:
+    def load() -> np.ndarray:
+        # Imported lazily: skimage.data is slow to import and only samples need it.
+        import skimage.data
+
+        return getattr(skimage.data, name)()
+
+    return load
+
+
+# Display name -> (one-line description, skimage.data function). Every file
+# below ships inside the scikit-image wheel (no download, works offline).
+_SAMPLE_SOURCES: dict[str, tuple[str, str]] = {
+    "Cameraman": (
+        "Classic 512x512 grey photo: a man with a camera, sharp edges and sky.",
+        "camera",
+    ),
+    "Astronaut": ("Colour portrait of astronaut Eileen Collins, 512x512.", "astronaut"),
+    "Coins": ("Grey coins on a dark background: round blobs for edge and blob filters.", "coins"),
+    "Checkerboard": (
+        "Black and white squares: the simplest test for edge kernels.",
+        "checkerboard",
+    ),
+    "Moon": ("Low-contrast grey lunar surface, good for sharpening.", "moon"),
+    "Text": ("Handwritten-looking text on a gradient background.", "text"),
+    "Coffee": ("Colour photo of a coffee cup on a saucer.", "coffee"),
+    "Cat": ("Chelsea the cat, colour: fur texture and whiskers.", "chelsea"),
+    "Brick": ("Grey brick wall texture: strong horizontal and vertical lines.", "brick"),
+    "Horse": ("Binary silhouette of a horse (pixels are exactly 0 or 1).", "horse"),
+    "Page": ("Scanned page of a book with uneven lighting.", "page"),
+}
+
+#: Sample display name -> one-line description.
+SAMPLES: dict[str, str] = {name: desc for name, (desc, _) in _SAMPLE_SOURCES.items()}
+
+
+@functools.lru_cache(maxsize=32)
+def _sample_cached(name: str, mode: str, max_side: int) -> np.ndarray:
+    raw = _skimage_loader(_SAMPLE_SOURCES[name][1])()
+    out = _from_pil(Image.fromarray(raw), mode, max_side)
+    out.setflags(write=False)  # the cached copy is never handed out
+    return out
+
+
+def sample_image(name: str, *, mode: ImageMode = "gray", max_side: int = 512) -> np.ndarray:
+    """Load a bundled sample image (from ``skimage.data``, no network needed).
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`SAMPLES`.
+    mode : {"gray", "rgb"}, default "gray"
+    max_side : int, default 512
+        Longer side limit, as in :func:`load_image`.
+
+    Returns
+    -------
+    ndarray of float32, shape (H, W) or (H, W, 3)
+        A fresh, writeable copy in ``[0, 1]`` (decoded samples are cached; the
+        cache is never exposed, so callers may modify the result freely).
+
+    Examples
+    --------
+    >>> img = sample_image("Checkerboard", max_side=100)
+    >>> img.shape, img.dtype
+    ((100, 100), dtype('float32'))
+    """
+    if not isinstance(name, str) or name not in _SAMPLE_SOURCES:
+        raise ValueError(f"`name` must be one of {', '.join(SAMPLES)}; got {name!r}")
+    mode = _check_mode(mode)
+    max_side = _check_int(max_side, "max_side", 1)
+    return _sample_cached(name, mode, max_side).copy()
+
+
+# --------------------------------------------------------------------------- display
+
+
+def _check_array(a: object) -> np.ndarray:
+    arr = np.asarray(a)
+    if arr.ndim not in (2, 3):
+        raise ValueError(f"`a` must be a 2-D or 3-D array, got {arr.ndim}-D")
+    if not (
+        arr.dtype == np.bool_
+        or np.issubdtype(arr.dtype, np.integer)
+        or np.issubdtype(arr.dtype, np.floating)
+    ):
+        raise ValueError(f"`a` must hold bool, integer or float values, got {arr.dtype}")
+    return arr
+
+
+def _check_limit(value: float | None, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"`{name}` must be a real number or None, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"`{name}` must be finite, got {value!r}")
+    return float(value)
+
+
+def to_display(
+    a: np.ndarray, *, vmin: float | None = None, vmax: float | None = None
+) -> np.ndarray:
+    """Map any 2-D or 3-D array to finite ``float32`` in ``[0, 1]`` for ``st.image``.
+
+    Parameters
+    ----------
+    a : array_like, shape (H, W) or (H, W, C)
+        Bool, integer or float values; NaN and +-inf are allowed.
+    vmin, vmax : float, optional
+        Values mapped to 0 and 1 (values outside are clipped). Each defaults to
+        the minimum / maximum of the finite values (min-max stretch). Pass the
+        result of :func:`symmetric_range` for signed maps so 0 is mid-grey.
+
+    Returns
+    -------
+    ndarray of float32, same shape as ``a``
+        C-contiguous, finite, in ``[0, 1]``.
+
+    Notes
+    -----
+    - ``bool`` maps False -> 0 and True -> 1 (no stretching).
+    - NaN and +-inf count as missing: ignored for the range, shown as 0.
+    - A constant array has no contrast to stretch: a constant already within
+      ``[0, 1]`` is kept as it is (an all-zero ReLU map stays black), any other
+      constant shows as mid-grey 0.5.
+    - An empty array gives a 1x1 black image (``(1, 1)`` or ``(1, 1, C)``), so
+      ``st.image`` never crashes.
+
+    Examples
+    --------
+    >>> to_display(np.array([[-2.0, 0.0], [2.0, np.nan]])).tolist()
+    [[0.0, 0.5], [1.0, 0.0]]
+    >>> to_display(np.zeros((2, 2))).tolist()
+    [[0.0, 0.0], [0.0, 0.0]]
+    >>> to_display(np.array([[-1.0, 0.5]]), vmin=-2, vmax=2).tolist()
+    [[0.25, 0.625]]
+    """
+    arr = _check_array(a)
+    vmin = _check_limit(vmin, "vmin")
+    vmax = _check_limit(vmax, "vmax")
+    if vmin is not None and vmax is not None and not vmax > vmin:
+        raise ValueError(f"`vmax` must be greater than `vmin`, got vmin={vmin}, vmax={vmax}")
+    if arr.size == 0:
+        channels = arr.shape[2:] if arr.ndim == 3 and arr.shape[2] > 0 else ()
+        return np.zeros((1, 1, *channels), dtype=np.float32)
+    if arr.dtype == np.bool_:
+        return np.ascontiguousarray(arr, dtype=np.float32)
+
+    x = arr.astype(np.float64)
+    finite = np.isfinite(x)
+    if not finite.any():
+        return np.zeros(arr.shape, dtype=np.float32)
+    lo = float(x[finite].min()) if vmin is None else vmin
+    hi = float(x[finite].max()) if vmax is None else vmax
+    if hi > lo:
+        y = (x - lo) / (hi - lo)
+    elif vmin is not None:
+        y = np.zeros_like(x)  # every value is at or below the given `vmin`
+    elif vmax is not None:
+        y = np.ones_like(x)  # every value is at or above the given `vmax`
+    else:
+        # A constant: no contrast to stretch. Keep it if it is a valid intensity.
+        y = np.full_like(x, lo if 0.0 <= lo <= 1.0 else 0.5)
+    y = np.where(finite, np.clip(y, 0.0, 1.0), 0.0)
+    return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def to_uint8(a: np.ndarray, *, vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
+    """:func:`to_display` then round to ``uint8`` 0..255 (same shape).
+
+    Pass ``vmin=0, vmax=1`` to export an image that is already in ``[0, 1]``
+    without stretching its contrast.
+
+    >>> to_uint8(np.array([[0.0, 0.5, 1.0]]), vmin=0, vmax=1).tolist()
+    [[0, 128, 255]]
+    """
+    d = to_display(a, vmin=vmin, vmax=vmax)
+    return np.ascontiguousarray(np.rint(d * 255.0), dtype=np.uint8)
+
+
+def encode_png(a: np.ndarray, *, vmin: float | None = None, vmax: float | None = None) -> bytes:
+    """Encode an array as PNG bytes (for download buttons).
+
+    Parameters
+    ----------
+    a : array_like, shape (H, W) or (H, W, C) with C in {1, 3, 4}
+        Scaled with :func:`to_uint8` (``vmin`` / ``vmax`` as in :func:`to_display`).
+
+    Returns
+    -------
+    bytes
+        A greyscale, RGB or RGBA PNG.
+
+    >>> encode_png(np.eye(3)).startswith(b"\\x89PNG")
+    True
+    """
+    u8 = to_uint8(a, vmin=vmin, vmax=vmax)
+    if u8.ndim == 3:
+        if u8.shape[2] == 1:
+            u8 = u8[..., 0]
+        elif u8.shape[2] not in (3, 4):
+            raise ValueError(f"`a` must have 1, 3 or 4 channels, got {u8.shape[2]}")
+    buf = io.BytesIO()
+    Image.fromarray(u8).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def symmetric_range(a: np.ndarray) -> tuple[float, float]:
+    """``(-m, m)`` with ``m = max |a|`` over finite values, for diverging colour scales.
+
+    Never zero-width: an all-zero, empty or all-non-finite array gives ``(-1.0, 1.0)``.
+
+    >>> symmetric_range(np.array([[-3.0, 1.0], [2.0, np.inf]]))
+    (-3.0, 3.0)
+    >>> symmetric_range(np.zeros((2, 2)))
+    (-1.0, 1.0)
+    """
+    x = np.asarray(a, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    m = float(np.abs(x).max()) if x.size else 0.0
+    if m == 0.0:
+        m = 1.0
+    return (-m, m)

@@ -1,0 +1,122 @@
+"""Named kernel presets: blurs, sharpeners, edge detectors and Gabor filters.
+
+All kernels are for cross-correlation (``conv2d(..., flip=False)``), the way
+CNN libraries apply them: ``sobel_x`` is positive where the image gets
+brighter to the right.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["KERNELS", "Kernel", "gabor_bank", "gabor_kernel"]
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """A named kernel. ``weights`` is a read-only float64 array ``(kh, kw)``."""
+
+    name: str  # key in KERNELS, safe for URLs
+    label: str  # what the UI shows
+    weights: np.ndarray  # (kh, kw)
+    description: str  # one line: what it does
+
+
+def _make(name: str, label: str, weights, description: str) -> Kernel:
+    w = np.array(weights, dtype=np.float64)
+    w.setflags(write=False)  # presets are shared: nobody may edit them in place
+    return Kernel(name, label, w, description)
+
+
+def gabor_kernel(
+    theta_deg: float = 0.0, frequency: float = 0.25, sigma: float = 2.0, n_stds: float = 3.0
+) -> np.ndarray:
+    """Real part of a Gabor filter from :func:`skimage.filters.gabor_kernel`.
+
+    >>> gabor_kernel().shape
+    (13, 13)
+    """
+    from skimage.filters import gabor_kernel as sk_gabor  # heavy import, only when needed
+
+    if not np.isfinite(frequency) or frequency <= 0:
+        raise ValueError(f"`frequency` must be > 0, got {frequency!r}")
+    if not np.isfinite(sigma) or sigma <= 0:
+        raise ValueError(f"`sigma` must be > 0, got {sigma!r}")
+    k = sk_gabor(
+        frequency, theta=np.deg2rad(theta_deg), sigma_x=sigma, sigma_y=sigma, n_stds=n_stds
+    )
+    return np.ascontiguousarray(k.real)
+
+
+def gabor_bank(
+    n_orientations: int = 4, frequency: float = 0.25, sigma: float = 2.0
+) -> dict[str, Kernel]:
+    """Gabor kernels at ``n_orientations`` evenly spaced angles in [0, 180).
+
+    >>> list(gabor_bank(4))
+    ['gabor_0', 'gabor_45', 'gabor_90', 'gabor_135']
+    """
+    if isinstance(n_orientations, bool) or not isinstance(n_orientations, int | np.integer):
+        raise ValueError(f"`n_orientations` must be an integer, got {n_orientations!r}")
+    if not 1 <= n_orientations <= 36:
+        raise ValueError(f"`n_orientations` must be between 1 and 36, got {n_orientations}")
+    bank = {}
+    for i in range(n_orientations):
+        deg = 180.0 * i / n_orientations
+        tag = f"{deg:g}"
+        bank[f"gabor_{tag}"] = _make(
+            f"gabor_{tag}",
+            f"Gabor {tag}°",
+            gabor_kernel(deg, frequency, sigma),
+            f"Responds to stripes at {tag}° with frequency {frequency:g} cycles/pixel.",
+        )
+    return bank
+
+
+_G5 = np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1])
+
+KERNELS: dict[str, Kernel] = {
+    k.name: k
+    for k in [
+        _make("identity", "Identity", [[0, 0, 0], [0, 1, 0], [0, 0, 0]],
+              "Copies the input: the centre tap is 1, every other tap 0."),
+        _make("box_blur_3x3", "Box blur 3x3", np.full((3, 3), 1 / 9),
+              "Average of the 3x3 neighbourhood: a mild blur."),
+        _make("box_blur_5x5", "Box blur 5x5", np.full((5, 5), 1 / 25),
+              "Average of the 5x5 neighbourhood: a stronger, blocky blur."),
+        _make("gaussian_3x3", "Gaussian 3x3", np.outer([1, 2, 1], [1, 2, 1]) / 16,
+              "Weighted average favouring the centre: a smooth blur."),
+        _make("gaussian_5x5", "Gaussian 5x5", _G5 / 256,
+              "Binomial approximation of a Gaussian (sigma about 1): smooth blur."),
+        _make("sharpen", "Sharpen", [[0, -1, 0], [-1, 5, -1], [0, -1, 0]],
+              "Identity plus a negative Laplacian: boosts local contrast."),
+        _make("unsharp_mask_5x5", "Unsharp mask 5x5", (2 * np.pad([[256]], 2) - _G5) / 256,
+              "Image plus (image minus its Gaussian blur): sharpens edges."),
+        _make("sobel_x", "Sobel x", [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]],
+              "Horizontal gradient: lights up vertical edges."),
+        _make("sobel_y", "Sobel y", [[-1, -2, -1], [0, 0, 0], [1, 2, 1]],
+              "Vertical gradient: lights up horizontal edges."),
+        _make("scharr_x", "Scharr x", [[-3, 0, 3], [-10, 0, 10], [-3, 0, 3]],
+              "Like Sobel x with better rotational symmetry."),
+        _make("scharr_y", "Scharr y", [[-3, -10, -3], [0, 0, 0], [3, 10, 3]],
+              "Like Sobel y with better rotational symmetry."),
+        _make("prewitt_x", "Prewitt x", [[-1, 0, 1], [-1, 0, 1], [-1, 0, 1]],
+              "Horizontal gradient with equal row weights."),
+        _make("prewitt_y", "Prewitt y", [[-1, -1, -1], [0, 0, 0], [1, 1, 1]],
+              "Vertical gradient with equal column weights."),
+        _make("laplacian_4", "Laplacian (4-neighbour)", [[0, 1, 0], [1, -4, 1], [0, 1, 0]],
+              "Second derivative: responds to blobs and edges in every direction."),
+        _make("laplacian_8", "Laplacian (8-neighbour)", [[1, 1, 1], [1, -8, 1], [1, 1, 1]],
+              "Second derivative including diagonals."),
+        _make("emboss", "Emboss", [[-2, -1, 0], [-1, 1, 1], [0, 1, 2]],
+              "Directional relief: the image looks pressed into metal."),
+        _make("outline", "Outline", [[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]],
+              "Centre minus its neighbours: flat areas go black, edges stay."),
+        _make("motion_blur", "Motion blur 7x7", np.eye(7) / 7,
+              "Average along the diagonal: the blur of a camera moving diagonally."),
+        _make("gabor", "Gabor 0°", gabor_kernel(0.0),
+              "Oriented stripe detector (13x13), like first-layer CNN filters."),
+    ]
+}  # fmt: skip

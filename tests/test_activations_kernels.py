@@ -1,0 +1,127 @@
+"""Activations against their definitions; kernels against scipy/skimage filters."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy import ndimage
+from skimage import filters
+
+import convviz
+from convviz.activations import ACTIVATIONS, leaky_relu, relu, sigmoid, softmax, tanh
+from convviz.conv import conv2d
+from convviz.kernels import KERNELS, gabor_bank, gabor_kernel
+from tests._helpers import assert_matches
+
+X = np.linspace(-30, 30, 61)
+
+
+def test_activations_match_scalar_definitions():
+    assert_matches(relu(X), [max(v, 0.0) for v in X], rtol=0, atol=0)
+    assert_matches(leaky_relu(X, 0.2), [v if v > 0 else 0.2 * v for v in X], rtol=1e-12)
+    assert_matches(sigmoid(X), [1 / (1 + math.exp(-v)) for v in X], rtol=1e-12, atol=1e-15)
+    assert_matches(tanh(X), [math.tanh(v) for v in X], rtol=1e-12)
+    s = softmax(np.array([[1.0, 2.0, 3.0]]))
+    e = [math.exp(v) for v in (1, 2, 3)]
+    assert_matches(s, [[v / sum(e) for v in e]], rtol=1e-12)
+
+
+def test_activations_are_stable_and_keep_float32():
+    big = np.array([-1e4, 1e4], dtype=np.float32)
+    for name, fn in ACTIVATIONS.items():
+        y = fn(big)
+        assert y.dtype == np.float32, name
+        assert np.isfinite(y).all(), name
+    assert sigmoid(big).tolist() == [0.0, 1.0]
+
+
+def test_activation_validation():
+    with pytest.raises(ValueError, match="`alpha` must be a finite number >= 0"):
+        leaky_relu(X, alpha=-1)
+    with pytest.raises(ValueError, match="`x` must be a real numeric array"):
+        relu(np.array(["a"]))
+
+
+def test_at_least_fourteen_presets_with_descriptions():
+    required = {
+        "identity", "box_blur_3x3", "box_blur_5x5", "gaussian_3x3", "gaussian_5x5", "sharpen",
+        "unsharp_mask_5x5", "sobel_x", "sobel_y", "scharr_x", "scharr_y", "prewitt_x",
+        "prewitt_y", "laplacian_4", "laplacian_8", "emboss", "outline", "motion_blur", "gabor",
+    }  # fmt: skip
+    assert required <= set(KERNELS)
+    for name, k in KERNELS.items():
+        assert k.name == name
+        assert k.description and "\n" not in k.description
+        assert k.weights.ndim == 2 and np.isfinite(k.weights).all()
+        assert not k.weights.flags.writeable
+        assert k.weights.shape[0] <= 15 and k.weights.shape[1] <= 15
+
+
+@pytest.mark.parametrize(
+    "name", ["box_blur_3x3", "box_blur_5x5", "gaussian_3x3", "gaussian_5x5", "motion_blur",
+             "identity", "sharpen", "unsharp_mask_5x5"],
+)  # fmt: skip
+def test_smoothing_and_sharpening_kernels_preserve_flat_regions(name):
+    assert KERNELS[name].weights.sum() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "name", ["sobel_x", "sobel_y", "scharr_x", "scharr_y", "prewitt_x", "prewitt_y",
+             "laplacian_4", "laplacian_8", "outline"],
+)  # fmt: skip
+def test_edge_kernels_ignore_flat_regions(name):
+    assert KERNELS[name].weights.sum() == pytest.approx(0.0)
+
+
+def test_presets_agree_with_scipy_and_skimage_filters():
+    rng = np.random.default_rng(0)
+    img = rng.random((20, 24))
+    inner = (slice(1, -1), slice(1, -1))
+    # scipy's sobel along axis 1 is the horizontal gradient, in the same orientation.
+    assert_matches(
+        conv2d(img, KERNELS["sobel_x"].weights), ndimage.sobel(img, axis=1)[inner], rtol=1e-12
+    )
+    assert_matches(
+        conv2d(img, KERNELS["prewitt_y"].weights), ndimage.prewitt(img, axis=0)[inner], rtol=1e-12
+    )
+    assert_matches(
+        conv2d(img, KERNELS["laplacian_4"].weights), ndimage.laplace(img)[inner], rtol=1e-12
+    )
+    # skimage's scharr_h is the unnormalised kernel / 16 (rows: vertical gradient).
+    assert_matches(
+        conv2d(img, KERNELS["scharr_y"].weights) / 16,
+        filters.scharr_h(img)[inner],
+        rtol=1e-9,
+        atol=1e-12,
+    )
+    g = ndimage.gaussian_filter(img, sigma=1.0, mode="constant", truncate=2.0)
+    approx = conv2d(img, KERNELS["gaussian_5x5"].weights, padding="same")
+    assert np.abs(approx - g)[2:-2, 2:-2].max() < 0.02  # binomial ~ Gaussian, sigma 1
+
+
+def test_gabor_comes_from_skimage_and_bank_rotates():
+    from skimage.filters import gabor_kernel as sk
+
+    assert_matches(KERNELS["gabor"].weights, sk(0.25, sigma_x=2, sigma_y=2).real, rtol=1e-12)
+    bank = gabor_bank(4)
+    assert_matches(bank["gabor_90"].weights, bank["gabor_0"].weights.T, rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="`n_orientations` must be between 1 and 36"):
+        gabor_bank(0)
+    with pytest.raises(ValueError, match="`frequency` must be > 0"):
+        gabor_kernel(frequency=0)
+
+
+def test_public_api_names():
+    for name in ["conv2d", "conv2d_steps", "pool2d", "pool2d_steps", "output_size", "relu",
+                 "leaky_relu", "sigmoid", "tanh", "KERNELS"]:  # fmt: skip
+        assert hasattr(convviz, name), name
+
+
+def test_import_convviz_leaves_streamlit_out():
+    code = "import sys, convviz; print('streamlit' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
