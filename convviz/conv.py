@@ -42,8 +42,10 @@ __all__ = [
 # cell; an FFT costs about this much per element per log2(size).
 _NS_PER_TAP = 0.32
 _NS_PER_FFT_ELEM = 0.27
-# Outputs at least this big are split into row bands computed in parallel.
+# Outputs at least this big are computed in row blocks of about _BLOCK_CELLS
+# cells, in parallel.
 _PARALLEL_CELLS = 1 << 17
+_BLOCK_CELLS = 1 << 17
 _THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
@@ -201,16 +203,17 @@ def _conv_shift_add(p: _Prepared) -> np.ndarray:
     f = p.w.shape[0]
     ho, wo = p.out_shape
     out = np.empty((f, ho, wo), p.xp.dtype)
-    # One large row band per thread: measured faster here than cache-sized
-    # blocks, whose per-call overhead outweighed the cache gain.
-    n = _THREADS if ho * wo >= _PARALLEL_CELLS and ho >= 2 * _THREADS else 1
-    edges = np.linspace(0, ho, n + 1).astype(int)
-    bands = list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
-    if n == 1:
-        _shift_add_rows(p, out, 0, ho)
+    # Row blocks small enough to stay in cache while every tap is added into
+    # them (a 12-MP image otherwise streams through memory once per tap), and
+    # spread over threads: NumPy ufuncs release the GIL.
+    rows = max(1, _BLOCK_CELLS // max(wo, 1))
+    blocks = [(r, min(r + rows, ho)) for r in range(0, ho, rows)]
+    if ho * wo < _PARALLEL_CELLS or _THREADS == 1 or len(blocks) == 1:
+        for r0, r1 in blocks:
+            _shift_add_rows(p, out, r0, r1)
     else:
-        # Each band writes a disjoint slice of `out`.
-        list(_pool().map(lambda band: _shift_add_rows(p, out, *band), bands))
+        # Each block writes a disjoint slice of `out`.
+        list(_pool().map(lambda rb: _shift_add_rows(p, out, *rb), blocks))
     return out
 
 
