@@ -1,0 +1,69 @@
+"""A small NumPy CNN (NHWC, float32) to train on MNIST and look inside.
+
+Layers, blocks and a Keras-like :class:`Sequential` with forward and backward
+passes written in NumPy; no deep-learning framework at run time.
+"""
+
+from convviz.nn.blocks import Concat, Residual, dense_block
+from convviz.nn.data import Mnist, MnistError, load_mnist, to_batch, train_val_split
+from convviz.nn.init import INITIALIZERS
+from convviz.nn.layers import (
+    AvgPool2D,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    Identity,
+    Layer,
+    LeakyReLU,
+    MaxPool2D,
+    ReLU,
+    Sigmoid,
+    Tanh,
+)
+from convviz.nn.losses import softmax_cross_entropy
+from convviz.nn.model import Sequential, load_model
+from convviz.nn.optim import OPTIMIZERS, SGD, Adam, Optimizer, RMSprop, make_optimizer
+from convviz.nn.presets import PRESETS, build_model
+from convviz.nn.train import SCHEDULES, TrainConfig, Trainer, evaluate
+
+__all__ = [
+    "INITIALIZERS",
+    "OPTIMIZERS",
+    "PRESETS",
+    "SCHEDULES",
+    "SGD",
+    "Adam",
+    "AvgPool2D",
+    "BatchNorm",
+    "Concat",
+    "Conv2D",
+    "Dense",
+    "Dropout",
+    "Flatten",
+    "Identity",
+    "Layer",
+    "LeakyReLU",
+    "MaxPool2D",
+    "Mnist",
+    "MnistError",
+    "Optimizer",
+    "RMSprop",
+    "ReLU",
+    "Residual",
+    "Sequential",
+    "Sigmoid",
+    "Tanh",
+    "TrainConfig",
+    "Trainer",
+    "build_model",
+    "dense_block",
+    "evaluate",
+    "load_mnist",
+    "load_model",
+    "make_optimizer",
+    "softmax_cross_entropy",
+    "to_batch",
+    "train_val_split",
+]

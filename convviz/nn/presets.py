@@ -1,0 +1,110 @@
+"""Named MNIST-sized architectures: ``build_model(name, seed)`` and ``PRESETS``.
+
+>>> build_model("classic").count_params()
+93322
+>>> sorted(PRESETS)
+['classic', 'densenet', 'inception', 'resnet', 'tiny']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from convviz.nn.blocks import Concat, Residual, dense_block
+from convviz.nn.layers import AvgPool2D, Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU
+from convviz.nn.model import Sequential
+
+__all__ = ["PRESETS", "build_model"]
+
+
+def _tiny() -> list[Layer]:
+    return [
+        Conv2D(8, 3, activation="relu"),  # 26x26x8
+        MaxPool2D(2),  # 13x13x8
+        Conv2D(16, 3, activation="relu"),  # 11x11x16
+        MaxPool2D(2),  # 5x5x16
+        Flatten(),
+        Dense(10, activation="softmax"),
+    ]
+
+
+def _classic() -> list[Layer]:
+    # The Keras MNIST convnet ("Deep Learning with Python", ch. 8): 93,322 params.
+    return [
+        Conv2D(32, 3, activation="relu"),
+        MaxPool2D(2),
+        Conv2D(64, 3, activation="relu"),
+        MaxPool2D(2),
+        Conv2D(64, 3, activation="relu"),
+        Flatten(),
+        Dense(64, activation="relu"),
+        Dense(10, activation="softmax"),
+    ]
+
+
+def _resnet() -> list[Layer]:
+    return [
+        Conv2D(16, 3, padding="same", activation="relu"),  # 28x28x16
+        MaxPool2D(2),  # 14x14x16
+        Residual([Conv2D(16, 3, padding="same", activation="relu"), Conv2D(16, 3, padding="same")]),
+        ReLU(),
+        # Downsampling block: the skip gets a strided 1x1 projection.
+        Residual(
+            [
+                Conv2D(32, 3, strides=2, padding="same", activation="relu"),  # 7x7x32
+                Conv2D(32, 3, padding="same"),
+            ]
+        ),
+        ReLU(),
+        AvgPool2D(2),  # 3x3x32
+        Flatten(),
+        Dense(10, activation="softmax"),
+    ]
+
+
+def _inception() -> list[Layer]:
+    return [
+        Conv2D(16, 3, activation="relu"),  # 26x26x16
+        MaxPool2D(2),  # 13x13x16
+        Concat(
+            [
+                [Conv2D(8, 1, activation="relu")],
+                [Conv2D(8, 1, activation="relu"), Conv2D(16, 3, padding="same", activation="relu")],
+                [Conv2D(4, 1, activation="relu"), Conv2D(8, 5, padding="same", activation="relu")],
+            ]
+        ),  # 13x13x32
+        MaxPool2D(2),  # 6x6x32
+        Flatten(),
+        Dense(10, activation="softmax"),
+    ]
+
+
+def _densenet() -> list[Layer]:
+    return [
+        Conv2D(16, 3, activation="relu"),  # 26x26x16
+        MaxPool2D(2),  # 13x13x16
+        *dense_block(8, 3),  # 13x13x40
+        Conv2D(24, 1, activation="relu"),  # transition
+        AvgPool2D(2),  # 6x6x24
+        Flatten(),
+        Dense(10, activation="softmax"),
+    ]
+
+
+_BUILDERS: dict[str, tuple[Callable[[], list[Layer]], str]] = {
+    "tiny": (_tiny, "2 small convs + 2 max-pools + dense: ~5k params, >= 98% after one epoch"),
+    "classic": (_classic, "the Keras MNIST convnet: 3 convs (32-64-64), 2 max-pools, 2 dense"),
+    "resnet": (_resnet, "a stem conv and two residual blocks (one with a strided projection)"),
+    "inception": (_inception, "a stem conv and one Inception block of 1x1, 3x3 and 5x5 branches"),
+    "densenet": (_densenet, "a stem conv, a 3-layer dense block (growth 8) and a transition"),
+}
+
+#: Preset name -> one-line description.
+PRESETS: dict[str, str] = {name: desc for name, (_, desc) in _BUILDERS.items()}
+
+
+def build_model(name: str, seed: int = 0) -> Sequential:
+    """Build preset ``name`` (see :data:`PRESETS`) for 28x28x1 input, seeded by ``seed``."""
+    if name not in _BUILDERS:
+        raise ValueError(f"`name` must be one of {sorted(_BUILDERS)}, got {name!r}")
+    return Sequential(_BUILDERS[name][0](), input_shape=(28, 28, 1), seed=seed, name=name)
