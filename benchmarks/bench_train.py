@@ -169,7 +169,8 @@ def main() -> None:
     print(
         f"classic convnet, batch {args.batch}, float32, {args.rounds} rounds x {args.steps} steps"
     )
-    print(f"numpy {np.__version__}, {os.cpu_count()} CPUs")
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    print(f"numpy {np.__version__}, {os.cpu_count()} CPUs, load average {load}")
     print(f"convviz.nn : {ours_s * 1e3:7.2f} ms/step  {args.batch / ours_s:8.0f} images/s")
     if theirs:
         torch_s = float(np.median(t_torch))
@@ -177,7 +178,9 @@ def main() -> None:
             f"torch {version} ({threads} threads): {torch_s * 1e3:7.2f} ms/step  "
             f"{args.batch / torch_s:8.0f} images/s"
         )
-        print(f"speed ratio convviz.nn / torch: {torch_s / ours_s:.2f}x")
+        print(f"speed ratio convviz.nn / torch: {torch_s / ours_s:.2f}x (median rounds)")
+        best = min(t_torch) / min(t_ours)
+        print(f"speed ratio of the best rounds: {best:.2f}x (least disturbed by other load)")
     gflops = flops / ours_s / 1e9
     print(
         f"training FLOPs/step {flops / 1e9:.3f} G -> {gflops:.1f} GFLOP/s = "

@@ -190,6 +190,8 @@ def test_dense_block_gradients_and_growth():
 
 
 def _small_model(workers=1, **kw):
+    # 9x9 -> conv 7x7 -> pool 3x3: the pool drops a row and a column, so in training
+    # the fused conv computes only the 6x6 outputs the pool reads.
     layers = [
         Conv2D(3, 3, activation="relu"),
         MaxPool2D(2),
@@ -198,7 +200,7 @@ def _small_model(workers=1, **kw):
         Dense(5, activation="relu"),
         Dense(3, activation="softmax"),
     ]
-    return Sequential(layers, input_shape=(8, 8, 2), seed=3, workers=workers, **kw).astype(
+    return Sequential(layers, input_shape=(9, 9, 2), seed=3, workers=workers, **kw).astype(
         np.float64
     )
 
@@ -210,7 +212,7 @@ def test_whole_model_gradients_through_the_loss(workers):
     model = _small_model(workers, input_grad=True)
     for _, p, _ in model.parameters():
         p += rng.normal(0, 0.05, p.shape)
-    x = rng.random((32, 8, 8, 2))  # 32 rows: two workers get 16 each
+    x = rng.random((32, 9, 9, 2))  # 32 rows: two workers get 16 each
     labels = rng.integers(0, 3, 32)
     _, d = softmax_cross_entropy(model.forward(x, training=True), labels)
     assert (model._split is not None) == (workers == 2)
@@ -227,7 +229,7 @@ def test_whole_model_gradients_through_the_loss(workers):
 
 def test_threaded_step_equals_single_thread_step():
     rng = np.random.default_rng(5)
-    x = rng.random((40, 8, 8, 2))
+    x = rng.random((40, 9, 9, 2))
     labels = rng.integers(0, 3, 40)
     grads = []
     for workers in (1, 2):
@@ -374,3 +376,54 @@ def test_build_and_call_validation():
     layer.build((5, 5, 1), rng)
     with pytest.raises(ValueError, match="`x`"):
         layer.forward(np.zeros((1, 6, 5, 1), np.float32))
+
+
+@pytest.mark.parametrize(
+    ("conv", "pool", "hw"),
+    [
+        (dict(kernel_size=3), dict(pool_size=2), (9, 9)),  # pool drops a row and a column
+        (dict(kernel_size=3, strides=2, padding="same"), dict(pool_size=3, strides=2), (12, 12)),
+        (dict(kernel_size=2), dict(pool_size=(2, 3)), (7, 9)),
+    ],
+)
+@pytest.mark.parametrize("input_grad", [True, False])
+def test_fused_conv_relu_pool_equals_the_unfused_layers(conv, pool, hw, input_grad):
+    """Training fuses Conv2D(relu)+MaxPool2D; Conv2D + ReLU() + MaxPool2D is the oracle.
+
+    Without input_grad the first conv pools itself (one GEMM per pooling phase).
+    """
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((5, *hw, 2))
+    x[:, : hw[0] // 2] = 0.0  # flat background (as in MNIST): conv outputs tie at the bias
+    labels = rng.integers(0, 3, 5)
+    bias = rng.normal(0, 0.3, 4)
+    results = []
+    for fused in (True, False):
+        if fused:
+            head = [Conv2D(4, activation="relu", **conv), MaxPool2D(**pool)]
+        else:
+            head = [Conv2D(4, **conv), ReLU(), MaxPool2D(**pool)]
+        model = Sequential([*head, Flatten(), Dense(3)], input_shape=(*hw, 2), seed=1)
+        model.astype(np.float64)
+        model.input_grad = input_grad
+        assert model.layers[0].defer_relu is fused
+        assert (model.layers[0].used_hw is not None) is fused  # every case crops
+        model.layers[0].params["bias"][...] = bias
+        logits = model.forward(x, training=True)
+        pooled_in_conv = model.layers[0]._cache[0] == "pooled"
+        assert pooled_in_conv is (fused and not input_grad and pool.get("strides") is None)
+        _, d = softmax_cross_entropy(logits, labels)
+        dx = model.backward(d)
+        grads = {
+            n.split("/")[0][:6] + "/" + n.split("/")[1]: g.copy() for n, _, g in model.parameters()
+        }
+        results.append((logits, dx, grads, model.activations(x)[0][1]))
+    (l1, dx1, g1, a1), (l2, dx2, g2, a2) = results
+    assert_matches(l1, l2, rtol=1e-12, atol=1e-12, what="logits")
+    if input_grad:
+        assert_matches(dx1, dx2, rtol=1e-12, atol=1e-12, what="dx")
+    else:
+        assert dx1 is None and dx2 is None
+    for name in g2:
+        assert_matches(g1[name], g2[name], rtol=1e-12, atol=1e-12, what=name)
+    assert_matches(a1, np.maximum(a2, 0), rtol=1e-12, atol=1e-12, what="eval activations")

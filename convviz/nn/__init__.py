@@ -19,6 +19,7 @@ from convviz.nn.layers import (
     LeakyReLU,
     MaxPool2D,
     ReLU,
+    Rescaling,
     Sigmoid,
     Tanh,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "Optimizer",
     "RMSprop",
     "ReLU",
+    "Rescaling",
     "Residual",
     "Sequential",
     "Sigmoid",

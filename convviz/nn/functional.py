@@ -187,9 +187,17 @@ def col2im(
             for j in range(kw):
                 out[:, i : i + sh * ho : sh, j : j + sw * wo : sw, :] = d6[:, :, :, i, j, :]
         return out
-    out.fill(0)
+    if sh == sw == 1:
+        # The first tap assigns (no separate zeroing pass); zero only what it misses.
+        out[:, :ho, :wo] = d6[:, :, :, 0, 0, :]
+        out[:, ho:] = 0
+        out[:, :ho, wo:] = 0
+    else:
+        out.fill(0)
     for i in range(kh):
         for j in range(kw):
+            if sh == sw == 1 and i == j == 0:
+                continue
             out[:, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw, :] += d6[
                 :, :, :, i, j, :
             ]
@@ -253,7 +261,9 @@ def _running_max(views: list[np.ndarray], track: bool) -> tuple[np.ndarray, obje
     idx = np.zeros(best.shape, np.uint8) if track else None
     for k, v in enumerate(views[1:], start=1):
         if track:
-            np.copyto(idx, k, where=v > best)
+            # k exceeds every earlier index: a max sets idx = k where v wins, without
+            # the branchy (and, on random masks, much slower) np.copyto(where=).
+            np.maximum(idx, np.multiply(v > best, np.uint8(k)), out=idx)
         np.maximum(best, v, out=best)
     return best, idx
 
@@ -270,8 +280,13 @@ def _route(dy: np.ndarray, idx: object, n_views: int, out_views: list[np.ndarray
             np.multiply(dy, idx == k, out=out_views[k])
 
 
-def maxpool2d_backward(dy: np.ndarray, cache: object, out: np.ndarray | None = None) -> np.ndarray:
-    """Gradient of :func:`maxpool2d_forward`: ``dy`` (N, Ho, Wo, C) -> ``dx`` (N, H, W, C)."""
+def maxpool2d_backward(
+    dy: np.ndarray, cache: object, out: np.ndarray | None = None, work: np.ndarray | None = None
+) -> np.ndarray:
+    """Gradient of :func:`maxpool2d_forward`: ``dy`` (N, Ho, Wo, C) -> ``dx`` (N, H, W, C).
+
+    ``out`` and ``work`` (shape (N, Ho*ph, Wo, C)) are optional scratch buffers.
+    """
     kind, x_shape, a, b = cache
     if out is None:
         out = np.empty(x_shape, dy.dtype)
@@ -286,7 +301,7 @@ def maxpool2d_backward(dy: np.ndarray, cache: object, out: np.ndarray | None = N
             g_rows = rows[:, :, : pw * wo]
             _route(dy, idx_c, pw, [g_rows[:, :, j::pw] for j in range(pw)])
             return out
-        g_c = np.empty((n, ho * ph, wo, c), dy.dtype)
+        g_c = np.empty((n, ho * ph, wo, c), dy.dtype) if work is None else work
         _route(dy, idx_r, ph, [g_c[:, i::ph] for i in range(ph)])
         _route(g_c, idx_c, pw, [rows[:, :, j : j + pw * wo : pw] for j in range(pw)])
         return out
@@ -359,6 +374,8 @@ _BLAS: list = []
 def blas_threads(n: int | None = None) -> int:
     """Get (and with ``n``, set) numpy's OpenBLAS thread count; returns the previous count.
 
+    The setting is process-wide. ``Sequential`` training steps that split the
+    batch over threads use 1 BLAS thread per slice and restore the count after.
     Returns 0 and does nothing when numpy's BLAS is not an OpenBLAS found at run time.
     """
     if not _BLAS:

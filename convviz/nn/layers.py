@@ -12,6 +12,15 @@ float64 for finite-difference gradient checks.
 
 Layers never modify their inputs in place, so one array can feed several
 layers (as in the residual and concatenation blocks).
+
+Speed notes (see ``benchmarks/bench_train.py``): in TRAINING mode ``Conv2D``
+and ``MaxPool2D`` return arrays that live in the layer's scratch memory
+(:class:`~convviz.nn.functional.Workspace`) and are overwritten by the layer's
+next training call (copy them to keep them); evaluation always returns fresh
+arrays. When a ``Sequential`` holds ``Conv2D(..., activation="relu")`` followed
+by ``MaxPool2D``, the pair is fused in training: the pool applies the ReLU to its
+4x smaller output (``max`` and ``relu`` commute) and the conv computes only the
+outputs some pooling window reads.
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ __all__ = [
     "LeakyReLU",
     "MaxPool2D",
     "ReLU",
+    "Rescaling",
     "Sigmoid",
     "Tanh",
     "assign_names",
@@ -222,6 +232,14 @@ class Conv2D(Layer):
         # the ReLU on its 4x smaller output (max and ReLU commute) and masks the
         # gradient there, sparing two passes over this layer's output.
         self.defer_relu = False
+        # Also set by Sequential: the (rows, cols) of the output that the MaxPool2D
+        # above reads; a valid pool drops trailing ones, so training skips them.
+        self.used_hw: tuple[int, int] | None = None
+        # Also set by Sequential for a non-overlapping pool: (ph, pw, Hpool, Wpool). When
+        # this layer needs no dx (first layer: its input is the data), training runs one
+        # im2col + GEMM per pooling phase and takes the max of those, so the full-size
+        # map is never built; the pool above then passes its input through.
+        self.pool_fused: tuple[int, int, int, int] | None = None
 
     def get_config(self) -> dict:
         return {
@@ -264,25 +282,102 @@ class Conv2D(Layer):
         (t, b), (le, r) = self.pads
         if t or b or le or r:
             hp, wp = x.shape[1] + t + b, x.shape[2] + le + r
-            buf = self._ws.get("xp", (n, hp, wp, x.shape[3]), self.dtype, zero=True)
+            # Training reuses scratch memory (the batch size is fixed); evaluation
+            # allocates, so it can never clobber what a pending backward needs.
+            shape = (n, hp, wp, x.shape[3])
+            buf = self._ws.get("xp", shape, self.dtype, zero=True) if training else None
             xp = F.pad_nhwc(x, self.pads, out=buf)
         else:
             xp = x
+        if training and self.pool_fused is not None and not self.needs_input_grad:
+            return self._forward_pooled(xp, n, x.shape[3])
+        if training and self.used_hw is not None:
+            # Only the windows whose outputs the pool reads: (N, ho', wo', F).
+            ho, wo = self.used_hw
+            xp = xp[:, : (ho - 1) * sh + kh, : (wo - 1) * sw + kw]
         m, k = n * ho * wo, kh * kw * x.shape[3]
-        cols = F.im2col(xp, kh, kw, sh, sw, out=self._ws.get("cols", (m, k), self.dtype))
-        y = np.matmul(cols, self.params["kernel"].reshape(k, f))  # (N*Ho*Wo, F)
+        buf = self._ws.get("cols", (m, k), self.dtype) if training else None
+        cols = F.im2col(xp, kh, kw, sh, sw, out=buf)
+        # In training the output is scratch too: the layers above consume it within the step.
+        out = self._ws.get("y", (m, f), self.dtype) if training else None
+        y = np.matmul(cols, self.params["kernel"].reshape(k, f), out=out)  # (N*Ho*Wo, F)
         if self.use_bias:
             y += self.params["bias"]
         relu_here = self.activation == "relu" and not (training and self.defer_relu)
         if relu_here:
             np.maximum(y, 0, out=y)
-        self._cache = (xp.shape, cols, y if relu_here else None) if training else None
+        if training:
+            full = (n, x.shape[1] + t + b, x.shape[2] + le + r, x.shape[3])
+            self._cache = (full, xp.shape, cols, y if relu_here else None)
+        else:
+            self._cache = None
         return y.reshape(n, ho, wo, f)
+
+    def _forward_pooled(self, xp: np.ndarray, n: int, c: int) -> np.ndarray:
+        """Training forward fused with max pooling and ReLU: (N, Hpool, Wpool, F)."""
+        ph, pw, hpo, wpo = self.pool_fused
+        kh, kw = self.kernel_size
+        sh, sw = self.strides
+        f = self.filters
+        m, k = n * hpo * wpo, kh * kw * c
+        w2 = self.params["kernel"].reshape(k, f)
+        best = self._ws.get("y", (m, f), self.dtype)
+        z = self._ws.get("z", (m, f), self.dtype)
+        won = self._ws.get("won", (m, f), np.bool_)
+        idx = self._ws.get("idx", (m, f), np.uint8)
+        tag = self._ws.get("tag", (m, f), np.uint8)
+        idx.fill(0)
+        cols_list = []
+        # Phase (a, b) holds the conv outputs at (ph*i + a, pw*j + b): a strided im2col.
+        for a in range(ph):
+            for b in range(pw):
+                p = a * pw + b
+                xs = xp[:, sh * a :, sw * b :]
+                xs = xs[:, : (hpo - 1) * sh * ph + kh, : (wpo - 1) * sw * pw + kw]
+                cols = F.im2col(
+                    xs, kh, kw, sh * ph, sw * pw, out=self._ws.get(f"cols{p}", (m, k), self.dtype)
+                )
+                cols_list.append(cols)
+                if p == 0:
+                    np.matmul(cols, w2, out=best)
+                    continue
+                np.matmul(cols, w2, out=z)
+                np.greater(z, best, out=won)  # strict: ties keep the first (raster) phase
+                # idx = p where won: p exceeds every earlier index, so a max does it
+                # without the branchy masked copy (np.copyto(where=) is 30x slower here).
+                np.multiply(won, np.uint8(p), out=tag)
+                np.maximum(idx, tag, out=idx)
+                np.maximum(best, z, out=best)
+        if self.use_bias:
+            best += self.params["bias"]  # max(z + b) == max(z) + b per channel
+        np.maximum(best, 0, out=best)
+        self._cache = ("pooled", cols_list, idx, best)
+        return best.reshape(n, hpo, wpo, f)
+
+    def _backward_pooled(self, dy: np.ndarray) -> None:
+        _, cols_list, idx, best = self._cache
+        f = self.filters
+        g = np.multiply(dy.reshape(-1, f), best > 0)  # ReLU mask on the pooled map
+        dz = self._ws.get("z", g.shape, g.dtype)
+        dk = self.grads["kernel"].reshape(-1, f)
+        for p, cols in enumerate(cols_list):
+            np.multiply(g, idx == p, out=dz)  # the gradient of the phase that won
+            if p == 0:
+                np.matmul(cols.T, dz, out=dk)
+            else:
+                dk += cols.T @ dz
+        if self.use_bias:
+            ones = self._ws.get("ones", (g.shape[0],), g.dtype)
+            ones.fill(1)
+            np.matmul(ones, g, out=self.grads["bias"])  # one winner per window
+        return None
 
     def backward(self, dy):
         if self._cache is None:
             raise ValueError("`backward` needs a preceding `forward(x, training=True)`")
-        xp_shape, cols, y = self._cache
+        if self._cache[0] == "pooled":
+            return self._backward_pooled(dy)
+        xp_shape, used_shape, cols, y = self._cache
         kh, kw = self.kernel_size
         f = self.filters
         dz = dy.reshape(-1, f)
@@ -303,9 +398,12 @@ class Conv2D(Layer):
         )
         (t, b), (le, r) = self.pads
         # dx lives in scratch memory: it is consumed at once by the layer below.
-        dxp = F.col2im(
-            dcols, xp_shape, kh, kw, *self.strides, out=self._ws.get("dxp", xp_shape, dz.dtype)
-        )
+        dxp = self._ws.get("dxp", xp_shape, dz.dtype)
+        hu, wu = used_shape[1:3]
+        F.col2im(dcols, used_shape, kh, kw, *self.strides, out=dxp[:, :hu, :wu])
+        if (hu, wu) != tuple(xp_shape[1:3]):  # input the used windows never touch
+            dxp[:, hu:] = 0
+            dxp[:, :hu, wu:] = 0
         if t or b or le or r:
             return dxp[:, t : xp_shape[1] - b, le : xp_shape[2] - r, :]
         return dxp
@@ -365,11 +463,22 @@ class MaxPool2D(_Pool2D):
     #: Set by Sequential when the layer below is a Conv2D whose ReLU it takes over in training.
     relu_input = False
 
+    @property
+    def used_input_shape(self) -> tuple[int, int, int]:
+        """The input rows/cols that some window reads (valid pooling drops the rest)."""
+        (ph, pw), (sh, sw) = self.pool_size, self.strides
+        ho, wo, c = self.output_shape
+        return ((ho - 1) * sh + ph, (wo - 1) * sw + pw, c)
+
     def forward(self, x, training=False):
-        self._check_input(x)
+        relu = training and self.relu_input
+        if relu and x.shape[1:] == self.output_shape:
+            self._cache = "passed"  # the conv below already pooled (Conv2D.pool_fused)
+            return x
+        if not relu or x.shape[1:] != self.used_input_shape:
+            self._check_input(x)  # a fused conv may hand over just the rows/cols used
         x = np.asarray(x, self.dtype)
         y, cache = F.maxpool2d_forward(x, *self.pool_size, *self.strides, training=training)
-        relu = training and self.relu_input
         if relu:
             y = np.maximum(y, 0)  # relu(max(z)) == max(relu(z))
         self._cache = (cache, y if relu else None) if training else None
@@ -380,11 +489,19 @@ class MaxPool2D(_Pool2D):
             raise ValueError("`backward` needs a preceding `forward(x, training=True)`")
         if not self.needs_input_grad:
             return None
+        if isinstance(self._cache, str):
+            return dy
         cache, y = self._cache
         if y is not None:
             dy = dy * (y > 0)  # the ReLU of the conv below, on the pooled map
         out = self._ws.get("dx", cache[1], dy.dtype)  # scratch: consumed at once below
-        return F.maxpool2d_backward(dy, cache, out=out)
+        n, _, _, c = cache[1]
+        work = None
+        if cache[0] == "fast":
+            work = self._ws.get(
+                "rows", (n, dy.shape[1] * self.pool_size[0], dy.shape[2], c), dy.dtype
+            )
+        return F.maxpool2d_backward(dy, cache, out=out, work=work)
 
 
 class AvgPool2D(_Pool2D):
@@ -487,6 +604,40 @@ class Tanh(Layer):
 
     def backward(self, dy):
         return None if not self.needs_input_grad else dy * (1 - self._cache * self._cache)
+
+
+class Rescaling(Layer):
+    """``y = x * scale + offset`` (Keras ``Rescaling``), e.g. to standardise [0, 1] pixels.
+
+    >>> layer = Rescaling(2.0, offset=-1.0)
+    >>> layer.build((2,), np.random.default_rng(0))
+    (2,)
+    >>> layer.forward(np.array([[0.0, 1.0]], np.float32))
+    array([[-1.,  1.]], dtype=float32)
+    """
+
+    default_name = "rescaling"
+    keras_name = "Rescaling"
+
+    def __init__(self, scale: float, offset: float = 0.0, name: str | None = None) -> None:
+        super().__init__(name)
+        if not np.isfinite(scale) or scale == 0:
+            raise ValueError(f"`scale` must be a finite non-zero number, got {scale!r}")
+        if not np.isfinite(offset):
+            raise ValueError(f"`offset` must be finite, got {offset!r}")
+        self.scale = float(scale)
+        self.offset = float(offset)
+
+    def get_config(self):
+        return {"scale": self.scale, "offset": self.offset, "name": self.name}
+
+    def forward(self, x, training=False):
+        self._check_input(x)
+        x = np.asarray(x, self.dtype)
+        return x * self.dtype.type(self.scale) + self.dtype.type(self.offset)
+
+    def backward(self, dy):
+        return None if not self.needs_input_grad else dy * dy.dtype.type(self.scale)
 
 
 class Identity(Layer):
@@ -745,6 +896,7 @@ LAYER_CLASSES: dict[str, type[Layer]] = {
         AvgPool2D,
         ReLU,
         LeakyReLU,
+        Rescaling,
         Sigmoid,
         Tanh,
         Identity,

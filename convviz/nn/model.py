@@ -31,18 +31,18 @@ _FORMAT = "convviz.nn/1"
 
 # Worker threads shared by every model (numpy and BLAS release the GIL, so two
 # half-batches really run on two cores).
-_POOL: list[ThreadPoolExecutor] = []
+_POOL: list[tuple[int, ThreadPoolExecutor]] = []  # (max_workers, executor)
 _POOL_LOCK = threading.Lock()
-_MIN_ROWS_PER_WORKER = 16  # below this, thread hand-off costs more than it saves
+_MIN_ROWS_PER_SLICE = 16  # below this, thread hand-off costs more than it saves
+_SLICES_PER_WORKER = 1  # 2 (dynamic balancing under load) measured no better here
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
     with _POOL_LOCK:
-        if not _POOL or _POOL[0]._max_workers < workers - 1:
-            _POOL[:] = [
-                ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="convviz-nn")
-            ]
-        return _POOL[0]
+        if not _POOL or _POOL[0][0] < workers - 1:
+            pool = ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="convviz-nn")
+            _POOL[:] = [(workers - 1, pool)]
+        return _POOL[0][1]
 
 
 def _walk(layers):
@@ -50,6 +50,36 @@ def _walk(layers):
         yield layer
         if hasattr(layer, "children"):
             yield from _walk(layer.children())
+
+
+def _run_slices(fn, k: int, workers: int) -> list:
+    """``[fn(0), ..., fn(k-1)]`` computed by the calling thread and ``workers - 1`` pool threads.
+
+    Slices are handed out one at a time, so a thread that gets less CPU (the
+    machine is shared) simply takes fewer of them. BLAS is single-threaded meanwhile.
+    """
+    results: list = [None] * k
+    todo = iter(range(k))
+    lock = threading.Lock()
+
+    def drain() -> None:
+        while True:
+            with lock:
+                i = next(todo, None)
+            if i is None:
+                return
+            results[i] = fn(i)
+
+    old = blas_threads(1)
+    try:
+        futures = [_pool(workers).submit(drain) for _ in range(min(workers, k) - 1)]
+        drain()
+        for f in futures:
+            f.result()
+    finally:
+        if old:
+            blas_threads(old)
+    return results
 
 
 def _forward_chain(layers: list[Layer], x: np.ndarray, training: bool) -> np.ndarray:
@@ -81,11 +111,12 @@ class Sequential:
         the data, so the first layer skips that work (a large saving for a conv).
     workers : int or None
         Threads for training steps (default: 2 if the machine has 2+ cores).
-        A training batch is split into that many slices, each run by a twin of
-        the model that shares its weights (:meth:`Layer.replica`); the twins'
-        gradients are summed, so the result is the full-batch gradient (up to
-        float rounding order). BLAS runs single-threaded meanwhile. Models with
-        BatchNorm always use one thread: their batch statistics need the whole batch.
+        A training batch is split into slices (one per thread, 16+ rows
+        each), each run by a twin of the model that shares its weights
+        (:meth:`Layer.replica`); the twins' gradients are summed, so the result
+        is the full-batch gradient (up to float rounding order). BLAS runs
+        single-threaded meanwhile. Models with BatchNorm always use one thread:
+        their batch statistics need the whole batch.
 
     Examples
     --------
@@ -132,6 +163,11 @@ class Sequential:
             )
             if fuse:
                 below.defer_relu = above.relu_input = True
+                used = above.used_input_shape[:2]
+                if used != below.output_shape[:2]:
+                    below.used_hw = used
+                if above.pool_size == above.strides and above.pool_size != (1, 1):
+                    below.pool_fused = (*above.pool_size, *above.output_shape[:2])
         last = self.layers[-1]
         if isinstance(last, Dense) and last.activation == "softmax":
             last.logits_output = True  # the softmax lives in the loss / predict_proba
@@ -147,11 +183,17 @@ class Sequential:
 
     @property
     def input_grad(self) -> bool:
-        return self.layers[0].needs_input_grad
+        return self._input_grad
 
     @input_grad.setter
     def input_grad(self, value: bool) -> None:
-        self.layers[0].needs_input_grad = bool(value)
+        # A layer needs dx only if something below it learns (or the caller wants dx):
+        # a parameter-free prefix such as Rescaling spares the first conv its dx.
+        self._input_grad = bool(value)
+        needed = self._input_grad
+        for layer in self.layers:
+            layer.needs_input_grad = needed
+            needed = needed or any(True for _ in layer.named_parameters())
 
     @property
     def dtype(self) -> np.dtype:
@@ -183,26 +225,18 @@ class Sequential:
         twins = self._get_twins(k)
         sizes = [len(part) for part in np.array_split(np.empty(len(h)), k)]
         starts = np.cumsum([0, *sizes])
-        old = blas_threads(1)
-        try:
-            futures = [
-                _pool(k).submit(_forward_chain, twins[i], h[starts[i] : starts[i + 1]], True)
-                for i in range(1, k)
-            ]
-            outs = [_forward_chain(twins[0], h[: starts[1]], True)]
-            outs += [f.result() for f in futures]
-        finally:
-            if old:
-                blas_threads(old)
+        outs = _run_slices(
+            lambda i: _forward_chain(twins[i], h[starts[i] : starts[i + 1]], True), k, self.workers
+        )
         self._split = sizes
         return np.concatenate(outs)
 
     def _parallel_slices(self, n: int) -> int:
-        if self.workers < 2 or n < 2 * _MIN_ROWS_PER_WORKER:
+        if self.workers < 2 or n < 2 * _MIN_ROWS_PER_SLICE:
             return 1
         if any(isinstance(layer, BatchNorm) for layer in _walk(self.layers)):
             return 1
-        return min(self.workers, n // _MIN_ROWS_PER_WORKER)
+        return min(_SLICES_PER_WORKER * self.workers, n // _MIN_ROWS_PER_SLICE)
 
     def _get_twins(self, k: int) -> list[list[Layer]]:
         # Rebuild the twins whenever parameters were replaced (astype, new arrays).
@@ -228,17 +262,11 @@ class Sequential:
             raise ValueError(f"`dlogits` must have {sum(self._split)} rows, got {len(d)}")
         twins = self._twins
         starts = np.cumsum([0, *self._split])
-        old = blas_threads(1)
-        try:
-            futures = [
-                _pool(len(twins)).submit(_backward_chain, twins[i], d[starts[i] : starts[i + 1]])
-                for i in range(1, len(twins))
-            ]
-            dxs = [_backward_chain(twins[0], d[: starts[1]])]
-            dxs += [f.result() for f in futures]
-        finally:
-            if old:
-                blas_threads(old)
+        dxs = _run_slices(
+            lambda i: _backward_chain(twins[i], d[starts[i] : starts[i + 1]]),
+            len(twins),
+            self.workers,
+        )
         # The full-batch gradient is the sum of the slices' gradients.
         for twin in twins[1:]:
             for (_, _, g), (_, _, g_twin) in zip(

@@ -1,0 +1,242 @@
+"""`Sequential`, presets, the Keras summary, save/load, and one real epoch on MNIST."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from convviz.nn.blocks import Concat, Residual
+from convviz.nn.layers import (
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    Identity,
+    MaxPool2D,
+    ReLU,
+)
+from convviz.nn.losses import softmax_cross_entropy
+from convviz.nn.model import Sequential, load_model
+from convviz.nn.presets import PRESETS, build_model
+
+# Keras 2's summary of the MNIST convnet from "Deep Learning with Python" (the oracle).
+KERAS_CLASSIC = [
+    ("conv2d (Conv2D)", "(None, 26, 26, 32)", "320"),
+    ("max_pooling2d (MaxPooling2D)", "(None, 13, 13, 32)", "0"),
+    ("conv2d_1 (Conv2D)", "(None, 11, 11, 64)", "18,496"),
+    ("max_pooling2d_1 (MaxPooling2D)", "(None, 5, 5, 64)", "0"),
+    ("conv2d_2 (Conv2D)", "(None, 3, 3, 64)", "36,928"),
+    ("flatten (Flatten)", "(None, 576)", "0"),
+    ("dense (Dense)", "(None, 64)", "36,928"),
+    ("dense_1 (Dense)", "(None, 10)", "650"),
+]
+
+
+def _rows(summary: str) -> list[tuple[str, str, str]]:
+    """Parse the layer rows of a summary: text between the '=' rules, minus '_' rules."""
+    lines = summary.splitlines()
+    rules = [i for i, line in enumerate(lines) if line.startswith("=")]
+    body = [line for line in lines[rules[0] + 1 : rules[1]] if not line.startswith("_")]
+    header = next(line for line in lines if line.startswith("Layer (type)"))
+    c1, c2 = header.index("Output Shape"), header.index("Param #")
+    return [(r[:c1].strip(), r[c1:c2].strip(), r[c2:].strip()) for r in body]
+
+
+def test_classic_summary_matches_keras():
+    text = build_model("classic").summary()
+    assert _rows(text) == KERAS_CLASSIC
+    tail = [line.strip() for line in text.splitlines()[-4:-1]]
+    assert tail == ["Total params: 93,322", "Trainable params: 93,322", "Non-trainable params: 0"]
+    assert text.splitlines()[0] == 'Model: "classic"'
+
+
+def test_summary_counts_batchnorm_moving_stats_as_non_trainable():
+    model = Sequential([Conv2D(4, 3), BatchNorm(), Flatten(), Dense(10)], input_shape=(5, 5, 1))
+    rows = _rows(model.summary())
+    assert rows[1] == ("batch_normalization (BatchNormalization)", "(None, 3, 3, 4)", "16")
+    assert "Total params: 426" in model.summary()  # 40 + 16 + 370
+    assert "Trainable params: 418" in model.summary()
+    assert "Non-trainable params: 8" in model.summary()
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_build_run_and_report_their_size(name):
+    model = build_model(name, seed=1)
+    x = np.random.default_rng(0).random((3, 28, 28, 1), dtype=np.float32)
+    logits = model.forward(x)
+    assert logits.shape == (3, 10) and logits.dtype == np.float32
+    n_arrays = sum(p.size for _, p, _ in model.parameters()) + sum(
+        b.size for _, b in model.buffers()
+    )
+    assert model.count_params() == n_arrays
+    assert f"Total params: {n_arrays:,}" in model.summary()
+    assert 0 < n_arrays < 100_000
+    assert PRESETS[name]
+    probs = model.predict_proba(x)
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+    assert model.predict(x).shape == (3,)
+
+
+def test_tiny_preset_size_by_hand():
+    # conv 3x3x1x16+16, 3x3x16x32+32, 3x3x32x64+64, dense 576x64+64, 64x10+10
+    assert build_model("tiny").count_params() == 160 + 4640 + 18496 + 36928 + 650
+
+
+def test_build_model_rejects_unknown_names():
+    with pytest.raises(ValueError, match="`name`"):
+        build_model("lenet")
+
+
+def test_seeded_models_are_reproducible():
+    a, b, c = build_model("resnet", seed=7), build_model("resnet", seed=7), build_model("resnet", 8)
+    for (na, pa, _), (nb, pb, _) in zip(a.parameters(), b.parameters(), strict=True):
+        assert na == nb and np.array_equal(pa, pb)
+    assert not all(
+        np.array_equal(p, q)
+        for (_, p, _), (_, q, _) in zip(a.parameters(), c.parameters(), strict=True)
+    )
+    x = np.random.default_rng(1).random((4, 28, 28, 1), dtype=np.float32)
+    assert np.array_equal(a.forward(x), b.forward(x))
+
+
+def test_nested_parameter_names():
+    names = [n for n, _, _ in build_model("resnet").parameters()]
+    assert "residual/conv2d/kernel" in names
+    assert "residual_1/projection/kernel" in names
+    assert len(names) == len(set(names))
+
+
+def test_activations_one_entry_per_layer_with_shapes():
+    model = build_model("classic")
+    x = np.random.default_rng(2).random((2, 28, 28, 1), dtype=np.float32)
+    acts = model.activations(x)
+    assert [name for name, _ in acts] == [layer.name for layer in model.layers]
+    for (_, a), layer in zip(acts, model.layers, strict=True):
+        assert a.shape == (2, *layer.output_shape)
+    assert np.array_equal(acts[-1][1], model.forward(x))
+    assert (acts[0][1] >= 0).all()  # the first conv's ReLU is shown applied
+    weights = dict(model.layer_weights())
+    assert list(weights) == ["conv2d", "conv2d_1", "conv2d_2", "dense", "dense_1"]
+    assert weights["conv2d"]["kernel"].shape == (3, 3, 1, 32)
+
+
+def _model_with_everything(seed=0):
+    layers = [
+        Conv2D(4, 3, padding="same", activation="relu"),
+        BatchNorm(),
+        MaxPool2D(2),
+        Residual([Conv2D(6, 3, strides=2, padding="same", activation="relu")]),
+        Concat([[Identity()], [Conv2D(2, 1), ReLU()]]),
+        Flatten(),
+        Dropout(0.3),
+        Dense(10, activation="softmax"),
+    ]
+    return Sequential(layers, input_shape=(12, 12, 1), seed=seed, name="everything")
+
+
+@pytest.mark.parametrize("make", [lambda: build_model("classic"), _model_with_everything])
+def test_save_load_round_trip_is_bitwise(tmp_path, make):
+    model = make()
+    rng = np.random.default_rng(3)
+    shape = (6, *model.input_shape)
+    x = rng.random(shape, dtype=np.float32)
+    for _ in range(2):  # move BatchNorm's moving statistics away from their start
+        _, d = softmax_cross_entropy(model.forward(x, training=True), rng.integers(0, 10, 6))
+        model.backward(d)
+        for _, p, g in model.parameters():
+            p -= 0.1 * g
+    path = tmp_path / "model.npz"
+    model.save(path, metadata={"epochs": 2, "note": "hi"})
+    loaded = load_model(path)
+    assert np.array_equal(loaded.predict_proba(x), model.predict_proba(x))
+    assert loaded.summary() == model.summary()
+    assert loaded.metadata == {"epochs": 2, "note": "hi"}
+    for (n1, b1), (n2, b2) in zip(model.buffers(), loaded.buffers(), strict=True):
+        assert n1 == n2 and np.array_equal(b1, b2)
+    with np.load(path, allow_pickle=False) as data:  # nothing pickled
+        arch = json.loads(str(data["architecture"]))
+    assert [s["class_name"] for s in arch["layers"]][:2] == [
+        type(model.layers[0]).__name__,
+        type(model.layers[1]).__name__,
+    ]
+
+
+def test_load_model_rejects_other_files(tmp_path):
+    path = tmp_path / "other.npz"
+    np.savez(path, a=np.zeros(3))
+    with pytest.raises(ValueError, match="`path`"):
+        load_model(path)
+
+
+def test_sequential_validation():
+    with pytest.raises(ValueError, match="`layers`"):
+        Sequential([])
+    with pytest.raises(ValueError, match="`layers`"):
+        Sequential([Conv2D(2, 3), "relu"])
+    with pytest.raises(ValueError, match="`input_shape`"):
+        Sequential([Flatten()], input_shape=(0, 3, 1))
+    with pytest.raises(ValueError, match="`workers`"):
+        Sequential([Flatten()], workers=0)
+    with pytest.raises(ValueError, match="`name`"):
+        Sequential([Flatten(name="a"), Flatten(name="a")])
+    model = build_model("tiny")
+    with pytest.raises(ValueError, match="`x`"):
+        model.forward(np.zeros((2, 27, 28, 1), np.float32))
+
+
+def test_grayscale_batches_without_channel_axis_are_accepted():
+    model = build_model("tiny")
+    x = np.random.default_rng(4).random((2, 28, 28), dtype=np.float32)
+    assert np.array_equal(model.forward(x), model.forward(x[..., None]))
+
+
+def test_import_pulls_in_no_framework():
+    code = "import sys, convviz.nn; print(sorted({'torch', 'streamlit'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------------ one real epoch
+
+_ROOTS = [Path(__file__).resolve().parents[1] / "assets" / "mnist", Path("/work/shared/data/mnist")]
+
+
+def _idx(path: Path) -> np.ndarray:
+    """Parse an IDX file: magic (2 zero bytes, dtype 0x08, ndim), big-endian dims, uint8 data."""
+    data = gzip.decompress(path.read_bytes())
+    assert data[:3] == b"\x00\x00\x08", f"{path} is not a uint8 IDX file"
+    ndim = data[3]
+    dims = np.frombuffer(data, ">u4", count=ndim, offset=4)
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+@pytest.mark.slow
+def test_tiny_reaches_98_percent_after_one_epoch():
+    """`tiny`: one epoch of 60k, batch 64, Adam(1e-3) -> >= 98% test accuracy."""
+    optim = pytest.importorskip("convviz.nn.optim")
+    root = next((r for r in _ROOTS if (r / "train-images-idx3-ubyte.gz").exists()), None)
+    if root is None:
+        pytest.skip("MNIST files not found")
+    x_train = _idx(root / "train-images-idx3-ubyte.gz")[..., None].astype(np.float32) / 255
+    y_train = _idx(root / "train-labels-idx1-ubyte.gz")
+    x_test = _idx(root / "t10k-images-idx3-ubyte.gz")[..., None].astype(np.float32) / 255
+    y_test = _idx(root / "t10k-labels-idx1-ubyte.gz")
+    assert x_train.shape == (60000, 28, 28, 1) and x_test.shape == (10000, 28, 28, 1)
+
+    model = build_model("tiny", seed=0)
+    opt = optim.Adam(model.parameters(), lr=1e-3)
+    order = np.random.default_rng(0).permutation(60000)
+    for i in range(0, 60000, 64):
+        batch = order[i : i + 64]
+        _, d = softmax_cross_entropy(model.forward(x_train[batch], training=True), y_train[batch])
+        model.backward(d)
+        opt.step()
+    accuracy = float(np.mean(model.predict(x_test) == y_test))
+    assert accuracy >= 0.98, f"test accuracy {accuracy:.4f} after one epoch"
