@@ -1,0 +1,106 @@
+"""Training throughput with the Train page open and refreshing, against the headless trainer.
+
+Same preset, same settings, same step window, timed in the same run:
+
+1. headless: a plain :class:`convviz.nn.train.Trainer` in this process, steps
+   ``[start, stop)`` (no validation falls in the window);
+2. page open: ``streamlit run tests/apps/train_app.py`` in headless Chromium,
+   the preset picked in the sidebar, **Start** pressed; the window's rate is read
+   from the page's progress text, and the page's refreshes are counted with a
+   MutationObserver on the progress bar (one change = one redraw with new data);
+3. headless again (load from other processes hits both alike; the mean counts).
+
+Printed: images/s of each, the ratio page/headless (target >= 0.80) and the
+page's refresh rate while training (target >= 1 Hz).
+
+    .venv/bin/python benchmarks/bench_train_ui.py [--model classic] [--start 10] [--stop 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from convviz.nn.train import TrainConfig, Trainer
+from tests.browser_utils import chromium_page, wait_ready
+from tests.test_browser_train import train_server
+
+# The page's defaults (tiny/classic from the sidebar, 5,000 training images, validation every 50).
+BATCH = 64
+
+
+def config(model: str) -> TrainConfig:
+    return TrainConfig(model=model, train_size=5_000, val_size=1_000, eval_every=50, epochs=10)
+
+
+def headless(model: str, start: int, stop: int) -> float:
+    t = Trainer(config(model))
+    t.train_steps(start)
+    t0 = time.perf_counter()
+    t.train_steps(stop - start)
+    return (stop - start) * BATCH / (time.perf_counter() - t0)
+
+
+def page_open(model: str, start: int, stop: int) -> tuple[float, float]:
+    with train_server() as url, chromium_page(1400, 1000) as page:
+        page.goto(url)
+        wait_ready(page)
+        page.locator("[data-testid='stSelectbox']").filter(has_text="Architecture").click()
+        page.get_by_role("option", name=model, exact=True).click()
+        wait_ready(page)
+        e = page.get_by_label("Epochs")
+        e.fill("10")
+        e.press("Enter")
+        wait_ready(page)
+        page.get_by_role("button", name="Start", exact=True).click()
+        page.wait_for_selector("[data-testid='stProgress']", timeout=60_000)
+
+        expander = (
+            page.locator("[data-testid='stExpander']").filter(has_text="parameters").inner_text()
+        )
+        assert model in expander, expander
+
+        def read() -> tuple[str, int]:
+            text = page.locator("[data-testid='stProgress']").first.inner_text()
+            return text, int(re.search(r"step ([\d,]+)/", text).group(1).replace(",", ""))
+
+        # Rates from redraw moments only (the text is up to one refresh old between them).
+        events = []  # (time, step) at each redraw that shows new numbers
+        last = ""
+        while not events or events[-1][1] < stop:
+            text, step = read()
+            if text != last:
+                last = text
+                if step >= start:
+                    events.append((time.perf_counter(), step))
+            page.wait_for_timeout(20)
+        (t0, s0), (t1, s1) = events[0], events[-1]
+        wall = t1 - t0
+        page.get_by_role("button", name="Pause", exact=True).click()
+        return (s1 - s0) * BATCH / wall, (len(events) - 1) / wall
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="classic")
+    ap.add_argument("--start", type=int, default=10)
+    ap.add_argument("--stop", type=int, default=400)
+    args = ap.parse_args()
+    print(f"preset {args.model}, batch {BATCH}, steps [{args.start}, {args.stop}), 2-core machine")
+    h1 = headless(args.model, args.start, args.stop)
+    print(f"headless (1)     {h1:8.1f} images/s")
+    p, hz = page_open(args.model, args.start, args.stop)
+    print(f"page open        {p:8.1f} images/s   page redraws with new data: {hz:.2f} Hz")
+    h2 = headless(args.model, args.start, args.stop)
+    print(f"headless (2)     {h2:8.1f} images/s")
+    h = (h1 + h2) / 2
+    print(f"ratio page/headless: {p / h:.2f} (target >= 0.80); refresh {hz:.2f} Hz (target >= 1)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""UI latency in headless Chromium: edit a kernel cell -> the feature map repainted.
+
+Run: ``.venv/bin/python benchmarks/bench_ui.py [--edits 20]``
+
+Opens the Convolution page on the 512x512 Cameraman sample, then N times: click
+the kernel grid's bottom-right cell, type a new weight, and time from pressing
+Enter until the feature map's PNG (the ``<image>`` inside the ``conv_output_fig``
+chart) has changed in the DOM. The grid itself waits ~150 ms after Enter before
+it sends the edit; that wait is part of what a user feels, so it is included.
+
+The reference, timed in the same run: the same edit on the 5x5 numbers example
+(the smallest page the app draws), so the ratio shows what the 512x512 image costs
+on top of Streamlit's own round trip. Nothing here is asserted; it prints numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.browser_utils import (
+    browser_missing_reason,
+    chromium_browser,
+    chromium_page,
+    open_kernel_cell_editor,
+    streamlit_server,
+    wait_ready,
+)
+
+MAP_SRC = """() => {
+  // big maps are an <img> (st.image); small ones a plotly heatmap drawn as an <image>
+  const img = document.querySelector('.st-key-conv_output_img img');
+  if (img) return img.getAttribute('src');
+  const hm = document.querySelector('.st-key-conv_output_fig g.hm image');
+  return hm ? hm.getAttribute('href') : null;
+}"""
+
+
+def _time_edits(page, n: int, label: str) -> list[float]:
+    page.wait_for_function(f"() => ({MAP_SRC})() !== null", timeout=60_000)
+    times = []
+    for i in range(n):
+        value = str(2 + i % 7)  # 2..8: always differs from the cell's previous value
+        old = page.evaluate(MAP_SRC)
+        open_kernel_cell_editor(page, value)
+        t0 = time.perf_counter()
+        page.keyboard.press("Enter")
+        page.wait_for_function(
+            f"(old) => {{ const s = ({MAP_SRC})(); return s !== null && s !== old; }}",
+            arg=old,
+            polling="raf",
+            timeout=30_000,
+        )
+        times.append((time.perf_counter() - t0) * 1000)
+        wait_ready(page)  # let the rest of the page (stepper) finish before the next edit
+    p50, p90 = _pct(times, 50), _pct(times, 90)
+    print(f"{label:<34} p50 {p50:6.0f} ms   p90 {p90:6.0f} ms   (n={n})")
+    return times
+
+
+def _pct(xs: list[float], q: float) -> float:
+    return statistics.quantiles(xs, n=100, method="inclusive")[int(q) - 1]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--edits", type=int, default=20)
+    args = ap.parse_args()
+    reason = browser_missing_reason()
+    if reason:
+        print(f"skipped: {reason}")
+        return 0
+    with streamlit_server() as url, chromium_browser() as browser:
+        with chromium_page(1500, 1400, browser) as page:
+            page.goto(f"{url}/?source=sample&sample=Cameraman")
+            wait_ready(page)
+            big = _time_edits(page, args.edits, "512x512 image -> 510x510 map")
+        with chromium_page(1500, 1400, browser) as page:  # a fresh session
+            page.goto(url)  # numbers mode: the 5x5 classic example
+            wait_ready(page)
+            small = _time_edits(page, args.edits, "5x5 numbers (reference)")
+    ratio = statistics.median(big) / statistics.median(small)
+    print(f"ratio 512x512 / reference (p50): {ratio:.2f}x   target: 512x512 p50 <= 250 ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,573 @@
+"""Plotly figure builders for the app: pure functions, no streamlit.
+
+Two ways to draw a 2-D map, picked by size (see STYLE.md latency notes):
+
+- :func:`heatmap_figure` - a ``go.Heatmap`` with a hover value on every cell
+  (and the numbers written in the cells when the map is small). Right for
+  kernels, patches, zoomed neighbourhoods and small outputs.
+- :func:`image_figure` - the map colourised here and shipped as one PNG
+  (``go.Image``). A 512x512 heatmap ships megabytes of JSON per rerun; the PNG
+  is ~100 KB, so big maps repaint several times faster.
+
+:func:`map_figure` chooses between them. Colour scales are consistent across
+the app: :data:`DIVERGING` (blue - white - red, symmetric around 0) for signed
+maps and :data:`GREYS` for images and non-negative maps.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import io
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from PIL import Image
+from plotly.colors import sample_colorscale
+from plotly.subplots import make_subplots
+
+__all__ = [
+    "DIVERGING",
+    "GREYS",
+    "HEATMAP_MAX_CELLS",
+    "TEXT_MAX_CELLS",
+    "activation_curves_figure",
+    "add_shapes",
+    "add_window",
+    "colorbar_strip",
+    "colorize",
+    "crosshair_shapes",
+    "feature_grid_figure",
+    "heatmap_figure",
+    "histogram_figure",
+    "image_figure",
+    "map_figure",
+    "not_yet_shapes",
+    "pad_shapes",
+    "plot_config",
+    "value_range",
+    "window_shape",
+]
+
+DIVERGING = "RdBu_r"  # negative blue, zero white, positive red
+# Linear black -> white (plotly's named "Greys" is a 9-step ramp, not linear).
+GREYS = ((0.0, "rgb(0,0,0)"), (1.0, "rgb(255,255,255)"))
+HEATMAP_MAX_CELLS = 64 * 64  # above this a map is sent as a PNG image instead
+TEXT_MAX_CELLS = 16 * 16  # at or below this the numbers are written in the cells
+
+_WINDOW_COLOUR = "#ff7f0e"  # orange: the sliding window everywhere in the app
+_PAD_COLOUR = "rgba(90, 150, 230, 0.55)"  # blue veil: padding, not image
+
+
+def plot_config(filename: str = "convviz") -> dict:
+    """``st.plotly_chart(config=...)``: the toolbar's camera button saves a PNG.
+
+    >>> plot_config("kernel")["toImageButtonOptions"]["filename"]
+    'kernel'
+    """
+    return {
+        "displaylogo": False,
+        "toImageButtonOptions": {"format": "png", "filename": filename, "scale": 2},
+        "modeBarButtonsToRemove": ["lasso2d", "select2d"],
+    }
+
+
+def value_range(
+    a: np.ndarray, *, signed: bool | None = None, robust: bool = False
+) -> tuple[float, float, str | tuple]:
+    """Colour limits and scale for a map: ``(vmin, vmax, colorscale)``.
+
+    Signed maps (``signed=None`` means "has a negative value") get a symmetric
+    range around 0 on :data:`DIVERGING`, so white always means 0; other maps
+    get ``[min, max]`` on :data:`GREYS`. ``robust`` uses the 1st/99th
+    percentiles so a few outliers do not wash the map out. Never zero-width.
+
+    >>> value_range(np.array([[-1.0, 3.0]]))
+    (-3.0, 3.0, 'RdBu_r')
+    >>> value_range(np.array([[2.0, 2.0]]))[:2]
+    (1.5, 2.5)
+    """
+    x = np.asarray(a, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return (0.0, 1.0, GREYS)
+    lo, hi = np.percentile(x, [1, 99]) if robust else (x.min(), x.max())
+    lo, hi = float(lo), float(hi)
+    if signed is None:
+        signed = bool(x.min() < 0)
+    if signed:
+        m = max(abs(lo), abs(hi))
+        m = m if m > 0 else 1.0
+        return (-m, m, DIVERGING)
+    if hi <= lo:  # constant map: centre it so it shows mid-grey, not black
+        return (lo - 0.5, lo + 0.5, GREYS)
+    return (lo, hi, GREYS)
+
+
+@functools.lru_cache(maxsize=16)
+def _lut(colorscale: str | tuple) -> np.ndarray:  # (256, 3) uint8
+    scale = colorscale if isinstance(colorscale, str) else [list(c) for c in colorscale]
+    colours = sample_colorscale(scale, np.linspace(0, 1, 256).tolist(), colortype="tuple")
+    return np.rint(np.asarray(colours, dtype=np.float64) * 255).astype(np.uint8)
+
+
+def colorize(
+    a: np.ndarray, vmin: float, vmax: float, colorscale: str | tuple = GREYS
+) -> np.ndarray:
+    """Map a 2-D array through a plotly colour scale to ``(H, W, 3)`` uint8.
+
+    NaN and inf are drawn as the low end of the scale (they never reach the
+    app's maps; this only keeps the PNG encoder safe).
+
+    >>> colorize(np.array([[0.0, 1.0]]), 0.0, 1.0).tolist()
+    [[[0, 0, 0], [255, 255, 255]]]
+    """
+    if vmax <= vmin:
+        raise ValueError(f"`vmax` must be greater than `vmin`, got {vmin}, {vmax}")
+    x = np.asarray(a, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"`a` must be 2-D, got shape {x.shape}")
+    return _lut(colorscale)[_indices(x, vmin, vmax)]
+
+
+def colorbar_strip(colorscale: str | tuple = GREYS, width: int = 256, height: int = 10):
+    """A horizontal ``(height, width, 3)`` uint8 gradient of a colour scale (low on the left).
+
+    >>> colorbar_strip(width=4, height=1)[0, [0, -1]].tolist()
+    [[0, 0, 0], [255, 255, 255]]
+    """
+    ramp = np.linspace(0.0, 1.0, width)[None, :].repeat(height, axis=0)
+    return colorize(ramp, 0.0, 1.0, colorscale)
+
+
+def _indices(x: np.ndarray, vmin: float, vmax: float) -> np.ndarray:  # (H, W) uint8
+    t = (np.asarray(x, dtype=np.float64) - vmin) * (255.0 / (vmax - vmin))
+    t = np.nan_to_num(t, nan=0.0, posinf=255.0, neginf=0.0)
+    return np.clip(np.rint(t), 0, 255).astype(np.uint8)
+
+
+def _png_uri(rgb: np.ndarray) -> str:
+    buf = io.BytesIO()
+    # compress_level=1: encoding speed matters more than bytes on a local app
+    Image.fromarray(rgb).save(buf, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _indexed_png_uri(idx: np.ndarray, colorscale: str | tuple) -> str:
+    # A palette PNG: one byte per pixel, a third of the RGB work to encode and ship.
+    im = Image.fromarray(idx, mode="L").convert("P")
+    im.putpalette(_lut(colorscale).ravel().tolist())
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+@functools.lru_cache(maxsize=24)
+def _cached_map_uri(digest: bytes, a: _Frozen, vmin: float, vmax: float, scale) -> str:
+    return _indexed_png_uri(_indices(a.array, vmin, vmax), scale)
+
+
+class _Frozen:
+    """Carries an array through lru_cache, hashed by a digest computed once."""
+
+    __slots__ = ("array", "digest")
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+        self.digest = hashlib.blake2b(
+            array.tobytes() + str((array.shape, array.dtype.str)).encode(), digest_size=16
+        ).digest()
+
+    def __hash__(self) -> int:
+        return hash(self.digest)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Frozen) and other.digest == self.digest
+
+
+def _map_uri(a: np.ndarray, vmin: float, vmax: float, colorscale: str | tuple) -> str:
+    """PNG data URI of a 2-D map; repeated calls with the same map and colours are free."""
+    f = _Frozen(np.ascontiguousarray(a))
+    return _cached_map_uri(f.digest, f, float(vmin), float(vmax), colorscale)
+
+
+def _axes(h: int, w: int, r0: int = 0, c0: int = 0, ticks: bool = False) -> dict:
+    extra = {"dtick": 1} if ticks else {}  # whole rows/cols only
+    common = {"constrain": "domain", "showgrid": False, "zeroline": False, **extra}
+    return {
+        "xaxis": {"range": [c0 - 0.5, c0 + w - 0.5], **common},
+        # row 0 at the top, like an image; square pixels
+        "yaxis": {"range": [r0 + h - 0.5, r0 - 0.5], "scaleanchor": "x", **common},
+    }
+
+
+def _base(title: str, height: int | None) -> dict:
+    return {
+        "title": {"text": title, "font": {"size": 14}} if title else None,
+        "margin": {"l": 10, "r": 10, "t": 36 if title else 10, "b": 10},
+        "height": height,
+        "plot_bgcolor": "rgba(0,0,0,0)",
+    }
+
+
+def _layout(fig: go.Figure, title: str, height: int | None) -> go.Figure:
+    fig.update_layout(_base(title, height))
+    return fig
+
+
+def _colorbar_trace(vmin: float, vmax: float, colorscale: str | tuple) -> go.Scatter:
+    # go.Image has no colour bar: an invisible marker carries one.
+    return go.Scatter(
+        x=[None],
+        y=[None],
+        mode="markers",
+        showlegend=False,
+        hoverinfo="skip",
+        marker={
+            "color": [vmin],
+            "cmin": vmin,
+            "cmax": vmax,
+            "colorscale": colorscale,
+            "showscale": True,
+            "colorbar": {"thickness": 12, "len": 0.9},
+        },
+    )
+
+
+def image_figure(
+    a: np.ndarray,
+    *,
+    title: str = "",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    colorscale: str | tuple | None = None,
+    height: int | None = None,
+    extent: tuple[int, int] | None = None,
+    colorbar: bool = True,
+    shapes: Sequence[dict] = (),
+) -> go.Figure:
+    """A map shipped as one PNG: ``a`` is ``(H, W)`` values or ``(H, W, 3)`` RGB in [0, 1].
+
+    ``extent`` ``(rows, cols)`` fixes the axis ranges so that two figures of
+    different sizes are drawn at the same scale (input beside feature map).
+    Hover shows the pixel's row and column.
+
+    >>> fig = image_figure(np.zeros((4, 6)))
+    >>> fig.data[0].type, fig.data[0].source[:22]
+    ('image', 'data:image/png;base64,')
+    """
+    x = np.asarray(a)
+    if x.ndim == 3 and x.shape[2] == 3:
+        rgb = np.clip(np.rint(np.nan_to_num(x.astype(np.float64)) * 255), 0, 255)
+        source = _png_uri(rgb.astype(np.uint8))
+        colorbar = False
+    elif x.ndim == 2:
+        lo, hi, scale = value_range(x)
+        vmin = lo if vmin is None else vmin
+        vmax = hi if vmax is None else vmax
+        colorscale = scale if colorscale is None else colorscale
+        source = _map_uri(x, vmin, vmax, colorscale)
+    else:
+        raise ValueError(f"`a` must be (H, W) or (H, W, 3), got shape {x.shape}")
+    data = [go.Image(source=source, hovertemplate="row %{y}, col %{x}<extra></extra>")]
+    if colorbar:
+        data.append(_colorbar_trace(float(vmin), float(vmax), colorscale))
+    h, w = extent if extent is not None else x.shape[:2]
+    # One constructor call: plotly validates each update, and that adds up per rerun.
+    layout = {**_base(title, height), **_axes(h, w), "shapes": list(shapes)}
+    return go.Figure(data=data, layout=layout)
+
+
+def _label(v: float, digits: int) -> str:
+    s = f"{v:.{digits}g}"
+    return "0" if s == "-0" else s  # products like -1 x 0 read as 0, not -0
+
+
+def heatmap_figure(
+    a: np.ndarray,
+    *,
+    title: str = "",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    colorscale: str | tuple | None = None,
+    text: bool | None = None,
+    digits: int = 3,
+    mask: np.ndarray | None = None,
+    height: int | None = None,
+    extent: tuple[int, int] | None = None,
+    origin: tuple[int, int] = (0, 0),
+    colorbar: bool = True,
+    hover_name: str = "value",
+    shapes: Sequence[dict] = (),
+) -> go.Figure:
+    """A ``go.Heatmap`` with the value of every cell on hover.
+
+    Parameters
+    ----------
+    a : ndarray, shape (H, W)
+    text : bool, optional
+        Write the numbers in the cells; by default when ``a.size <= TEXT_MAX_CELLS``.
+    mask : ndarray of bool, shape (H, W), optional
+        Cells that are False are left blank (not computed yet, or padding).
+    origin : (int, int)
+        Row and column of ``a[0, 0]``, so a zoomed crop keeps its real coordinates.
+    shapes : sequence of dict
+        Layout shapes (:func:`window_shape`, :func:`pad_shapes`), set at construction:
+        plotly validates every later update, which costs more than building the map.
+
+    >>> fig = heatmap_figure(np.array([[1.0, -2.0]]))
+    >>> fig.data[0].type, list(fig.data[0].text[0])
+    ('heatmap', ['1', '-2'])
+    """
+    x = np.asarray(a, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"`a` must be 2-D, got shape {x.shape}")
+    lo, hi, scale = value_range(x if mask is None else x[np.asarray(mask, bool)])
+    vmin = lo if vmin is None else vmin
+    vmax = hi if vmax is None else vmax
+    colorscale = scale if colorscale is None else colorscale
+    z = x if mask is None else np.where(np.asarray(mask, bool), x, np.nan)
+    if text is None:
+        text = x.size <= TEXT_MAX_CELLS
+    labels = np.vectorize(lambda v: _label(v, digits), otypes=[object])(x) if x.size else x
+    if mask is not None and x.size:
+        labels = np.where(np.asarray(mask, bool), labels, "")
+    r0, c0 = origin
+    trace = go.Heatmap(
+        z=z,
+        x=np.arange(c0, c0 + x.shape[1]),
+        y=np.arange(r0, r0 + x.shape[0]),
+        zmin=vmin,
+        zmax=vmax,
+        colorscale=colorscale,
+        text=labels,
+        texttemplate="%{text}" if text else None,
+        textfont={"size": 12 if x.size <= 49 else 10},
+        hovertemplate=f"row %{{y}}, col %{{x}}<br>{hover_name} %{{z:.6g}}<extra></extra>",
+        showscale=colorbar,
+        colorbar={"thickness": 12, "len": 0.9},
+        xgap=1 if x.size <= TEXT_MAX_CELLS else 0,
+        ygap=1 if x.size <= TEXT_MAX_CELLS else 0,
+    )
+    h, w = extent if extent is not None else x.shape
+    axes = _axes(h, w, r0, c0, ticks=max(h, w) <= 32)
+    layout = {**_base(title, height), **axes, "shapes": list(shapes)}
+    return go.Figure(data=[trace], layout=layout)
+
+
+def map_figure(a: np.ndarray, **kwargs) -> go.Figure:
+    """:func:`heatmap_figure` for small maps, :func:`image_figure` for big ones.
+
+    >>> map_figure(np.zeros((8, 8))).data[0].type, map_figure(np.zeros((100, 100))).data[0].type
+    ('heatmap', 'image')
+    """
+    x = np.asarray(a)
+    if x.ndim == 2 and x.size <= HEATMAP_MAX_CELLS:
+        return heatmap_figure(x, **kwargs)
+    keep = ("title", "vmin", "vmax", "colorscale", "height", "extent", "colorbar", "shapes")
+    kwargs = {k: v for k, v in kwargs.items() if k in keep}
+    return image_figure(x, **kwargs)
+
+
+def window_shape(
+    top: float,
+    left: float,
+    height: float,
+    width: float,
+    *,
+    colour: str = _WINDOW_COLOUR,
+    dash: str | None = None,
+) -> dict:
+    """Layout shape (a dict) framing cells ``[top, top+height) x [left, left+width)``.
+
+    >>> window_shape(1, 2, 3, 3)["x0"], window_shape(1, 2, 3, 3)["y1"]
+    (1.5, 3.5)
+    """
+    return {
+        "type": "rect",
+        "x0": left - 0.5,
+        "x1": left + width - 0.5,
+        "y0": top - 0.5,
+        "y1": top + height - 0.5,
+        "line": {"color": colour, "width": 3, "dash": dash},
+        "fillcolor": "rgba(0,0,0,0)",
+    }
+
+
+def pad_shapes(cells: np.ndarray, *, origin: tuple[int, int] = (0, 0)) -> list[dict]:
+    """Grey squares over the True cells of a ``(H, W)`` mask (padding)."""
+    r0, c0 = origin
+    return [
+        {
+            "type": "rect",
+            "x0": c0 + c - 0.5,
+            "x1": c0 + c + 0.5,
+            "y0": r0 + r - 0.5,
+            "y1": r0 + r + 0.5,
+            "line": {"width": 0},
+            "fillcolor": _PAD_COLOUR,
+            "layer": "above",
+        }
+        for r, c in np.argwhere(np.asarray(cells, bool))
+    ]
+
+
+def crosshair_shapes(row: float, col: float, colour: str = _WINDOW_COLOUR) -> list[dict]:
+    """A thin horizontal and vertical line through a cell, to find it on a big map."""
+    line = {"type": "line", "line": {"color": colour, "width": 1}}
+    return [
+        {**line, "xref": "paper", "x0": 0, "x1": 1, "y0": row, "y1": row},
+        {**line, "yref": "paper", "y0": 0, "y1": 1, "x0": col, "x1": col},
+    ]
+
+
+def add_shapes(fig: go.Figure, shapes: Sequence[dict]) -> go.Figure:
+    """Add many shapes in one layout update (one validation pass, not one per shape)."""
+    if shapes:
+        fig.update_layout(shapes=[*fig.layout.shapes, *shapes])
+    return fig
+
+
+def add_window(fig: go.Figure, top: float, left: float, height: float, width: float, **kw):
+    """Draw a rectangle around cells ``[top, top+height) x [left, left+width)``.
+
+    >>> fig = add_window(go.Figure(), 1, 2, 3, 3)
+    >>> (fig.layout.shapes[0].x0, fig.layout.shapes[0].y1)
+    (1.5, 3.5)
+    """
+    return add_shapes(fig, [window_shape(top, left, height, width, **kw)])
+
+
+def not_yet_shapes(out_shape: tuple[int, int], oy: int, ox: int) -> list[dict]:
+    """Light-grey veils over the output cells after ``(oy, ox)`` in raster order.
+
+    >>> [(s["y0"], s["y1"]) for s in not_yet_shapes((3, 4), 1, 2)]
+    [(0.5, 1.5), (1.5, 2.5)]
+    """
+    ho, wo = out_shape
+    veil = {"type": "rect", "fillcolor": "rgba(225,225,225,0.9)", "line": {"width": 0}}
+    shapes = []
+    if ox + 1 < wo:
+        shapes.append({**veil, "x0": ox + 0.5, "x1": wo - 0.5, "y0": oy - 0.5, "y1": oy + 0.5})
+    if oy + 1 < ho:
+        shapes.append({**veil, "x0": -0.5, "x1": wo - 0.5, "y0": oy + 0.5, "y1": ho - 0.5})
+    return shapes
+
+
+def histogram_figure(a: np.ndarray, *, bins: int = 60, title: str = "", height: int = 220):
+    """Histogram of the finite values, binned here (ships ``bins`` bars, not every value).
+
+    >>> fig = histogram_figure(np.array([0.0, 0.0, 1.0]), bins=2)
+    >>> fig.data[0].y.tolist()
+    [2, 1]
+    """
+    x = np.asarray(a, dtype=np.float64).ravel()
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        x = np.zeros(1)
+    lo, hi = float(x.min()), float(x.max())
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    counts, edges = np.histogram(x, bins=bins, range=(lo, hi))
+    centres = (edges[:-1] + edges[1:]) / 2
+    fig = go.Figure(
+        go.Bar(
+            x=centres,
+            y=counts,
+            width=np.diff(edges),
+            marker={"color": "#4c78a8"},
+            customdata=np.stack([edges[:-1], edges[1:]], axis=1),
+            hovertemplate="[%{customdata[0]:.4g}, %{customdata[1]:.4g}): %{y}<extra></extra>",
+        )
+    )
+    fig.update_layout(bargap=0, xaxis_title="value", yaxis_title="count")
+    return _layout(fig, title, height)
+
+
+def activation_curves_figure(
+    functions: Mapping[str, Callable[[np.ndarray], np.ndarray]],
+    *,
+    lo: float = -5.0,
+    hi: float = 5.0,
+    highlight: str | None = None,
+    height: int = 300,
+) -> go.Figure:
+    """Plot ``f(x)`` for each activation over ``[lo, hi]``; ``highlight`` drawn thick.
+
+    >>> fig = activation_curves_figure({"id": lambda v: v}, lo=-1, hi=1)
+    >>> float(fig.data[0].y[0]), float(fig.data[0].y[-1])
+    (-1.0, 1.0)
+    """
+    xs = np.linspace(lo, hi, 201)
+    fig = go.Figure()
+    for name, fn in functions.items():
+        thick = name == highlight
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=np.asarray(fn(xs), dtype=np.float64),
+                name=name,
+                mode="lines",
+                line={"width": 4 if thick else 1.5},
+                opacity=1.0 if thick or highlight is None else 0.45,
+            )
+        )
+    fig.update_layout(
+        xaxis_title="input",
+        yaxis_title="output",
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02},
+    )
+    return _layout(fig, "", height)
+
+
+def feature_grid_figure(
+    maps: Sequence[np.ndarray],
+    titles: Sequence[str],
+    *,
+    ncols: int = 4,
+    signed: bool | None = None,
+    cell_height: int = 230,
+) -> go.Figure:
+    """A grid of feature maps, each its own PNG with its own colour range.
+
+    >>> fig = feature_grid_figure([np.zeros((3, 3)), np.ones((3, 3))], ["a", "b"], ncols=2)
+    >>> [t.type for t in fig.data]
+    ['image', 'image']
+    """
+    if len(maps) != len(titles):
+        raise ValueError("`titles` must have one entry per map")
+    if ncols < 1:
+        raise ValueError(f"`ncols` must be >= 1, got {ncols}")
+    n = max(len(maps), 1)
+    nrows = -(-n // ncols)
+    fig = make_subplots(
+        rows=nrows,
+        cols=ncols,
+        subplot_titles=list(titles),
+        horizontal_spacing=0.02,
+        vertical_spacing=0.06 if nrows > 1 else 0.0,
+    )
+    for i, m in enumerate(maps):
+        lo, hi, scale = value_range(m, signed=signed, robust=True)
+        fig.add_trace(
+            go.Image(
+                source=_map_uri(m, lo, hi, scale),
+                hovertemplate="row %{y}, col %{x}<extra>" + titles[i] + "</extra>",
+            ),
+            row=i // ncols + 1,
+            col=i % ncols + 1,
+        )
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed")
+    for i in range(len(maps)):
+        suffix = "" if i == 0 else str(i + 1)
+        fig.update_layout({f"yaxis{suffix}": {"scaleanchor": f"x{suffix}"}})
+    fig.update_annotations(font_size=12)
+    fig.update_layout(
+        height=cell_height * nrows + 30,
+        margin={"l": 5, "r": 5, "t": 30, "b": 5},
+        showlegend=False,
+    )
+    return fig

@@ -1,0 +1,385 @@
+"""Figures and pictures for the training page: pure functions, no streamlit.
+
+The page redraws these about once a second while a model trains, so each is
+kept light (see STYLE.md latency notes):
+
+- curves and the confusion matrix are small plotly figures with hover values;
+  long histories are thinned to at most ``max_points`` per trace;
+- first-layer filters are ONE ``go.Heatmap`` of all kernels tiled with NaN
+  gaps (hundreds of cells, hover shows each weight);
+- feature maps, deeper filters and digits are stitched into one ``uint8`` RGB
+  picture each, for ``st.image`` (a small PNG instead of megabytes of JSON).
+
+Kernels use the Keras layout ``(kh, kw, C, F)``; feature maps ``(H, W, C)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from convviz.figures import DIVERGING, GREYS, colorize
+
+__all__ = [
+    "confusion_figure",
+    "curves_figure",
+    "dense_figure",
+    "digit_tile",
+    "feature_maps_image",
+    "filters_figure",
+    "filters_image",
+    "format_duration",
+    "thin",
+    "tile",
+]
+
+_GAP_RGB = (255, 255, 255)
+_TRAIN_COLOUR = "#1f77b4"
+_VAL_COLOUR = "#ff7f0e"
+_RIGHT = (46, 160, 67)  # green border: correct prediction
+_WRONG = (214, 39, 40)  # red border: wrong prediction
+
+
+def thin(x: Sequence[float], y: Sequence[float], max_points: int = 600) -> tuple[list, list]:
+    """At most ``max_points`` evenly spaced pairs of ``(x, y)``, always keeping the last.
+
+    >>> thin(range(10), range(10), max_points=4)
+    ([0, 3, 6, 9], [0, 3, 6, 9])
+    >>> thin([1, 2], [3, 4])
+    ([1, 2], [3, 4])
+    """
+    if max_points < 2:
+        raise ValueError(f"`max_points` must be >= 2, got {max_points}")
+    x, y = list(x), list(y)
+    if len(x) != len(y):
+        raise ValueError(f"`y` must have {len(x)} entries, got {len(y)}")
+    n = len(x)
+    if n <= max_points:
+        return x, y
+    idx = np.unique(np.linspace(0, n - 1, max_points).round().astype(int))
+    return [x[i] for i in idx], [y[i] for i in idx]
+
+
+def curves_figure(
+    chunks: Mapping[str, Sequence[float]],
+    history: Mapping[str, Sequence[float]],
+    *,
+    max_points: int = 600,
+    height: int = 300,
+) -> go.Figure:
+    """Loss and accuracy against optimizer step: train (per chunk) as lines, validation as dots.
+
+    Parameters
+    ----------
+    chunks : mapping with ``step``, ``loss``, ``acc`` (running train values per chunk)
+    history : mapping with ``val_step``, ``val_loss``, ``val_acc``
+
+    >>> fig = curves_figure({"step": [1, 2], "loss": [2.3, 2.1], "acc": [0.1, 0.2]},
+    ...                     {"val_step": [2], "val_loss": [2.0], "val_acc": [0.3]})
+    >>> [(t.name, list(t.y)) for t in fig.data]
+    [('train', [2.3, 2.1]), ('validation', [2.0]), ('train', [0.1, 0.2]), ('validation', [0.3])]
+    """
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"), horizontal_spacing=0.1)
+    steps = chunks.get("step", ())
+    vsteps = history.get("val_step", ())
+    for col, key in ((1, "loss"), (2, "acc")):
+        x, y = thin(steps, chunks.get(key, ()), max_points)
+        fmt = ".4f" if key == "loss" else ".2%"
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=y,
+                mode="lines",
+                name="train",
+                legendgroup="train",
+                showlegend=col == 1,
+                line={"color": _TRAIN_COLOUR, "width": 1.5},
+                hovertemplate=f"step %{{x}}<br>train {key} %{{y:{fmt}}}<extra></extra>",
+            ),
+            row=1,
+            col=col,
+        )
+        vx, vy = thin(vsteps, history.get(f"val_{key}", ()), max_points)
+        fig.add_trace(
+            go.Scatter(
+                x=vx,
+                y=vy,
+                mode="lines+markers",
+                name="validation",
+                legendgroup="validation",
+                showlegend=col == 1,
+                marker={"color": _VAL_COLOUR, "size": 7},
+                line={"color": _VAL_COLOUR, "width": 1, "dash": "dot"},
+                hovertemplate=f"step %{{x}}<br>validation {key} %{{y:{fmt}}}<extra></extra>",
+            ),
+            row=1,
+            col=col,
+        )
+    fig.update_xaxes(title_text="step")
+    fig.update_yaxes(rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=2)
+    fig.update_layout(
+        height=height,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        legend={"orientation": "h", "y": -0.25},
+        uirevision="curves",  # keep the user's zoom across refreshes
+    )
+    return fig
+
+
+def tile(maps: np.ndarray, ncols: int, gap: int = 1, fill: float = np.nan) -> np.ndarray:
+    """Lay ``maps`` (N, h, w) out row-major in a grid with ``gap``-wide ``fill`` lines.
+
+    >>> tile(np.ones((3, 2, 2)), ncols=2, gap=1, fill=0).astype(int)
+    array([[1, 1, 0, 1, 1],
+           [1, 1, 0, 1, 1],
+           [0, 0, 0, 0, 0],
+           [1, 1, 0, 0, 0],
+           [1, 1, 0, 0, 0]])
+    """
+    maps = np.asarray(maps, dtype=np.float64)
+    if maps.ndim != 3 or len(maps) == 0:
+        raise ValueError(f"`maps` must have shape (N, h, w) with N >= 1, got {maps.shape}")
+    if ncols < 1:
+        raise ValueError(f"`ncols` must be >= 1, got {ncols}")
+    if gap < 0:
+        raise ValueError(f"`gap` must be >= 0, got {gap}")
+    n, h, w = maps.shape
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    out = np.full((nrows * (h + gap) - gap, ncols * (w + gap) - gap), fill, dtype=np.float64)
+    for i in range(n):
+        r, c = divmod(i, ncols)
+        out[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = maps[i]
+    return out
+
+
+def _filters_of(kernel: np.ndarray, channel: int | None) -> np.ndarray:
+    k = np.asarray(kernel, dtype=np.float64)
+    if k.ndim != 4:
+        raise ValueError(f"`kernel` must have shape (kh, kw, C, F), got {k.shape}")
+    if channel is None:
+        return np.moveaxis(k, (2, 3), (1, 0)).reshape(-1, *k.shape[:2])  # (F*C, kh, kw)
+    if not 0 <= channel < k.shape[2]:
+        raise ValueError(f"`channel` must be in [0, {k.shape[2]}), got {channel}")
+    return np.moveaxis(k[:, :, channel, :], 2, 0)  # (F, kh, kw)
+
+
+def _symmetric(a: np.ndarray) -> float:
+    m = float(np.nanmax(np.abs(a))) if np.isfinite(a).any() else 0.0
+    return m if m > 0 else 1.0
+
+
+def filters_figure(
+    kernel: np.ndarray, *, channel: int | None = 0, ncols: int = 8, height: int | None = None
+) -> go.Figure:
+    """All filters of a conv layer for one input ``channel``, as one tiled ``go.Heatmap``.
+
+    One colour scale (blue < 0 < red, white = 0) for the whole layer, so the
+    filters can be compared and their growth out of the initial noise is seen.
+
+    >>> k = np.arange(2 * 2 * 1 * 3, dtype=float).reshape(2, 2, 1, 3)
+    >>> fig = filters_figure(k, ncols=3)
+    >>> np.asarray(fig.data[0].z).shape, fig.data[0].zmax
+    ((2, 8), 11.0)
+    """
+    maps = _filters_of(kernel, channel)  # (F, kh, kw)
+    grid = tile(maps, ncols)
+    m = _symmetric(grid)
+    kh, kw = maps.shape[1:]
+    # Which filter each cell belongs to, for the hover text (-1 in the gaps).
+    ids = tile(np.arange(len(maps), dtype=float)[:, None, None] * np.ones((1, kh, kw)), ncols)
+    fig = go.Figure(
+        go.Heatmap(
+            z=grid,
+            customdata=ids,
+            zmin=-m,
+            zmax=m,
+            colorscale=DIVERGING,
+            hovertemplate="filter %{customdata}<br>weight %{z:.4f}<extra></extra>",
+            hoverongaps=False,
+            xgap=0,
+            ygap=0,
+            colorbar={"thickness": 10, "len": 0.9},
+        )
+    )
+    rows, cols = grid.shape
+    fig.update_xaxes(visible=False, range=[-0.5, cols - 0.5], constrain="domain")
+    fig.update_yaxes(visible=False, range=[rows - 0.5, -0.5], scaleanchor="x", constrain="domain")
+    fig.update_layout(
+        height=height or max(120, min(420, 28 * rows + 20)),
+        margin={"l": 0, "r": 0, "t": 0, "b": 0},
+        plot_bgcolor="rgba(0,0,0,0)",
+        paper_bgcolor="rgba(0,0,0,0)",
+    )
+    return fig
+
+
+def _to_rgb(grid: np.ndarray, lo: float, hi: float, scale: str, zoom: int) -> np.ndarray:
+    gaps = np.isnan(grid)
+    rgb = colorize(np.where(gaps, lo, grid), lo, hi, scale)  # (H, W, 3) uint8
+    rgb[gaps] = _GAP_RGB
+    if zoom > 1:
+        rgb = rgb.repeat(zoom, axis=0).repeat(zoom, axis=1)  # nearest: crisp pixels
+    return rgb
+
+
+def filters_image(
+    kernel: np.ndarray, *, channel: int | None = None, ncols: int | None = None, zoom: int = 4
+) -> np.ndarray:
+    """A conv layer's filters as one RGB picture (diverging colours, white = 0).
+
+    With ``channel=None`` every (filter, input channel) kernel is shown: one
+    row per filter, one column per input channel.
+
+    >>> filters_image(np.ones((3, 3, 2, 4)), zoom=1).shape
+    (15, 7, 3)
+    """
+    maps = _filters_of(kernel, channel)
+    k = np.asarray(kernel)
+    if ncols is None:
+        ncols = k.shape[2] if channel is None else min(16, k.shape[3])
+    grid = tile(maps, ncols)
+    m = _symmetric(grid)
+    return _to_rgb(grid, -m, m, DIVERGING, zoom)
+
+
+def feature_maps_image(
+    fmap: np.ndarray, *, ncols: int = 8, min_side: int = 56, max_channels: int = 64
+) -> np.ndarray:
+    """The channels of one feature map ``(H, W, C)`` side by side as an RGB picture.
+
+    All channels share one range (greys for non-negative maps, blue-white-red
+    when signed), so bright channels are the ones that respond. Each map is
+    enlarged (nearest) to at least ``min_side`` pixels.
+
+    >>> feature_maps_image(np.zeros((5, 5, 3)), ncols=3, min_side=10).shape
+    (10, 34, 3)
+    """
+    a = np.asarray(fmap, dtype=np.float64)
+    if a.ndim != 3:
+        raise ValueError(f"`fmap` must have shape (H, W, C), got {a.shape}")
+    maps = np.moveaxis(a[:, :, :max_channels], 2, 0)  # (C, H, W)
+    zoom = max(1, -(-min_side // max(a.shape[:2])))
+    grid = tile(maps, ncols)
+    if np.nanmin(grid) < 0:
+        m = _symmetric(grid)
+        lo, hi, scale = -m, m, DIVERGING
+    else:
+        lo, hi, scale = 0.0, float(np.nanmax(grid)) or 1.0, GREYS
+    return _to_rgb(grid, lo, hi, scale, zoom)
+
+
+def dense_figure(
+    values: np.ndarray,
+    title: str,
+    *,
+    labels: Sequence[str] | None = None,
+    highlight: int | None = None,
+    probability: bool = False,
+    height: int = 200,
+) -> go.Figure:
+    """Bar chart of a dense layer's outputs (or softmax probabilities when ``probability``).
+
+    >>> fig = dense_figure(np.array([0.1, 0.9]), "softmax", probability=True, highlight=1)
+    >>> list(fig.data[0].y), fig.layout.yaxis.range
+    ([0.1, 0.9], (0, 1))
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    x = list(labels) if labels is not None else [str(i) for i in range(len(v))]
+    if len(x) != len(v):
+        raise ValueError(f"`labels` must have {len(v)} entries, got {len(x)}")
+    colours = [_VAL_COLOUR if i == highlight else _TRAIN_COLOUR for i in range(len(v))]
+    fmt = ".1%" if probability else ".4f"
+    fig = go.Figure(
+        go.Bar(
+            x=x,
+            y=v.tolist(),
+            marker_color=colours,
+            hovertemplate=f"%{{x}}: %{{y:{fmt}}}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title={"text": title, "font": {"size": 13}},
+        height=height,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        bargap=0.15,
+        xaxis={"type": "category", "showticklabels": len(v) <= 32},
+    )
+    if probability:
+        fig.update_yaxes(range=[0, 1], tickformat=".0%")
+    return fig
+
+
+def confusion_figure(confusion: np.ndarray, *, title: str = "", height: int = 380) -> go.Figure:
+    """Confusion matrix ``[true, predicted]`` as an annotated heatmap (diagonal = right).
+
+    >>> cm = np.array([[5, 1], [0, 4]])
+    >>> fig = confusion_figure(cm)
+    >>> fig.data[0].z.tolist(), fig.data[0].text.tolist()
+    ([[5, 1], [0, 4]], [['5', '1'], ['0', '4']])
+    """
+    cm = np.asarray(confusion)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise ValueError(f"`confusion` must be a square 2-D array, got shape {cm.shape}")
+    n = cm.shape[0]
+    names = [str(i) for i in range(n)]
+    fig = go.Figure(
+        go.Heatmap(
+            z=cm,
+            x=names,
+            y=names,
+            text=cm.astype(int).astype(str),
+            texttemplate="%{text}",
+            colorscale="Blues",
+            hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>",
+            showscale=False,
+        )
+    )
+    fig.update_xaxes(title_text="predicted", type="category", side="top")
+    fig.update_yaxes(title_text="true", type="category", autorange="reversed", scaleanchor="x")
+    fig.update_layout(
+        title={"text": title, "font": {"size": 13}} if title else None,
+        height=height,
+        margin={"l": 10, "r": 10, "t": 50 if title else 30, "b": 10},
+    )
+    return fig
+
+
+def digit_tile(image: np.ndarray, correct: bool | None = None, *, zoom: int = 2) -> np.ndarray:
+    """A digit ``(28, 28)`` uint8 as RGB, framed green (right), red (wrong) or not (None).
+
+    >>> t = digit_tile(np.zeros((28, 28), np.uint8), correct=False, zoom=1)
+    >>> t.shape, t[0, 0].tolist(), t[5, 5].tolist()
+    ((32, 32, 3), [214, 39, 40], [0, 0, 0])
+    """
+    img = np.asarray(image)
+    if img.ndim != 2:
+        raise ValueError(f"`image` must be 2-D, got shape {img.shape}")
+    g = np.clip(img, 0, 255).astype(np.uint8)
+    rgb = np.repeat(g[:, :, None], 3, axis=2)
+    if correct is not None:
+        rgb = np.pad(rgb, ((2, 2), (2, 2), (0, 0)))
+        frame = np.ones(rgb.shape[:2], dtype=bool)
+        frame[2:-2, 2:-2] = False
+        rgb[frame] = _RIGHT if correct else _WRONG
+    if zoom > 1:
+        rgb = rgb.repeat(zoom, axis=0).repeat(zoom, axis=1)
+    return rgb
+
+
+def format_duration(seconds: float | None) -> str:
+    """``75 -> '1:15'``, ``3725 -> '1:02:05'``; ``None`` or not finite -> ``'–'``.
+
+    >>> format_duration(75), format_duration(3725.2), format_duration(None)
+    ('1:15', '1:02:05', '–')
+    """
+    if seconds is None or not np.isfinite(seconds) or seconds < 0:
+        return "–"
+    s = round(seconds)
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

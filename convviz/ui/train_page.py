@@ -1,0 +1,640 @@
+"""Train a CNN page: start a NumPy CNN on MNIST and watch it learn, live.
+
+Training runs in a background worker owned by :mod:`convviz.nn.runs` (a thread
+per run, state outside the script run): this page only sends commands (start,
+pause, step, reset, learning rate, probe digit) and draws the run's latest
+immutable snapshot. A fragment redraws the live views once a second while the
+run trains, so the controls stay responsive; a browser refresh reattaches to
+the run through ``?run=<id>`` in the URL.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from convviz.nn.model import load_model
+from convviz.nn.optim import OPTIMIZERS
+from convviz.nn.presets import PRESETS, build_model
+from convviz.nn.runs import Run, RunManager, RunOptions, Snapshot, get_manager
+from convviz.nn.train import TrainConfig
+from convviz.train_figures import (
+    confusion_figure,
+    curves_figure,
+    dense_figure,
+    digit_tile,
+    feature_maps_image,
+    filters_figure,
+    filters_image,
+    format_duration,
+)
+from convviz.ui.common import run_guarded, show_figure
+
+__all__ = ["STATE_KEYS", "render"]
+
+_log = logging.getLogger(__name__)
+
+MODELS_DIR = Path(__file__).resolve().parents[2] / "assets" / "models"
+MNIST_TRAIN = 60_000
+LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3)
+BATCHES = (16, 32, 64, 128, 256)
+TRAIN_SIZES = (1_000, 2_000, 5_000, 10_000, 20_000, 30_000, 0)  # 0: all that is left
+VAL_SIZES = (200, 500, 1_000, 2_000, 5_000)
+TEST_SIZES = (500, 1_000, 2_000, 5_000, 10_000)
+INITS = {"random": "Random weights", "pretrained": "Shipped pretrained model", "upload": "Upload"}
+# Two timers: the cheap views that change every chunk (progress, curves, filters,
+# predictions) redraw often; the heavy ones that change only at validations
+# (activations, confusion matrix, gallery) redraw rarely, so the fast timer's
+# round trip stays short (bench_train_ui.py measures both).
+REFRESH_S = 0.5
+SLOW_REFRESH_S = 3.0
+P = "train_"  # widget key prefix
+STATE_KEYS = tuple(
+    P + k
+    for k in (
+        "model",
+        "optimizer",
+        "lr",
+        "batch",
+        "epochs",
+        "train_size",
+        "val_size",
+        "eval_every",
+        "seed",
+        "init",
+        "test_size",
+    )
+)
+_STATE_TEXT = {
+    "ready": "Ready: press **Start** (or **Step** for one optimizer step).",
+    "running": "Training…",
+    "paused": "Paused.",
+    "finished": "Finished.",
+    "failed": "Training stopped because of an internal error.",
+}
+
+
+@st.cache_resource(show_spinner=False)
+def _manager() -> RunManager:
+    # One manager per server process is fine to share: every run inside is private to its id.
+    return get_manager()
+
+
+def render() -> None:
+    """The page: settings in the sidebar, controls on top, live views below."""
+    run_guarded(_render)
+
+
+# ---------------------------------------------------------------------------- run lookup
+def _current_run(manager: RunManager) -> Run | None:
+    ss = st.session_state
+    rid = st.query_params.get("run") or ss.get(P + "run_id")
+    run = manager.get(rid)
+    if rid and run is None:
+        st.info("That training run has ended (idle runs are freed after a while). Start a new one.")
+        ss.pop(P + "run_id", None)
+        if "run" in st.query_params:
+            del st.query_params["run"]
+        return None
+    if run is not None:
+        ss[P + "run_id"] = run.id
+        if st.query_params.get("run") != run.id:
+            st.query_params["run"] = run.id  # a reload reattaches
+        run.touch(_alive_check())
+    return run
+
+
+def _alive_check():
+    """A callable telling the janitor whether this browser session is still connected."""
+    try:
+        from streamlit.runtime import Runtime
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+        if ctx is None or not Runtime.exists():
+            return None
+        sid = ctx.session_id
+    except Exception:  # internals moved: fall back to heartbeats only
+        return None
+
+    def alive() -> bool:
+        return Runtime.exists() and Runtime.instance().is_active_session(sid)
+
+    return alive
+
+
+def _adopt_settings(snap: Snapshot) -> None:
+    """After a reload, show the reattached run's settings in the sidebar widgets."""
+    ss = st.session_state
+    if ss.get(P + "adopted") == snap.run_id:
+        return
+    ss[P + "adopted"] = snap.run_id
+    c = snap.config
+    if snap.init != "upload" and c["model"] in PRESETS:
+        ss[P + "model"] = c["model"]
+    ss[P + "optimizer"] = c["optimizer"]
+    ss[P + "lr"] = min(LRS, key=lambda v: abs(np.log(v / c["lr"])))
+    ss[P + "batch"] = c["batch_size"] if c["batch_size"] in BATCHES else 64
+    ss[P + "epochs"] = int(c["epochs"])
+    ss[P + "train_size"] = c["train_size"] if c["train_size"] in TRAIN_SIZES else 0
+    ss[P + "val_size"] = c["val_size"] if c["val_size"] in VAL_SIZES else 1_000
+    ss[P + "eval_every"] = int(c["eval_every"])
+    ss[P + "seed"] = int(c["seed"])
+    if snap.init in INITS:
+        ss[P + "init"] = snap.init
+    ss[P + "test_size"] = snap.test_size if snap.test_size in TEST_SIZES else 10_000
+
+
+# ---------------------------------------------------------------------------- settings
+def _settings(run: Run | None) -> tuple[TrainConfig, str, object, RunOptions]:
+    """Sidebar widgets -> (config, init, model factory or None, options)."""
+    ss = st.session_state
+    sb = st.sidebar
+    sb.header("Network")
+    ss.setdefault(P + "model", "tiny")
+    name = sb.selectbox("Architecture", list(PRESETS), key=P + "model")
+    sb.caption(PRESETS[name])
+    ss.setdefault(P + "init", "random")
+    init = sb.radio("Start from", list(INITS), format_func=INITS.get, key=P + "init")
+    source = None  # the starting model's .npz bytes (None: the preset, random weights)
+    if init == "pretrained":
+        path = MODELS_DIR / f"{name}.npz"
+        if path.is_file():
+            source = path.read_bytes()
+        else:
+            sb.warning(f"No pretrained `{name}` model ships with this copy; using random weights.")
+            init = "random"
+    elif init == "upload":
+        up = sb.file_uploader("Model (.npz saved by this page)", type=["npz"], key=P + "upload")
+        if up is None:
+            sb.info("Upload a model, or start from random weights.")
+            init = "random"
+        else:
+            data = up.getvalue()
+            try:
+                _check_model(data)
+                source = data
+            except ValueError as exc:
+                sb.error(f"Could not use {up.name!r}: {exc}")
+                init = "random"
+
+    sb.header("Training")
+    ss.setdefault(P + "optimizer", "adam")
+    sb.selectbox("Optimizer", sorted(OPTIMIZERS), key=P + "optimizer")
+    ss.setdefault(P + "lr", 1e-3)
+    sb.select_slider(
+        "Learning rate",
+        LRS,
+        key=P + "lr",
+        format_func=lambda v: f"{v:g}",
+        on_change=_lr_changed,
+        help="Changes the current run's learning rate too, from its next chunk of steps.",
+    )
+    ss.setdefault(P + "batch", 64)
+    sb.select_slider("Batch size", BATCHES, key=P + "batch")
+    ss.setdefault(P + "epochs", 1)
+    sb.number_input("Epochs", 1, 20, step=1, key=P + "epochs")
+    ss.setdefault(P + "val_size", 1_000)
+    val_size = sb.select_slider(
+        "Validation images", VAL_SIZES, key=P + "val_size", format_func=lambda v: f"{v:,}"
+    )
+    ss.setdefault(P + "train_size", 5_000)
+    sb.select_slider(
+        "Training images",
+        TRAIN_SIZES,
+        key=P + "train_size",
+        format_func=lambda v: f"{v:,}" if v else f"all ({MNIST_TRAIN - val_size:,})",
+    )
+    ss.setdefault(P + "seed", 0)
+    sb.number_input("Seed", 0, 2**31 - 1, step=1, key=P + "seed")
+    with sb.expander("More"):
+        ss.setdefault(P + "eval_every", 50)
+        st.number_input(
+            "Validate every … steps (0: at epoch ends only)",
+            0,
+            10_000,
+            step=10,
+            key=P + "eval_every",
+        )
+        ss.setdefault(P + "test_size", 10_000)
+        st.select_slider(
+            "Test images for the final accuracy",
+            TEST_SIZES,
+            key=P + "test_size",
+            format_func=lambda v: f"{v:,}",
+        )
+    ss[P + "source"] = (init, source)
+    return _from_state()
+
+
+def _from_state() -> tuple[TrainConfig, str, object, RunOptions]:
+    """The settings as the widgets hold them now (callbacks run before the widgets redraw)."""
+    ss = st.session_state
+    init, source = ss.get(P + "source", ("random", None))
+    config = TrainConfig(
+        model=ss[P + "model"],
+        optimizer=ss[P + "optimizer"],
+        lr=float(ss[P + "lr"]),
+        batch_size=int(ss[P + "batch"]),
+        epochs=int(ss[P + "epochs"]),
+        train_size=int(ss[P + "train_size"]) or None,
+        val_size=int(ss[P + "val_size"]),
+        seed=int(ss[P + "seed"]),
+        eval_every=int(ss[P + "eval_every"]),
+    )
+    factory = None if source is None else _loader(source)
+    return config, init, factory, RunOptions(test_size=int(ss[P + "test_size"]))
+
+
+def _loader(data: bytes):
+    def factory():  # a fresh model object per run (and per reset): nothing is shared
+        return load_model(io.BytesIO(data))
+
+    return factory
+
+
+def _check_model(data: bytes) -> None:
+    try:
+        model = load_model(io.BytesIO(data))
+    except ValueError:
+        raise ValueError("it is not a model file saved by convviz") from None
+    except Exception:  # zip, npy and JSON errors: say it plainly, never str(exc)
+        raise ValueError("it is not a model file saved by convviz") from None
+    if tuple(model.input_shape) != (28, 28, 1) or tuple(model.output_shape) != (10,):
+        raise ValueError("the model must take 28x28x1 digits and output 10 classes")
+
+
+def _lr_changed() -> None:
+    run = _manager().get(st.session_state.get(P + "run_id"))
+    if run is not None:
+        run.set_lr(float(st.session_state[P + "lr"]))
+
+
+# ---------------------------------------------------------------------------- controls
+def _new_run(*, start: bool, steps: int = 0) -> None:
+    ss = st.session_state
+    config, init, factory, options = _from_state()
+    manager = _manager()
+    old = manager.get(ss.get(P + "run_id"))
+    if old is not None:
+        manager.discard(old.id)  # one run per session: the old one frees its memory
+    try:
+        run = manager.create(config, model_factory=factory, init=init, options=options, start=start)
+    except ValueError as exc:
+        ss[P + "error"] = str(exc)
+        return
+    if steps:
+        run.step(steps)
+    ss[P + "run_id"] = run.id
+    ss[P + "adopted"] = run.id
+    st.query_params["run"] = run.id
+
+
+def _controls(run: Run | None, settings) -> Snapshot | None:
+    snap = run.snapshot() if run is not None else None
+    state = snap.state if snap else None
+    cols = st.columns(5)
+    if run is None:
+        cols[0].button(
+            "Start",
+            type="primary",
+            icon=":material/play_arrow:",
+            key=P + "start",
+            on_click=_new_run,
+            kwargs={"start": True},
+            width="stretch",
+        )
+        cols[1].button(
+            "Step",
+            icon=":material/skip_next:",
+            key=P + "step",
+            on_click=_new_run,
+            kwargs={"start": False, "steps": 1},
+            help="One optimizer step, then pause",
+            width="stretch",
+        )
+        return None
+    if state in ("running", "queued"):
+        cols[0].button(
+            "Pause",
+            icon=":material/pause:",
+            key=P + "pause",
+            on_click=run.pause,
+            width="stretch",
+        )
+    else:
+        cols[0].button(
+            "Resume" if state == "paused" else "Start",
+            type="primary",
+            icon=":material/play_arrow:",
+            key=P + "start",
+            on_click=run.start,
+            disabled=state not in ("ready", "paused"),
+            width="stretch",
+        )
+    cols[1].button(
+        "Step",
+        icon=":material/skip_next:",
+        key=P + "step",
+        on_click=run.step,
+        disabled=state not in ("ready", "paused"),
+        help="One optimizer step (while paused)",
+        width="stretch",
+    )
+    cols[2].button(
+        "Reset",
+        icon=":material/restart_alt:",
+        key=P + "reset",
+        on_click=run.reset,
+        help="Throw the weights away and start over with this run's settings",
+        width="stretch",
+    )
+    cols[3].button(
+        "New run",
+        icon=":material/add:",
+        key=P + "new",
+        on_click=_new_run,
+        args=settings,
+        kwargs={"start": False},
+        help="A fresh run with the sidebar's settings (this one is discarded)",
+        width="stretch",
+    )
+    return snap
+
+
+def _summary(config: TrainConfig, factory) -> None:
+    try:
+        model = factory() if factory is not None else _preset(config.model)
+    except Exception:
+        _log.exception("cannot build the model summary")
+        return
+    with st.expander(f"Architecture: `{model.name}`, {model.count_params():,} parameters"):
+        st.code(model.summary(), language=None)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _preset(name: str):
+    return build_model(name)  # read-only use: summary only
+
+
+# ---------------------------------------------------------------------------- page
+def _render() -> None:
+    st.title("Train a CNN")
+    st.caption(
+        "A small convolutional network written in NumPy learns MNIST digits in the background; "
+        "the views below follow it live. Refreshing the page keeps the run."
+    )
+    ss = st.session_state
+    manager = _manager()
+    run = _current_run(manager)
+    if run is not None:
+        _adopt_settings(run.snapshot())
+    settings = _settings(run)
+    if ss.get(P + "error"):
+        st.error(ss.pop(P + "error"))
+    snap = _controls(run, settings)
+    _summary(settings[0], settings[2])
+    if run is None or snap is None:
+        st.info(
+            "Pick an architecture and settings in the sidebar, then press **Start**. "
+            "`tiny` trains at a few thousand images/s; `classic` is ~20x slower."
+        )
+        return
+    if snap.config["model"] != settings[0].model or snap.init != settings[1]:
+        st.caption("The sidebar's network differs from this run's: press **New run** to use it.")
+    ss[P + "shown"] = (snap.state, run.busy)
+    live = snap.state in ("running", "queued") or run.busy or bool(snap.phase)
+    st.fragment(run_every=REFRESH_S if live else None)(_live)(run.id)
+    st.fragment(run_every=SLOW_REFRESH_S if live else None)(_live_slow)(run.id)
+
+
+def _live(run_id: str) -> None:
+    """The fast live views, redrawn on their own timer while the run trains."""
+    ss = st.session_state
+    run = _manager().get(run_id)
+    if run is None:
+        st.warning("This run has ended.")
+        return
+    run.touch()
+    snap = run.snapshot()
+    busy = run.busy
+    shown = ss.get(P + "shown")
+    if shown is not None and (snap.state, busy) != shown and not (busy or snap.phase):
+        # The run changed state on its own (finished, left the queue) or the worker applied
+        # a command: a full rerun updates the buttons and the refresh timer.
+        st.rerun(scope="app")
+    _status(snap)
+    _progress(snap)
+    show_figure(curves_figure(snap.chunks, snap.history), key=P + "curves", filename="curves")
+    c1, c2 = st.columns([3, 2])
+    with c1:
+        _first_filters(snap)
+    with c2:
+        _strip(snap)
+
+
+def _live_slow(run_id: str) -> None:
+    """The views that change at validations, on a slower timer."""
+    run = _manager().get(run_id)
+    if run is None:
+        return
+    snap = run.snapshot()
+    _activations(run, snap)
+    _deeper_filters(snap)
+    _validation(snap)
+    _final(snap)
+
+
+def _status(snap: Snapshot) -> None:
+    if snap.error:
+        st.error(snap.error)
+    elif snap.state == "queued":
+        m = _manager()
+        st.warning(
+            f"Queued: position {snap.queue_position} in line. At most {m.max_active} runs train "
+            "at once on this server; yours starts when one pauses or finishes.",
+            icon=":material/hourglass_top:",
+        )
+    elif snap.phase == "testing":
+        st.info(f"Measuring the accuracy on {snap.test_size:,} test images…")
+    elif snap.state in _STATE_TEXT and snap.state != "running":
+        st.caption(_STATE_TEXT[snap.state])
+
+
+def _progress(snap: Snapshot) -> None:
+    ips = snap.images_per_s
+    eta = format_duration(snap.eta_s if snap.state == "running" else None)
+    text = (
+        f"Epoch {min(snap.epoch + 1, snap.epochs)}/{snap.epochs} · "
+        f"step {snap.step:,}/{snap.total_steps:,}"
+    )
+    if np.isfinite(ips):
+        text += f" · {ips:,.0f} images/s · ETA {eta}"
+    st.progress(min(max(snap.progress, 0.0), 1.0), text=text)
+    c = snap.chunks
+    h = snap.history
+    m = st.columns(5)
+    m[0].metric("Train loss (last chunk)", f"{c['loss'][-1]:.4f}" if c.get("loss") else "–")
+    m[1].metric("Train accuracy", f"{c['acc'][-1]:.1%}" if c.get("acc") else "–")
+    m[2].metric(
+        "Validation accuracy",
+        f"{h['val_acc'][-1]:.1%}" if h.get("val_acc") else "–",
+        help=f"On {snap.val_size:,} held-out training images",
+    )
+    m[3].metric("Learning rate", f"{snap.lr:.3g}")
+    m[4].metric("Training time", format_duration(snap.train_seconds))
+
+
+def _first_filters(snap: Snapshot) -> None:
+    if not snap.kernels:
+        st.caption("This model has no convolution layer.")
+        return
+    name, k = snap.kernels[0]
+    st.markdown(f"**First-layer filters** (`{name}`, {k.shape[3]} of {k.shape[0]}×{k.shape[1]})")
+    st.caption("Blue < 0 < red. They start as noise and turn into edge and stroke detectors.")
+    show_figure(
+        filters_figure(k, channel=0, ncols=min(8, k.shape[3])),
+        key=P + "filters",
+        filename="filters",
+    )
+
+
+def _strip(snap: Snapshot) -> None:
+    st.markdown("**Predictions on test digits** (red frame: wrong)")
+    if snap.strip_probs is None or snap.strip_images is None or not len(snap.strip_images):
+        return
+    pred = snap.strip_probs.argmax(axis=1)
+    conf = snap.strip_probs.max(axis=1)
+    tiles = [
+        digit_tile(img, bool(p == y))
+        for img, p, y in zip(snap.strip_images, pred, snap.strip_labels, strict=True)
+    ]
+    caps = [
+        f"{p} ({c:.0%})" + ("" if p == y else " ✗")
+        for p, c, y in zip(pred, conf, snap.strip_labels, strict=True)
+    ]
+    st.image(tiles, caption=caps, width=64)
+
+
+def _activations(run: Run, snap: Snapshot) -> None:
+    st.subheader("Activations, layer by layer")
+    ss = st.session_state
+    c1, c2, c3 = st.columns([2, 1, 5], vertical_alignment="bottom")
+    ss.setdefault(P + "probe", snap.probe_index)
+    index = c1.number_input("Test digit #", 0, 9_999, step=1, key=P + "probe")
+
+    def pick_random() -> None:
+        ss[P + "probe"] = int(np.random.default_rng().integers(10_000))
+
+    c2.button("Random", key=P + "random", on_click=pick_random, width="stretch")
+    if int(index) != snap.probe_index:
+        run.set_probe(int(index))
+        try:  # the worker computes it between chunks: usually well under a second
+            snap = run.wait(lambda s: s.probe_index == int(index), timeout=1.5)
+        except TimeoutError:
+            st.caption("Computing the activations of that digit…")
+    if snap.probe_image is None:
+        return
+    c3.caption(
+        f"Digit #{snap.probe_index}: label {snap.probe_label}. Conv and pooling outputs as "
+        "feature-map grids (brighter = stronger), dense layers as bars."
+    )
+    left, right = st.columns([1, 6])
+    left.image(digit_tile(snap.probe_image, zoom=3), caption="input")
+    with right:
+        last = len(snap.activations) - 1
+        for i, (name, kind, out) in enumerate(snap.activations):
+            if out.ndim == 3:
+                st.image(
+                    feature_maps_image(out, ncols=min(16, out.shape[2])),
+                    caption=f"{name} ({kind}) {out.shape[0]}×{out.shape[1]}×{out.shape[2]}",
+                )
+            elif i == last and snap.probs is not None:
+                pred = int(np.argmax(snap.probs))
+                show_figure(
+                    dense_figure(
+                        snap.probs,
+                        f"softmax: predicts {pred} ({snap.probs[pred]:.1%})",
+                        probability=True,
+                        highlight=pred,
+                    ),
+                    key=P + f"act_{i}",
+                    filename="softmax",
+                )
+            else:
+                show_figure(
+                    dense_figure(out, f"{name} ({kind}), {out.size} units"),
+                    key=P + f"act_{i}",
+                    filename=name,
+                )
+
+
+def _deeper_filters(snap: Snapshot) -> None:
+    if len(snap.kernels) < 2:
+        return
+    if not st.toggle("Show deeper layers' filters", key=P + "deeper"):
+        return
+    names = [n for n, _ in snap.kernels]
+    c1, c2 = st.columns(2)
+    name = c1.selectbox("Layer", names[1:], key=P + "deeper_layer")
+    k = dict(snap.kernels)[name]
+    channels = ["all", *range(k.shape[2])]
+    ch = c2.selectbox(
+        "Input channel",
+        channels,
+        key=P + "deeper_channel",
+        format_func=lambda v: "all (one row per filter)" if v == "all" else f"channel {v}",
+    )
+    channel = None if ch == "all" else int(ch)
+    shown = k if channel is not None or k.shape[3] <= 64 else k[..., :64]
+    st.image(
+        filters_image(shown, channel=channel, zoom=4 if channel is not None else 3),
+        caption=f"{name}: kernel {k.shape[0]}×{k.shape[1]}, {k.shape[2]} in × {k.shape[3]} out",
+    )
+
+
+def _validation(snap: Snapshot) -> None:
+    st.subheader("Validation")
+    if snap.confusion is None:
+        st.caption("The confusion matrix appears after the first validation.")
+        return
+    c1, c2 = st.columns([2, 3])
+    with c1:
+        st.markdown(f"**Confusion matrix** after step {snap.confusion_step:,}")
+        show_figure(
+            confusion_figure(snap.confusion),
+            key=P + "confusion",
+            filename="confusion",
+        )
+    with c2:
+        st.markdown(f"**Misclassified validation digits** (first {len(snap.misclassified)})")
+        if not snap.misclassified:
+            st.caption("None: every validation digit is right.")
+            return
+        st.image(
+            [digit_tile(img, False) for img, *_ in snap.misclassified],
+            caption=[f"{t} → {p} ({c:.0%})" for _, t, p, c in snap.misclassified],
+            width=64,
+        )
+
+
+def _final(snap: Snapshot) -> None:
+    if snap.test_acc is not None:
+        st.success(
+            f"Test accuracy: **{snap.test_acc:.2%}** on {snap.test_size:,} test images.",
+            icon=":material/check_circle:",
+        )
+    if snap.model_npz is not None and snap.state in ("paused", "finished", "ready"):
+        st.download_button(
+            "Download the model (.npz)",
+            data=snap.model_npz,
+            file_name=f"convviz-{snap.model_name}-step{snap.step}.npz",
+            mime="application/octet-stream",
+            key=P + "download",
+            on_click="ignore",
+            help="Upload it again later with 'Start from: Upload'.",
+        )

@@ -1,0 +1,189 @@
+"""Start/stop ``streamlit run app.py`` and drive it with Playwright's Chromium.
+
+Used by ``tests/test_browser.py`` and ``benchmarks/bench_ui.py``. Chromium is
+Debian's (``apt-get install chromium``): ``playwright install`` cannot
+download browsers here, so we launch it by path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+READY = "[data-testid='stApp'][data-test-script-state='notRunning']"
+
+
+def chromium_path() -> str | None:
+    """Chromium's path: ``$CONVVIZ_CHROMIUM`` if set, else /usr/bin/chromium or on PATH."""
+    override = os.environ.get("CONVVIZ_CHROMIUM")
+    if override:
+        return override if Path(override).exists() else None
+    for candidate in (
+        "/usr/bin/chromium",
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+    ):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None
+
+
+def browser_missing_reason() -> str | None:
+    """Why browser tests cannot run here, or None when they can."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install playwright)"
+    if chromium_path() is None:
+        return "no Chromium found (apt-get install chromium, or set CONVVIZ_CHROMIUM)"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def streamlit_server(timeout: float = 60.0) -> Iterator[str]:
+    """Run ``streamlit run app.py`` on a free port; yield its URL; always stop it."""
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(ROOT / "app.py"),
+        "--server.headless=true",
+        f"--server.port={port}",
+        "--server.address=127.0.0.1",
+        "--browser.gatherUsageStats=false",
+        "--server.fileWatcherType=none",
+    ]
+    log = open(os.devnull, "w")
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited early with code {proc.returncode}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("streamlit did not become healthy in time")
+            time.sleep(0.25)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
+
+
+@contextlib.contextmanager
+def chromium_browser():
+    """Headless Chromium (Debian's binary, launched by path)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@contextlib.contextmanager
+def chromium_page(width: int = 1500, height: int = 1000, browser=None):
+    """A fresh page (its own context: no cookies or session shared between pages)."""
+    if browser is None:
+        with chromium_browser() as b, chromium_page(width, height, b) as page:
+            yield page
+        return
+    context = browser.new_context(viewport={"width": width, "height": height})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def wait_ready(page, timeout: float = 30_000) -> None:
+    """Wait until the script run finished (and give the frontend a beat to paint)."""
+    page.wait_for_selector("[data-testid='stApp']", timeout=timeout)
+    page.wait_for_function(
+        "() => { const a = document.querySelector(\"[data-testid='stApp']\");"
+        " return a && a.getAttribute('data-test-script-state') === 'notRunning'; }",
+        timeout=timeout,
+    )
+    page.wait_for_timeout(300)
+
+
+def wait_painted(page, timeout: float = 60_000) -> None:
+    """After :func:`wait_ready`: wait until every chart has drawn (for screenshots)."""
+    wait_ready(page, timeout)
+    page.wait_for_function(
+        """() => {
+          if (document.querySelector("[data-testid='stSkeleton']")) return false;
+          const charts = document.querySelectorAll("[data-testid='stPlotlyChart']");
+          return Array.from(charts).every(c => c.querySelector('.main-svg'));
+        }""",
+        timeout=timeout,
+    )
+    page.wait_for_timeout(500)
+
+
+def open_kernel_cell_editor(page, value: str, attempts: int = 10) -> None:
+    """Click the kernel grid's bottom-right cell and type ``value`` (not committed yet).
+
+    The grid is a canvas, so we click by position; retried while it is still
+    mounting (after a page load or a preset swaps the editor).
+    """
+    editor = page.locator("#portal input.gdg-input")
+    for i in range(attempts):
+        page.wait_for_timeout(300)
+        box = page.locator("[data-testid='stDataFrame']").first.bounding_box()
+        if box is None:
+            continue
+        x, y = box["x"] + box["width"] - 15, box["y"] + box["height"] - 15
+        if i % 2 == 0:  # select the cell, then typing opens its editor
+            page.mouse.click(x, y)
+            page.keyboard.type(value)
+        else:  # or open the editor directly and replace its text
+            page.mouse.dblclick(x, y)
+            if editor.count() == 1:
+                editor.fill(value)
+        if editor.count() == 1 and editor.input_value() == value:
+            return
+        page.keyboard.press("Escape")
+    raise AssertionError("could not open the kernel cell editor")
+
+
+def assert_no_exception(page) -> None:
+    n = page.locator("[data-testid='stException']").count()
+    assert n == 0, f"the page shows {n} exception box(es)"

@@ -1,0 +1,426 @@
+"""App tests with ``streamlit.testing.v1.AppTest``: every page runs, and the numbers it shows
+match independent oracles (scipy, hand arithmetic), not the app's own output.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import ndimage, signal
+from streamlit.testing.v1 import AppTest
+
+from convviz.images import sample_image
+from convviz.kernels import KERNELS
+from convviz.shapes import resolve_padding
+from convviz.ui.params import CLASSIC_INPUT, CLASSIC_KERNEL
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+TIMEOUT = 60  # generous: CI machines are slow; a normal run takes well under a second
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _page_script(module: str) -> str:
+    return f"from convviz.ui import {module}\n{module}.render()\n"
+
+
+def page(module: str) -> AppTest:
+    """One page on its own (pages are st.Page callables, so switch_page cannot reach them)."""
+    return AppTest.from_string(_page_script(module), default_timeout=TIMEOUT)
+
+
+def _decode(v):
+    """Plotly JSON arrays, including its base64 typed-array form ``{"bdata", "dtype"}``."""
+    if isinstance(v, dict) and "bdata" in v:
+        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+        if "shape" in v:
+            a = a.reshape([int(s) for s in str(v["shape"]).split(",")])
+        return a
+    return np.array(v, dtype=np.float64) if v is not None else None
+
+
+def chart(at: AppTest, key: str) -> dict:
+    for c in at.get("plotly_chart"):
+        if c.proto.id.endswith(f"-{key}"):
+            return json.loads(c.proto.spec)
+    raise AssertionError(f"no chart with key {key!r}")
+
+
+def heatmap_z(at: AppTest, key: str) -> np.ndarray:
+    trace = chart(at, key)["data"][0]
+    assert trace["type"] == "heatmap"
+    return np.asarray(_decode(trace["z"]), dtype=np.float64)
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def metric_value(at: AppTest, label_start: str) -> float:
+    for m in at.metric:
+        if m.label.startswith(label_start):
+            return float(m.value)
+    raise AssertionError(f"no metric starting with {label_start!r}: {[m.label for m in at.metric]}")
+
+
+def oracle_conv(
+    x, w, b=0.0, *, stride=1, padding="valid", dilation=1, pad_mode="zeros", flip=False
+):
+    """scipy.signal.correlate2d on an np.pad'ed input with a zero-stuffed (dilated) kernel."""
+    x = np.asarray(x, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    if flip:
+        w = w[::-1, ::-1]
+    kh, kw = w.shape
+    pad = resolve_padding(padding, x.shape, (kh, kw), (stride, stride), (dilation, dilation))
+    np_mode = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+    xp = np.pad(x, pad, mode=np_mode[pad_mode])
+    wd = np.zeros((dilation * (kh - 1) + 1, dilation * (kw - 1) + 1))
+    wd[::dilation, ::dilation] = w
+    return signal.correlate2d(xp, wd, mode="valid")[::stride, ::stride] + b
+
+
+def png_bytes(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def app() -> AppTest:
+    return AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+
+
+# --------------------------------------------------------------------------- shell
+
+
+def test_core_import_leaves_streamlit_out() -> None:
+    code = (
+        "import sys, convviz, convviz.figures, convviz.ui.params; "
+        "assert 'streamlit' not in sys.modules, 'streamlit imported by the core'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_default_run_opens_the_classic_example(app: AppTest) -> None:
+    assert_clean(app)
+    assert not app.warning
+    # The oracle: scipy's correlate on the classic matrix, valid part.
+    expected = ndimage.correlate(CLASSIC_INPUT, CLASSIC_KERNEL, mode="constant")[1:-1, 1:-1]
+    assert expected[0].tolist() == [181, 303, 618]
+    np.testing.assert_allclose(heatmap_z(app, "conv_output_fig"), expected)
+    assert metric_value(app, "Output value at (0, 0)") == 181
+    shown = app.code[0].value
+    assert "0×128 + 1×97 + 0×53 + 1×35" in shown and shown.endswith("= 181")
+
+
+def test_numbers_mode_steps_match_scipy(app: AppTest) -> None:
+    expected = ndimage.correlate(CLASSIC_INPUT, CLASSIC_KERNEL, mode="constant")[1:-1, 1:-1]
+    for i in range(1, 4):
+        app.button(key="conv_next").click().run()
+        assert_clean(app)
+        oy, ox = divmod(i, 3)
+        assert metric_value(app, f"Output value at ({oy}, {ox})") == expected[oy, ox]
+    app.button(key="conv_prev").click().run()
+    assert metric_value(app, "Output value at (0, 2)") == 618
+    app.slider(key="conv_step").set_value(8).run()
+    assert metric_value(app, "Output value at (2, 2)") == expected[2, 2]
+    # cells not computed yet are blank in the progress map; computed ones match
+    app.slider(key="conv_step").set_value(4).run()
+    z = heatmap_z(app, "conv_step_output").ravel()
+    np.testing.assert_allclose(z[:5], expected.ravel()[:5])
+    assert np.isnan(z[5:]).all()
+
+
+def test_numbers_matrix_cells_are_editable(app: AppTest) -> None:
+    key = f"conv_numbers_editor_{app.session_state['conv_numbers_ver']}"
+    app.session_state[key] = {"edited_rows": {0: {"1": 1000}}, "added_rows": [], "deleted_rows": []}
+    app.run()
+    assert_clean(app)
+    x = CLASSIC_INPUT.copy()
+    x[0, 1] = 1000
+    expected = ndimage.correlate(x, CLASSIC_KERNEL, mode="constant")[1:-1, 1:-1]
+    np.testing.assert_allclose(heatmap_z(app, "conv_output_fig"), expected)
+
+
+@pytest.mark.parametrize(
+    ("param", "widget", "value"),
+    [
+        ("stride", "number_input", 2),
+        ("padding", "selectbox", "same"),
+        ("padding", "selectbox", "full"),
+        ("dilation", "number_input", 2),
+        ("flip", "toggle", True),
+        ("pad_mode", "selectbox", "reflect"),
+    ],
+)
+def test_parameters_change_the_output_like_scipy(app, param, widget, value) -> None:
+    kernel = np.array([[1, 2, 0], [0, -1, 3], [2, 0, 1]], dtype=np.float64)  # asymmetric
+    key = f"conv_kernel_editor_{app.session_state['conv_kernel_ver']}"
+    app.session_state[key] = {
+        "edited_rows": {r: {str(c): kernel[r, c] for c in range(3)} for r in range(3)},
+        "added_rows": [],
+        "deleted_rows": [],
+    }
+    if param == "pad_mode":  # only visible effect with padding
+        app.selectbox(key="conv_padding").set_value("same")
+    getattr(app, widget)(key=f"conv_{param}").set_value(value)
+    app.run()
+    assert_clean(app)
+    kwargs = {param: value}
+    if param == "pad_mode":
+        kwargs["padding"] = "same"
+    expected = oracle_conv(CLASSIC_INPUT, kernel, **kwargs)
+    np.testing.assert_allclose(heatmap_z(app, "conv_output_fig"), expected)
+    # the stepper's first window agrees with the map
+    assert metric_value(app, "Output value at (0, 0)") == pytest.approx(expected[0, 0])
+
+
+def test_kernel_size_change(app: AppTest) -> None:
+    app.number_input(key="conv_kh").set_value(5).run()
+    assert_clean(app)
+    k = app.session_state["conv_kernel"]
+    assert k.shape == (5, 3)
+    np.testing.assert_array_equal(k[1:4], CLASSIC_KERNEL)  # centred, zero rows added
+    np.testing.assert_allclose(heatmap_z(app, "conv_output_fig"), oracle_conv(CLASSIC_INPUT, k))
+    app.number_input(key="conv_kw").set_value(1).run()
+    assert app.session_state["conv_kernel"].shape == (5, 1)
+    assert_clean(app)
+
+
+def test_a_kernel_larger_than_the_input_shows_a_clear_error(app: AppTest) -> None:
+    app.number_input(key="conv_kh").set_value(7).run()
+    assert not app.exception
+    assert len(app.error) == 1 and "kernel" in app.error[0].value
+    app.selectbox(key="conv_padding").set_value("same").run()  # padding makes it fit
+    assert_clean(app)
+
+
+def test_cleared_or_invalid_kernel_cell_keeps_the_last_valid_kernel(app: AppTest) -> None:
+    key = f"conv_kernel_editor_{app.session_state['conv_kernel_ver']}"
+    app.session_state[key] = {"edited_rows": {1: {"1": None}}, "added_rows": [], "deleted_rows": []}
+    app.run()
+    assert not app.exception
+    assert any("row 2, column 2 is empty" in w.value for w in app.warning)
+    np.testing.assert_array_equal(app.session_state["conv_kernel"], CLASSIC_KERNEL)
+    assert metric_value(app, "Output value at (0, 0)") == 181
+    # a valid edit then takes effect
+    app.session_state[key] = {"edited_rows": {1: {"1": 2}}, "added_rows": [], "deleted_rows": []}
+    app.run()
+    assert not app.warning
+    assert metric_value(app, "Output value at (0, 0)") == 181 + 2 * 22
+
+
+def test_preset_random_and_normalise_on_a_sample(app: AppTest) -> None:
+    app.radio(key="conv_source").set_value("sample").run()
+    app.select_slider(key="conv_max_side").set_value(128).run()
+    app.selectbox(key="conv_preset").set_value("sobel_x").run()
+    assert_clean(app)
+    img = sample_image("Cameraman", max_side=128).astype(np.float64)
+    np.testing.assert_array_equal(app.session_state["conv_kernel"], KERNELS["sobel_x"].weights)
+    np.testing.assert_allclose(
+        app.session_state["conv_feature_map"],
+        oracle_conv(img, KERNELS["sobel_x"].weights),
+        atol=1e-5,
+    )
+    app.button(key="conv_normalise").click().run()  # sobel sums to 0: explained, kept
+    assert any("sum to 0" in w.value for w in app.warning)
+    np.testing.assert_array_equal(app.session_state["conv_kernel"], KERNELS["sobel_x"].weights)
+    app.selectbox(key="conv_preset").set_value("gaussian_3x3").run()
+    app.button(key="conv_random").click().run()
+    assert_clean(app)
+    k = app.session_state["conv_kernel"]
+    assert k.shape == (3, 3) and set(np.unique(k)) <= {-2, -1, 0, 1, 2}
+    if abs(k.sum()) > 1e-9:
+        app.button(key="conv_normalise").click().run()
+        assert app.session_state["conv_kernel"].sum() == pytest.approx(1.0)
+
+
+def test_rgb_per_channel_partial_sums_add_up(app: AppTest) -> None:
+    app.radio(key="conv_source").set_value("sample").run()
+    app.selectbox(key="conv_sample").set_value("Astronaut").run()
+    app.select_slider(key="conv_max_side").set_value(128).run()
+    app.radio(key="conv_colour").set_value("rgb").run()
+    app.toggle(key="conv_per_channel").set_value(True).run()
+    assert_clean(app)
+    k = app.session_state["conv_kernel"]
+    assert k.shape == (3, 3, 3)
+    app.slider(key="conv_step").set_value(130).run()  # row 1, col 4 of a 126-wide map
+    img = sample_image("Astronaut", mode="rgb", max_side=128).astype(np.float64)
+    expected = sum(oracle_conv(img[..., c], k[c]) for c in range(3))
+    oy, ox = divmod(130, expected.shape[1])
+    assert metric_value(app, f"Output value at ({oy}, {ox})") == pytest.approx(
+        expected[oy, ox], rel=1e-5
+    )
+    lines = app.code[0].value.splitlines()
+    assert [ln[:2] for ln in lines[:3]] == ["R:", "G:", "B:"]
+
+
+# --------------------------------------------------------------------------- uploads
+
+
+def _huge_ihdr_png() -> bytes:
+    data = bytearray(png_bytes(np.zeros((2, 2), np.uint8)))
+    # IHDR data starts at byte 16: width, height; then the CRC over type + data.
+    data[16:24] = struct.pack(">II", 20000, 20000)
+    crc = zlib.crc32(bytes(data[12:29]))
+    data[29:33] = struct.pack(">I", crc)
+    return bytes(data)
+
+
+def _truncated_png() -> bytes:
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)
+    data = png_bytes(noise)
+    return data[: len(data) // 2]
+
+
+def _ppm() -> bytes:
+    buf = io.BytesIO()
+    Image.new("L", (4, 4), 7).save(buf, format="PPM")
+    return buf.getvalue()
+
+
+BAD_FILES = {
+    "truncated": lambda: _truncated_png(),
+    "empty": lambda: b"",
+    "text named .png": lambda: b"hello, I am not an image\n" * 4,
+    "huge IHDR": _huge_ihdr_png,
+    "PPM (format not allowed)": _ppm,
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_FILES))
+def test_bad_upload_shows_an_error_and_keeps_the_previous_image(app: AppTest, bad) -> None:
+    app.radio(key="conv_source").set_value("upload").run()
+    assert not app.exception
+    good = (np.arange(24 * 32, dtype=np.uint16).reshape(24, 32) % 256).astype(np.uint8)
+    app.sidebar.file_uploader[0].set_value(("good.png", png_bytes(good), "image/png")).run()
+    assert_clean(app)
+    before = app.session_state["conv_feature_map"].copy()
+    np.testing.assert_allclose(before, oracle_conv(good / 255.0, CLASSIC_KERNEL), atol=1e-5)
+
+    app.sidebar.file_uploader[0].set_value(("bad.png", BAD_FILES[bad](), "image/png")).run()
+    assert not app.exception
+    assert len(app.error) == 1
+    msg = app.error[0].value
+    assert "bad.png" in msg and "Traceback" not in msg and "PIL" not in msg
+    np.testing.assert_array_equal(app.session_state["conv_feature_map"], before)
+
+
+# --------------------------------------------------------------------------- URL state
+
+
+def test_url_reproduces_the_view() -> None:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update({"kernel": "1,2;3,4", "stride": "2", "bias": "0.5", "flip": "1"})
+    at.run()
+    assert_clean(at)
+    expected = oracle_conv(CLASSIC_INPUT, [[1, 2], [3, 4]], 0.5, stride=2, flip=True)
+    np.testing.assert_allclose(heatmap_z(at, "conv_output_fig"), expected)
+    # and the app writes its state back into the URL
+    at.number_input(key="conv_dilation").set_value(2).run()
+    assert at.query_params["dilation"] in ("2", ["2"])
+    assert at.query_params["kernel"] in ("1,2;3,4", ["1,2;3,4"])
+
+
+def test_a_broken_url_falls_back_with_a_warning() -> None:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update({"kernel": "1,x;3,4", "stride": "-3"})
+    at.run()
+    assert not at.exception and not at.error
+    assert len(at.warning) == 2
+    assert metric_value(at, "Output value at (0, 0)") == 181  # the defaults
+
+
+# --------------------------------------------------------------------------- other pages
+
+
+def test_pooling_page_steps_like_numpy() -> None:
+    from convviz.ui.pooling import EXAMPLE
+
+    at = page("pooling").run()
+    assert_clean(at)
+    for mode, reduce in (("max", np.max), ("avg", np.mean), ("min", np.min)):
+        at.radio(key="pool_mode").set_value(mode).run()
+        at.slider(key="pool_step").set_value(4).run()  # row 1, col 1 of the 3x3 output
+        assert_clean(at)
+        assert metric_value(at, "Pooled value at (1, 1)") == pytest.approx(
+            reduce(EXAMPLE[2:4, 2:4])
+        )
+    at.number_input(key="pool_size").set_value(3).run()
+    at.toggle(key="pool_stride_same").set_value(False).run()
+    at.number_input(key="pool_padding").set_value(1).run()
+    assert_clean(at)
+    at.radio(key="pool_source").set_value("sample").run()
+    assert_clean(at)
+    for name in ("leaky_relu", "sigmoid", "tanh"):
+        at.radio(key="pool_activation").set_value(name).run()
+        assert_clean(at)
+
+
+def test_pooling_uses_the_convolution_feature_map() -> None:
+    script = (
+        "import streamlit as st\n"
+        "from convviz.ui import convolution, pooling\n"
+        "(pooling if st.session_state.get('show_pool') else convolution).render()\n"
+    )
+    at = AppTest.from_string(script, default_timeout=TIMEOUT).run()
+    at.session_state["show_pool"] = True
+    at.run()
+    assert_clean(at)
+    assert at.radio(key="pool_source").value == "feature_map"
+    at.number_input(key="pool_size").set_value(3).run()
+    assert metric_value(at, "Pooled value at (0, 0)") == 660  # max of the 3x3 classic map
+
+
+def test_feature_maps_page() -> None:
+    at = page("feature_maps").run()
+    assert_clean(at)
+    at.radio(key="fm_bank").set_value("gabor").run()
+    at.slider(key="fm_orientations").set_value(3).run()
+    at.selectbox(key="fm_pool").set_value("max").run()
+    assert_clean(at)
+    at.radio(key="fm_bank").set_value("chosen").run()
+    at.multiselect(key="fm_chosen").set_value([]).run()
+    assert_clean(at)
+    assert any("Choose at least one" in i.value for i in at.info)
+
+
+def test_feature_maps_match_scipy() -> None:
+    from convviz.ui.feature_maps import _feature_maps
+
+    img = sample_image("Coins", max_side=64).astype(np.float64)
+    bank = {n: KERNELS[n] for n in ("sobel_y", "gaussian_5x5", "sharpen")}
+    maps = _feature_maps(img, bank, "relu", "max")
+    for m, k in zip(maps, bank.values(), strict=True):
+        ref = np.maximum(ndimage.correlate(img, k.weights, mode="mirror"), 0)
+        h, w = ref.shape[0] // 2, ref.shape[1] // 2  # 2x2 max pooling, by reshaping
+        ref = ref[: 2 * h, : 2 * w].reshape(h, 2, w, 2).max(axis=(1, 3))
+        np.testing.assert_allclose(m, ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("module", ["about", "train_page"])
+def test_static_pages(module: str) -> None:
+    at = page(module).run()
+    assert_clean(at)
+    if module == "about":
+        text = " ".join(m.value for m in at.markdown)
+        assert "MNIST" in text and "CC BY-SA 3.0" in text
+
+
+def test_app_shell_navigates(app: AppTest) -> None:
+    assert_clean(app)
+    assert app.title[0].value == "Convolution"

@@ -1,0 +1,168 @@
+"""Train a CNN in a real headless Chromium: it trains, the views move, a reload keeps the run.
+
+Runs ``streamlit run tests/apps/train_app.py`` (the page on its own). Skips with
+the reason when Playwright or Chromium is missing, unless
+``CONVVIZ_REQUIRE_BROWSER=1``. Screenshots go to ``artifacts/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.browser_utils import (
+    ROOT,
+    assert_no_exception,
+    browser_missing_reason,
+    chromium_page,
+    free_port,
+    wait_ready,
+)
+
+pytestmark = pytest.mark.browser
+
+SHOTS = ROOT / "artifacts" / "screenshots"
+APP = ROOT / "tests" / "apps" / "train_app.py"
+
+
+@contextlib.contextmanager
+def train_server(timeout: float = 60.0):
+    """``streamlit run`` the training page on a free port; yield its URL; always stop it."""
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.headless=true",
+        f"--server.port={port}",
+        "--server.address=127.0.0.1",
+        "--browser.gatherUsageStats=false",
+        "--server.fileWatcherType=none",
+        "--runner.postScriptGC=false",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited early with code {proc.returncode}")
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            if time.monotonic() > deadline:
+                raise RuntimeError("streamlit did not become healthy in time")
+            time.sleep(0.25)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server():
+    reason = browser_missing_reason()
+    if reason:
+        if os.environ.get("CONVVIZ_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"CONVVIZ_REQUIRE_BROWSER=1 but {reason}")
+        pytest.skip(reason)
+    with train_server() as url:
+        yield url
+
+
+def progress_step(page) -> int:
+    text = page.locator("[data-testid='stProgress']").first.inner_text()
+    m = re.search(r"step ([\d,]+)/", text)
+    assert m, f"no step in the progress text {text!r}"
+    return int(m.group(1).replace(",", ""))
+
+
+def curve_points(page) -> int:
+    """Points of the train-loss trace in the first plotly chart (the curves)."""
+    return page.evaluate(
+        "() => { const g = document.querySelector("
+        "\"[data-testid='stPlotlyChart'] .js-plotly-plot\");"
+        " return g && g.data ? g.data[0].x.length : -1; }"
+    )
+
+
+def filters_png(page) -> np.ndarray:
+    """The first-layer filter heatmap (the second plotly chart) as an RGB array."""
+    chart = page.locator("[data-testid='stPlotlyChart']").nth(1)
+    chart.wait_for(state="visible", timeout=20_000)
+    # A clip of the page, not an element shot: the chart is redrawn every second.
+    png = page.screenshot(clip=chart.bounding_box())
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
+
+
+def test_train_live_and_reload_keeps_the_run(server):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with chromium_page(1400, 2600) as page:  # tall: every view in one shot
+        page.goto(server)
+        wait_ready(page)
+        assert_no_exception(page)
+        # tiny on 5,000 images for 10 epochs: long enough to watch, paused below.
+        epochs = page.get_by_label("Epochs")
+        epochs.fill("10")
+        epochs.press("Enter")
+        wait_ready(page)
+        page.get_by_role("button", name="Start", exact=True).click()
+        page.wait_for_selector("[data-testid='stProgress']", timeout=30_000)
+        page.wait_for_function(
+            "() => { const g = document.querySelector(\"[data-testid='stPlotlyChart'] "
+            '.js-plotly-plot"); return g && g.data && g.data[0].x.length >= 2; }',
+            timeout=30_000,
+        )
+        step1, shot1 = progress_step(page), filters_png(page)
+        page.screenshot(path=str(SHOTS / "train_1.png"), full_page=True)
+        page.wait_for_timeout(3_000)
+        step2, shot2 = progress_step(page), filters_png(page)
+        page.screenshot(path=str(SHOTS / "train_2.png"), full_page=True)
+        assert step2 > step1, "the progress did not advance"
+        assert curve_points(page) >= 2, "the loss curve has no points"
+        if shot1.shape == shot2.shape:
+            change = np.abs(shot1 - shot2).mean()
+        else:
+            change = np.inf
+        assert change > 0.5, f"the first-layer filters did not change (mean |diff| {change:.2f})"
+        assert_no_exception(page)
+
+        # Pause, so the numbers hold still, then reload: same run, same history.
+        page.get_by_role("button", name="Pause", exact=True).click()
+        page.get_by_role("button", name="Resume", exact=True).wait_for(timeout=20_000)
+        page.wait_for_timeout(1_500)
+        url = page.url
+        assert "run=" in url
+        step, points = progress_step(page), curve_points(page)
+        page.reload()
+        wait_ready(page)
+        page.wait_for_selector("[data-testid='stProgress']", timeout=30_000)
+        page.wait_for_timeout(1_000)
+        assert page.url == url
+        assert progress_step(page) == step and step > 0
+        assert curve_points(page) == points
+        page.get_by_role("button", name="Resume", exact=True).wait_for(timeout=10_000)
+        page.screenshot(path=str(SHOTS / "train_reloaded.png"), full_page=True)
+        assert_no_exception(page)
+        page.get_by_role("button", name="Reset", exact=True).click()  # free the run's memory
+        wait_ready(page)

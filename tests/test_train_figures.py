@@ -1,0 +1,126 @@
+"""Figure builders of the training page, checked against loops and hand-made arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from convviz.figures import DIVERGING, colorize
+from convviz.train_figures import (
+    confusion_figure,
+    curves_figure,
+    dense_figure,
+    digit_tile,
+    feature_maps_image,
+    filters_figure,
+    filters_image,
+    thin,
+    tile,
+)
+
+
+def tile_loop(maps, ncols, gap):
+    n, h, w = maps.shape
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    out = np.full((nrows * h + (nrows - 1) * gap, ncols * w + (ncols - 1) * gap), np.nan)
+    for i in range(n):
+        r, c = i // ncols, i % ncols
+        for y in range(h):
+            for x in range(w):
+                out[r * (h + gap) + y, c * (w + gap) + x] = maps[i, y, x]
+    return out
+
+
+@pytest.mark.parametrize(("n", "ncols", "gap"), [(1, 4, 1), (5, 2, 1), (8, 8, 0), (7, 3, 2)])
+def test_tile_matches_loop(n, ncols, gap):
+    maps = np.random.default_rng(n).normal(size=(n, 3, 4))
+    np.testing.assert_array_equal(tile(maps, ncols, gap), tile_loop(maps, ncols, gap))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"maps": np.zeros((0, 2, 2)), "ncols": 1}, "`maps` must have shape"),
+        ({"maps": np.zeros((2, 2)), "ncols": 1}, "`maps` must have shape"),
+        ({"maps": np.zeros((1, 2, 2)), "ncols": 0}, "`ncols` must be >= 1"),
+        ({"maps": np.zeros((1, 2, 2)), "ncols": 1, "gap": -1}, "`gap` must be >= 0"),
+    ],
+)
+def test_tile_validates(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tile(**kwargs)
+
+
+def test_thin_keeps_ends_and_limit():
+    x = list(range(1000))
+    tx, ty = thin(x, [v * 2 for v in x], max_points=50)
+    assert len(tx) <= 50 and tx[0] == 0 and tx[-1] == 999
+    assert ty == [v * 2 for v in tx]
+    with pytest.raises(ValueError, match="`max_points` must be >= 2"):
+        thin(x, x, max_points=1)
+    with pytest.raises(ValueError, match="`y` must have 1000 entries"):
+        thin(x, x[:3])
+
+
+def test_filters_figure_places_each_weight():
+    k = np.random.default_rng(0).normal(size=(3, 3, 2, 5))  # (kh, kw, C, F)
+    fig = filters_figure(k, channel=1, ncols=2)
+    z = np.asarray(fig.data[0].z, dtype=float)
+    for f in range(5):
+        r, c = divmod(f, 2)
+        np.testing.assert_array_equal(z[r * 4 : r * 4 + 3, c * 4 : c * 4 + 3], k[:, :, 1, f])
+    m = np.abs(k[:, :, 1, :]).max()
+    assert (fig.data[0].zmin, fig.data[0].zmax) == (-m, m)  # white is 0
+    with pytest.raises(ValueError, match="`channel` must be in"):
+        filters_figure(k, channel=2)
+    with pytest.raises(ValueError, match="`kernel` must have shape"):
+        filters_figure(k[..., 0])
+
+
+def test_filters_image_rows_are_filters_and_columns_channels():
+    k = np.random.default_rng(1).normal(size=(2, 2, 3, 4))
+    img = filters_image(k, zoom=1)  # 4 rows (filters) x 3 columns (channels)
+    assert img.shape == (4 * 3 - 1, 3 * 3 - 1, 3)
+    m = np.abs(k).max()
+    f, c = 2, 1
+    expected = colorize(k[:, :, c, f], -m, m, DIVERGING)
+    np.testing.assert_array_equal(img[f * 3 : f * 3 + 2, c * 3 : c * 3 + 2], expected)
+    assert (img[2, :] == 255).all()  # the gap rows are white
+
+
+def test_feature_maps_image_shares_one_range():
+    a = np.zeros((4, 4, 2))
+    a[..., 0] = 1.0
+    a[..., 1] = 0.5
+    img = feature_maps_image(a, ncols=2, min_side=4)
+    assert img.shape == (4, 9, 3)
+    assert (img[:, :4] == 255).all() and (img[:, 5:] == 128).all()  # greys, max = white
+
+
+def test_dense_and_confusion_figures():
+    v = np.array([0.2, -1.0, 3.0])
+    fig = dense_figure(v, "dense", labels=["a", "b", "c"])
+    assert list(fig.data[0].y) == v.tolist() and list(fig.data[0].x) == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="`labels` must have 3 entries"):
+        dense_figure(v, "x", labels=["a"])
+    cm = np.arange(100).reshape(10, 10)
+    np.testing.assert_array_equal(np.asarray(confusion_figure(cm).data[0].z), cm)
+    with pytest.raises(ValueError, match="`confusion` must be a square"):
+        confusion_figure(np.zeros((2, 3)))
+
+
+def test_digit_tile_frame():
+    img = np.full((28, 28), 200, np.uint8)
+    right = digit_tile(img, True, zoom=1)
+    assert right.shape == (32, 32, 3)
+    assert right[0, 0].tolist() == [46, 160, 67] and right[16, 16].tolist() == [200] * 3
+    plain = digit_tile(img, None, zoom=2)
+    assert plain.shape == (56, 56, 3) and (plain == 200).all()
+
+
+def test_curves_figure_thins_long_histories():
+    n = 5000
+    chunks = {"step": list(range(1, n + 1)), "loss": [1.0] * n, "acc": [0.5] * n}
+    fig = curves_figure(chunks, {}, max_points=300)
+    assert len(fig.data[0].x) <= 300 and fig.data[0].x[-1] == n

@@ -1,0 +1,115 @@
+"""The Train a CNN page under Streamlit's AppTest: it renders, and its controls drive the run."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from convviz.nn.presets import build_model
+from convviz.nn.runs import get_manager
+
+APP = str(Path(__file__).parent / "apps" / "train_app.py")
+TIMEOUT = 60.0
+
+
+@pytest.fixture
+def at():
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.run()
+    yield app
+    rid = app.query_params.get("run")
+    if rid:
+        get_manager().discard(rid if isinstance(rid, str) else rid[0])
+
+
+def small(app: AppTest) -> None:
+    """tiny on 1,000 training images, 200 validation, 500 test images."""
+    app.sidebar.select_slider(key="train_train_size").set_value(1_000)
+    app.sidebar.select_slider(key="train_val_size").set_value(200)
+    app.select_slider(key="train_test_size").set_value(500)
+
+
+def the_run(app: AppTest):
+    rid = app.query_params["run"]
+    run = get_manager().get(rid if isinstance(rid, str) else rid[0])
+    assert run is not None
+    return run
+
+
+def settle(run) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while run.busy:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+def labels(app: AppTest) -> list[str]:
+    return [b.label for b in app.button]
+
+
+def test_page_renders_without_a_run(at):
+    assert not at.exception
+    assert at.title[0].value == "Train a CNN"
+    assert "Start" in labels(at) and "Step" in labels(at)
+    n_params = build_model("tiny").count_params()
+    assert f"Total params: {n_params:,}" in at.code[0].value  # tiny's summary table
+
+
+def test_controls_drive_the_run(at):
+    small(at)
+    at.sidebar.number_input(key="train_epochs").set_value(20)  # still training when paused
+    at.button(key="train_start").click().run()
+    assert not at.exception
+    run = the_run(at)
+    assert run.config.train_size == 1_000 and run.config.val_size == 200
+    run.wait(lambda s: s.step >= 2, TIMEOUT)
+    at.run()
+    assert not at.exception and "Pause" in labels(at)
+    assert next(m.label for m in at.metric) == "Train loss (last chunk)"
+
+    at.button(key="train_pause").click().run()
+    assert run.state == "paused" and "Resume" in labels(at)
+    settle(run)
+    step = run.snapshot().step
+    at.button(key="train_step").click().run()
+    settle(run)
+    assert run.snapshot().step == step + 1
+
+    at.sidebar.select_slider(key="train_lr").set_value(0.01).run()
+    settle(run)
+    assert run.snapshot().lr == 0.01
+    run.step()
+    settle(run)
+    assert run.snapshot().history["lr"][-1] == 0.01
+
+    at.button(key="train_reset").click().run()
+    settle(run)
+    snap = run.snapshot()
+    assert (snap.state, snap.step) == ("ready", 0)
+    at.run()
+    assert not at.exception and "Start" in labels(at)
+
+
+def test_reload_reattaches_to_the_run(at):
+    small(at)
+    at.button(key="train_step").click().run()
+    run = the_run(at)
+    settle(run)
+    again = AppTest.from_file(APP, default_timeout=60)
+    again.query_params["run"] = run.id
+    again.run()
+    assert not again.exception
+    assert the_run(again) is run
+    assert "step 1/" in again.get("progress")[0].proto.text
+    assert again.sidebar.select_slider(key="train_train_size").value == 1_000  # settings adopted
+
+
+def test_unknown_run_id_is_reported(at):
+    at.query_params["run"] = "no-such-run"
+    at.run()
+    assert not at.exception
+    assert any("has ended" in i.value for i in at.info)
+    assert "run" not in at.query_params
