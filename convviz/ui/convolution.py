@@ -18,7 +18,6 @@ from convviz.figures import (
     GREYS,
     HEATMAP_MAX_CELLS,
     colorbar_strip,
-    colorize,
     crosshair_shapes,
     heatmap_figure,
     histogram_figure,
@@ -26,6 +25,7 @@ from convviz.figures import (
     map_figure,
     not_yet_shapes,
     pad_shapes,
+    png_bytes,
     value_range,
     window_shape,
 )
@@ -338,13 +338,13 @@ def _result(x_img, x, out, act_name, label, numbers, robust) -> np.ndarray:
         px_scale = 520 / max(extent)  # the larger map drawn 520 px wide, the other to scale
         with c1, st.container(key="conv_input_img"):
             st.markdown(f"**Input: {label}**")
-            shown = x_img if x_img.ndim == 3 else colorize(x_img, 0.0, 1.0, GREYS)
-            st.image(shown, width=max(1, round(w * px_scale)))
+            st.image(png_bytes(x_img, 0.0, 1.0, GREYS), width=max(1, round(w * px_scale)))
             st.caption(f"Input {h}x{w}" + (" x 3 channels" if x_img.ndim == 3 else ""))
         with c2, st.container(key="conv_output_img"):
             st.markdown(f"**{title}**")
-            st.image(colorize(act, lo, hi, scale), width=max(1, round(act.shape[1] * px_scale)))
-            st.image(colorbar_strip(scale), width=max(1, round(act.shape[1] * px_scale)))
+            width = max(1, round(act.shape[1] * px_scale))
+            st.image(png_bytes(act, lo, hi, scale), width=width)
+            st.image(png_bytes(colorbar_strip(scale) / 255.0), width=width)
     else:
         with c1:
             kw = {"colorscale": GREYS, "extent": extent}
