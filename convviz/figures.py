@@ -215,8 +215,8 @@ def png_bytes(
     rerun) as a palette PNG at low compression: several times faster than
     handing ``st.image`` an RGB array, which it re-encodes at every rerun.
 
-    >>> png_bytes(np.array([[0.0, 1.0]]))[:4] == b"\x89PNG"
-    True
+    >>> png_bytes(np.array([[0.0, 1.0]]))[1:4]
+    b'PNG'
     """
     arr = np.ascontiguousarray(a)
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] != 3):
