@@ -48,6 +48,7 @@ def _watch_sends(page) -> list[float]:
     sends it, so the benchmark also reports the time from that moment.
     """
     sent: list[float] = []
+
     def on_ws(ws) -> None:
         ws.on("framesent", lambda payload: sent.append(time.perf_counter()))
 

@@ -50,8 +50,8 @@ INITS = {"random": "Random weights", "pretrained": "Shipped pretrained model", "
 # predictions) redraw often; the heavy ones that change only at validations
 # (activations, confusion matrix, gallery) redraw rarely, so the fast timer's
 # round trip stays short (bench_train_ui.py measures both).
-REFRESH_S = 0.5
-SLOW_REFRESH_S = 3.0
+REFRESH_S = 0.85
+SLOW_REFRESH_S = 4.0
 P = "train_"  # widget key prefix
 STATE_KEYS = tuple(
     P + k
@@ -430,19 +430,16 @@ def _live(run_id: str) -> None:
     _status(snap)
     _progress(snap)
     show_figure(curves_figure(snap.chunks, snap.history), key=P + "curves", filename="curves")
-    c1, c2 = st.columns([3, 2])
-    with c1:
-        _first_filters(snap)
-    with c2:
-        _strip(snap)
+    _first_filters(snap)
 
 
 def _live_slow(run_id: str) -> None:
-    """The views that change at validations, on a slower timer."""
+    """The heavier views (a dozen images, feature maps, the confusion matrix), on a slower timer."""
     run = _manager().get(run_id)
     if run is None:
         return
     snap = run.snapshot()
+    _strip(snap)
     _activations(run, snap)
     _deeper_filters(snap)
     _validation(snap)
