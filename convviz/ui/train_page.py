@@ -196,7 +196,7 @@ def _settings(run: Run | None) -> tuple[TrainConfig, str, object, RunOptions]:
     )
     ss.setdefault(P + "batch", 64)
     sb.select_slider("Batch size", BATCHES, key=P + "batch")
-    ss.setdefault(P + "epochs", 1)
+    ss.setdefault(P + "epochs", 5)  # ~400 steps of tiny: long enough to watch it learn
     sb.number_input("Epochs", 1, 20, step=1, key=P + "epochs")
     ss.setdefault(P + "val_size", 1_000)
     val_size = sb.select_slider(
