@@ -63,15 +63,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(timeout: float = 60.0) -> Iterator[str]:
-    """Run ``streamlit run app.py`` on a free port; yield its URL; always stop it."""
+def streamlit_server(timeout: float = 60.0, script: Path | None = None) -> Iterator[str]:
+    """``streamlit run app.py`` (or ``script``) on a free port; yield its URL; always stop it."""
     port = free_port()
     cmd = [
         sys.executable,
         "-m",
         "streamlit",
         "run",
-        str(ROOT / "app.py"),
+        str(script or ROOT / "app.py"),
         "--server.headless=true",
         f"--server.port={port}",
         "--server.address=127.0.0.1",
@@ -79,7 +79,8 @@ def streamlit_server(timeout: float = 60.0) -> Iterator[str]:
         "--server.fileWatcherType=none",
     ]
     log = open(os.devnull, "w")
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # a script under tests/ imports convviz too
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout

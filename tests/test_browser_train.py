@@ -7,14 +7,9 @@ the reason when Playwright or Chromium is missing, unless
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import re
-import subprocess
-import sys
-import time
-import urllib.request
 
 import numpy as np
 import pytest
@@ -25,7 +20,7 @@ from tests.browser_utils import (
     assert_no_exception,
     browser_missing_reason,
     chromium_page,
-    free_port,
+    streamlit_server,
     wait_ready,
 )
 
@@ -35,48 +30,9 @@ SHOTS = ROOT / "artifacts" / "screenshots"
 APP = ROOT / "tests" / "apps" / "train_app.py"
 
 
-@contextlib.contextmanager
 def train_server(timeout: float = 60.0):
-    """``streamlit run`` the training page on a free port; yield its URL; always stop it."""
-    port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(APP),
-        "--server.headless=true",
-        f"--server.port={port}",
-        "--server.address=127.0.0.1",
-        "--browser.gatherUsageStats=false",
-        "--server.fileWatcherType=none",
-        "--runner.postScriptGC=false",
-    ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited early with code {proc.returncode}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            if time.monotonic() > deadline:
-                raise RuntimeError("streamlit did not become healthy in time")
-            time.sleep(0.25)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+    """``streamlit run`` the training page on its own; yield its URL; always stop it."""
+    return streamlit_server(timeout, script=APP)
 
 
 @pytest.fixture(scope="module")
