@@ -338,13 +338,17 @@ def _result(x_img, x, out, act_name, label, numbers, robust) -> np.ndarray:
         px_scale = 520 / max(extent)  # the larger map drawn 520 px wide, the other to scale
         with c1, st.container(key="conv_input_img"):
             st.markdown(f"**Input: {label}**")
-            st.image(png_bytes(x_img, 0.0, 1.0, GREYS), width=max(1, round(w * px_scale)))
+            st.image(
+                png_bytes(x_img, 0.0, 1.0, GREYS),
+                width=max(1, round(w * px_scale)),
+                output_format="PNG",  # as encoded: no lossy JPEG, no second encode
+            )
             st.caption(f"Input {h}x{w}" + (" x 3 channels" if x_img.ndim == 3 else ""))
         with c2, st.container(key="conv_output_img"):
             st.markdown(f"**{title}**")
             width = max(1, round(act.shape[1] * px_scale))
-            st.image(png_bytes(act, lo, hi, scale), width=width)
-            st.image(png_bytes(colorbar_strip(scale) / 255.0), width=width)
+            st.image(png_bytes(act, lo, hi, scale), width=width, output_format="PNG")
+            st.image(png_bytes(colorbar_strip(scale) / 255.0), width=width, output_format="PNG")
     else:
         with c1:
             kw = {"colorscale": GREYS, "extent": extent}
