@@ -56,6 +56,17 @@ def browser_missing_reason() -> str | None:
     return None
 
 
+def require_browser() -> None:
+    """Skip with the reason when no browser is here; fail under CONVVIZ_REQUIRE_BROWSER=1."""
+    import pytest  # only the tests need it; the benchmarks import this module too
+
+    reason = browser_missing_reason()
+    if reason:
+        if os.environ.get("CONVVIZ_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"CONVVIZ_REQUIRE_BROWSER=1 but {reason}")
+        pytest.skip(reason)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

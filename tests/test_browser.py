@@ -7,7 +7,6 @@ Screenshots go to ``artifacts/screenshots/`` (git-ignored) for a person to look 
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -21,10 +20,10 @@ from convviz.kernels import KERNELS
 from tests.browser_utils import (
     ROOT,
     assert_no_exception,
-    browser_missing_reason,
     chromium_browser,
     chromium_page,
     open_kernel_cell_editor,
+    require_browser,
     streamlit_server,
     wait_painted,
     wait_ready,
@@ -37,11 +36,7 @@ SHOTS = ROOT / "artifacts" / "screenshots"
 
 @pytest.fixture(scope="module")
 def server():
-    reason = browser_missing_reason()
-    if reason:
-        if os.environ.get("CONVVIZ_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"CONVVIZ_REQUIRE_BROWSER=1 but {reason}")
-        pytest.skip(reason)
+    require_browser()
     with streamlit_server() as url:
         yield url
 

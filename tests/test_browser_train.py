@@ -8,7 +8,6 @@ the reason when Playwright or Chromium is missing, unless
 from __future__ import annotations
 
 import io
-import os
 import re
 
 import numpy as np
@@ -18,8 +17,8 @@ from PIL import Image
 from tests.browser_utils import (
     ROOT,
     assert_no_exception,
-    browser_missing_reason,
     chromium_page,
+    require_browser,
     streamlit_server,
     wait_ready,
 )
@@ -37,11 +36,7 @@ def train_server(timeout: float = 60.0):
 
 @pytest.fixture(scope="module")
 def server():
-    reason = browser_missing_reason()
-    if reason:
-        if os.environ.get("CONVVIZ_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"CONVVIZ_REQUIRE_BROWSER=1 but {reason}")
-        pytest.skip(reason)
+    require_browser()
     with train_server() as url:
         yield url
 
