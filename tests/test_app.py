@@ -424,3 +424,18 @@ def test_static_pages(module: str) -> None:
 def test_app_shell_navigates(app: AppTest) -> None:
     assert_clean(app)
     assert app.title[0].value == "Convolution"
+
+
+def test_pending_edits_match_what_the_grid_returns() -> None:
+    """The fast path draws the map from the editor's pending edits before the editor
+    runs; it must read them exactly as the grid applies them."""
+    from convviz.ui.convolution import _pending
+
+    base = np.array([[0.0, 1.0], [2.0, 3.0]])
+    last = np.full((2, 2), 7.0)
+    edits = {"edited_rows": {1: {"0": 5.0}}, "added_rows": [], "deleted_rows": []}
+    assert _pending(base, edits, last, "kernel").tolist() == [[0.0, 1.0], [5.0, 3.0]]
+    assert _pending(base, None, last, "kernel").tolist() == base.tolist()
+    # a cleared cell keeps the last valid kernel, as the page does after the grid
+    cleared = {"edited_rows": {0: {"1": None}}}
+    assert _pending(base, cleared, last, "kernel").tolist() == last.tolist()

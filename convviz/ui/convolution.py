@@ -575,6 +575,59 @@ def _stepper(
 # --------------------------------------------------------------------------- page
 
 
+def _pending(base: np.ndarray, edits: dict | None, last: np.ndarray, name: str, **kw) -> np.ndarray:
+    """What a grid editor will return this run: ``base`` plus the ``edited_rows`` in its
+    widget state (``{row: {column: value}}``), validated like the editor's own result."""
+    grid = base.astype(object)
+    for r, cells in (edits or {}).get("edited_rows", {}).items():
+        for c, v in cells.items():
+            grid[int(r), int(c)] = v
+    return keep_last_valid(grid, last, name, **kw)[0]
+
+
+def _pending_inputs(image: np.ndarray | None, numbers: bool):
+    """``((kernel, bias), input)`` before the editors are drawn, or None (no fast path)."""
+    if ss.pop("conv_no_fast_path", False):
+        return None
+    if ss.conv_kernel_base.ndim != 2 or (image is None and not numbers):
+        return None  # per-channel kernels and missing uploads take the plain path
+    k = _pending(
+        ss.conv_kernel_base,
+        ss.get(f"conv_kernel_editor_{ss.conv_kernel_ver}"),
+        ss.conv_kernel,
+        "kernel",
+    )
+    if numbers:
+        image = _pending(
+            ss.conv_numbers_base,
+            ss.get(f"conv_numbers_editor_{ss.conv_numbers_ver}"),
+            ss.conv_numbers,
+            "input",
+            max_side=NUMBERS_MAX,
+        )
+    if image.ndim == 3 and k.ndim == 2 and ss.conv_per_channel:
+        return None
+    return (k, float(ss.conv_bias)), image
+
+
+def _draw_result(slot, image, label, kernel, p, numbers, robust):
+    """Convolve and draw the Result section into ``slot``; ``(x, out)`` or None on bad settings."""
+    w, bias = kernel
+    rgb = image.ndim == 3
+    x = np.moveaxis(image, -1, 0) if rgb else image  # (C, H, W) or (H, W)
+    with slot.container():
+        with user_errors() as ok:
+            out = conv2d(x, w, bias, **p).astype(np.float64)
+        if not ok[0]:
+            return None
+        st.subheader("Result")
+        act = _result(image, x, out, ss.conv_activation, label, numbers, robust)
+    # Shared with the Pooling page: the current feature map and where it came from.
+    ss.conv_feature_map = act
+    ss.conv_feature_label = f"{label} ⊛ kernel {w.shape[-2]}x{w.shape[-1]}"
+    return x, out
+
+
 def render() -> None:
     _init_state()
     st.title("Convolution")
@@ -612,6 +665,16 @@ def render() -> None:
     )
 
     top_left, top_right = st.columns(2, gap="large")
+    result_slot = st.empty()  # below the editors on the page, but may be drawn before them
+    # Latency: draw the feature map from the editors' pending edits *before* the
+    # editors themselves, so its delta leaves the server first; the editors below
+    # then confirm the same values (or the map is drawn again).
+    early = _pending_inputs(image, numbers)
+    drawn = None
+    if early is not None:
+        drawn = _draw_result(
+            result_slot, early[1], "numbers" if numbers else label, early[0], p, numbers, robust
+        )
     with top_left:
         w, bias = _kernel_section(rgb)
     with top_right:
@@ -623,19 +686,24 @@ def render() -> None:
     if image is None:
         _write_url(w, bias, p, source)
         return
-
-    x = np.moveaxis(image, -1, 0) if rgb else image  # (C, H, W) or (H, W)
-    with user_errors() as ok:
-        out = conv2d(x, w, bias, **p)
-        out = out.astype(np.float64)
-    if not ok[0]:
+    same = (
+        early is not None
+        and np.array_equal(early[0][0], w)
+        and early[0][1] == bias
+        and np.array_equal(early[1], image)
+    )
+    if not same:
+        if early is not None:
+            # The editors disagreed with their pending edits (should not happen): the
+            # map drawn above is stale and its widgets are taken, so run once more
+            # without the fast path rather than draw it twice.
+            ss.conv_no_fast_path = True
+            st.rerun()
+        drawn = _draw_result(result_slot, image, label, (w, bias), p, numbers, robust)
+    if drawn is None:  # conv2d refused these settings; the message is shown
         _write_url(w, bias, p, source)
         return
-    st.subheader("Result")
-    act = _result(image, x, out, ss.conv_activation, label, numbers, robust)
-    # Shared with the Pooling page: the current feature map and where it came from.
-    ss.conv_feature_map = act
-    ss.conv_feature_label = f"{label} ⊛ kernel {w.shape[-2]}x{w.shape[-1]}"
+    x, out = drawn
 
     x3 = x[None] if x.ndim == 2 else x
     kh, kw = w.shape[-2:]
