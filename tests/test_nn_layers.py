@@ -29,6 +29,7 @@ from convviz.nn.layers import (
     Tanh,
 )
 from convviz.nn.losses import softmax_cross_entropy
+from convviz.nn.functional import blas_threads
 from convviz.nn.model import Sequential
 from tests._helpers import assert_matches
 
@@ -239,6 +240,40 @@ def test_threaded_step_equals_single_thread_step():
         grads.append({n: g.copy() for n, _, g in model.parameters()})
     for name in grads[0]:
         assert_matches(grads[1][name], grads[0][name], rtol=1e-10, atol=1e-13, what=name)
+
+
+def test_threaded_evaluation_equals_single_thread_evaluation():
+    """Evaluation batches are sliced over threads too (BatchNorm included: running stats)."""
+    rng = np.random.default_rng(7)
+    x = rng.random((45, 9, 9, 2))
+    mean, var = rng.normal(0, 0.3, 3), rng.uniform(0.5, 2, 3)
+    outs = []
+    for workers in (1, 2):
+        layers = [Conv2D(3, 3), BatchNorm(), ReLU(), Flatten(), Dense(4)]
+        model = Sequential(layers, input_shape=(9, 9, 2), seed=3, workers=workers)
+        model.astype(np.float64)
+        bn = model.layers[1]
+        bn.buffers["moving_mean"][...] = mean
+        bn.buffers["moving_variance"][...] = var
+        outs.append(model.forward(x, training=False))
+        assert (model._split is not None) == (workers == 2)
+    assert_matches(outs[1], outs[0], rtol=1e-12, atol=1e-13, what="logits")
+
+
+def test_sliced_training_leaves_blas_single_threaded():
+    """Raising the BLAS thread count after each step woke a spinning OpenBLAS worker."""
+    if blas_threads() == 0:
+        pytest.skip("numpy's BLAS is not an OpenBLAS found at run time")
+    old = blas_threads(2)
+    try:
+        model = _small_model(2)
+        x = np.random.default_rng(8).random((32, 9, 9, 2))
+        for _ in range(2):
+            _, d = softmax_cross_entropy(model.forward(x, training=True), np.zeros(32, int))
+            model.backward(d)
+            assert blas_threads() == 1
+    finally:
+        blas_threads(old)
 
 
 # ------------------------------------------------------------------ forward oracles

@@ -374,8 +374,9 @@ _BLAS: list = []
 def blas_threads(n: int | None = None) -> int:
     """Get (and with ``n``, set) numpy's OpenBLAS thread count; returns the previous count.
 
-    The setting is process-wide. ``Sequential`` training steps that split the
-    batch over threads use 1 BLAS thread per slice and restore the count after.
+    The setting is process-wide. ``Sequential`` passes that split the batch over
+    threads set 1 BLAS thread and leave it so (restoring it wakes OpenBLAS's
+    spin-waiting worker, see ``convviz.nn.model._blas_for``).
     Returns 0 and does nothing when numpy's BLAS is not an OpenBLAS found at run time.
     """
     if not _BLAS:

@@ -52,11 +52,27 @@ def _walk(layers):
             yield from _walk(layer.children())
 
 
+def _blas_for(threads: int) -> None:
+    """Give OpenBLAS ``threads`` threads, touching the setting only when it changes.
+
+    Why not set 1 around each sliced pass and restore after: every raise of the
+    count wakes OpenBLAS's worker thread, which then spin-waits for work that
+    never comes. Measured on this 2-core machine (classic, batch 64): that
+    spinning burnt 0.2-0.4 of a core and cost about 7% of the training
+    throughput headless, more with a browser and a server on the same cores.
+    So the count stays where the last pass needed it: 1 while models train in
+    slices (the usual case), ``workers`` for a big unsliceable batch.
+    """
+    if blas_threads() not in (0, threads):
+        blas_threads(threads)
+
+
 def _run_slices(fn, k: int, workers: int) -> list:
     """``[fn(0), ..., fn(k-1)]`` computed by the calling thread and ``workers - 1`` pool threads.
 
     Slices are handed out one at a time, so a thread that gets less CPU (the
-    machine is shared) simply takes fewer of them. BLAS is single-threaded meanwhile.
+    machine is shared) simply takes fewer of them. BLAS is single-threaded
+    meanwhile (and stays so afterwards, see :func:`_blas_for`).
     """
     results: list = [None] * k
     todo = iter(range(k))
@@ -70,15 +86,11 @@ def _run_slices(fn, k: int, workers: int) -> list:
                 return
             results[i] = fn(i)
 
-    old = blas_threads(1)
-    try:
-        futures = [_pool(workers).submit(drain) for _ in range(min(workers, k) - 1)]
-        drain()
-        for f in futures:
-            f.result()
-    finally:
-        if old:
-            blas_threads(old)
+    _blas_for(1)
+    futures = [_pool(workers).submit(drain) for _ in range(min(workers, k) - 1)]
+    drain()
+    for f in futures:
+        f.result()
     return results
 
 
@@ -114,9 +126,10 @@ class Sequential:
         A training batch is split into slices (one per thread, 16+ rows
         each), each run by a twin of the model that shares its weights
         (:meth:`Layer.replica`); the twins' gradients are summed, so the result
-        is the full-batch gradient (up to float rounding order). BLAS runs
-        single-threaded meanwhile. Models with BatchNorm always use one thread:
-        their batch statistics need the whole batch.
+        is the full-batch gradient (up to float rounding order). Evaluation
+        batches are sliced the same way. BLAS runs single-threaded meanwhile.
+        Models with BatchNorm train on one thread (their batch statistics need
+        the whole batch) with multi-threaded BLAS instead.
 
     Examples
     --------
@@ -219,23 +232,27 @@ class Sequential:
         """Logits ``(N, classes)`` for a batch ``x`` (N, H, W, C)."""
         h = self._prepare(x)
         self._split = None
-        k = self._parallel_slices(len(h)) if training else 1
+        k = self._parallel_slices(len(h), training)
         if k == 1:
+            if self.workers > 1 and len(h) >= 2 * _MIN_ROWS_PER_SLICE:
+                _blas_for(self.workers)  # a big batch that cannot be sliced (BatchNorm)
             return _forward_chain(self.layers, h, training)
         twins = self._get_twins(k)
         sizes = [len(part) for part in np.array_split(np.empty(len(h)), k)]
         starts = np.cumsum([0, *sizes])
         outs = _run_slices(
-            lambda i: _forward_chain(twins[i], h[starts[i] : starts[i + 1]], True), k, self.workers
+            lambda i: _forward_chain(twins[i], h[starts[i] : starts[i + 1]], training),
+            k,
+            self.workers,
         )
         self._split = sizes
         return np.concatenate(outs)
 
-    def _parallel_slices(self, n: int) -> int:
+    def _parallel_slices(self, n: int, training: bool) -> int:
         if self.workers < 2 or n < 2 * _MIN_ROWS_PER_SLICE:
             return 1
-        if any(isinstance(layer, BatchNorm) for layer in _walk(self.layers)):
-            return 1
+        if training and any(isinstance(layer, BatchNorm) for layer in _walk(self.layers)):
+            return 1  # batch statistics need the whole batch (evaluation uses running ones)
         return min(_SLICES_PER_WORKER * self.workers, n // _MIN_ROWS_PER_SLICE)
 
     def _get_twins(self, k: int) -> list[list[Layer]]:
