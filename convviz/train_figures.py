@@ -19,12 +19,15 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+from PIL import Image, ImageDraw, ImageFont
 from plotly.subplots import make_subplots
 
 from convviz.figures import DIVERGING, GREYS, colorize
 
 __all__ = [
+    "bars_image",
     "confusion_figure",
+    "confusion_image",
     "curves_figure",
     "dense_figure",
     "digit_tile",
@@ -67,22 +70,35 @@ def curves_figure(
     chunks: Mapping[str, Sequence[float]],
     history: Mapping[str, Sequence[float]],
     *,
+    total_steps: int | None = None,
     max_points: int = 600,
     height: int = 300,
 ) -> go.Figure:
     """Loss and accuracy against optimizer step: train (per chunk) as lines, validation as dots.
 
+    Laid out to be cheap to redraw once a second: fixed margins (plotly's
+    automatic margins measure every tick label and often draw twice), the
+    legend inside the accuracy panel, panel names as axis titles, and the step
+    axis fixed to ``[0, total_steps]`` so it does not re-tick as the run
+    grows (and shows how far it has come). Measured in Chromium on this
+    machine: about half the browser time of the previous layout.
+
     Parameters
     ----------
     chunks : mapping with ``step``, ``loss``, ``acc`` (running train values per chunk)
     history : mapping with ``val_step``, ``val_loss``, ``val_acc``
+    total_steps : int, optional
+        The run's length; the step axis spans it. None: fit the data.
 
     >>> fig = curves_figure({"step": [1, 2], "loss": [2.3, 2.1], "acc": [0.1, 0.2]},
-    ...                     {"val_step": [2], "val_loss": [2.0], "val_acc": [0.3]})
+    ...                     {"val_step": [2], "val_loss": [2.0], "val_acc": [0.3]},
+    ...                     total_steps=10)
     >>> [(t.name, list(t.y)) for t in fig.data]
     [('train', [2.3, 2.1]), ('validation', [2.0]), ('train', [0.1, 0.2]), ('validation', [0.3])]
+    >>> fig.layout.xaxis.range
+    (0, 10)
     """
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"), horizontal_spacing=0.1)
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1)
     steps = chunks.get("step", ())
     vsteps = history.get("val_step", ())
     for col, key in ((1, "loss"), (2, "acc")):
@@ -95,7 +111,7 @@ def curves_figure(
                 mode="lines",
                 name="train",
                 legendgroup="train",
-                showlegend=col == 1,
+                showlegend=col == 2,
                 line={"color": _TRAIN_COLOUR, "width": 1.5},
                 hovertemplate=f"step %{{x}}<br>train {key} %{{y:{fmt}}}<extra></extra>",
             ),
@@ -110,7 +126,7 @@ def curves_figure(
                 mode="lines+markers",
                 name="validation",
                 legendgroup="validation",
-                showlegend=col == 1,
+                showlegend=col == 2,
                 marker={"color": _VAL_COLOUR, "size": 7},
                 line={"color": _VAL_COLOUR, "width": 1, "dash": "dot"},
                 hovertemplate=f"step %{{x}}<br>validation {key} %{{y:{fmt}}}<extra></extra>",
@@ -118,13 +134,22 @@ def curves_figure(
             row=1,
             col=col,
         )
-    fig.update_xaxes(title_text="step")
-    fig.update_yaxes(rangemode="tozero", row=1, col=1)
-    fig.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=2)
+    xrange = {} if not total_steps else {"range": [0, int(total_steps)], "autorange": False}
+    fig.update_xaxes(title_text="step", automargin=False, **xrange)
+    fig.update_yaxes(title_text="loss", rangemode="tozero", automargin=False, row=1, col=1)
+    fig.update_yaxes(
+        title_text="accuracy", range=[0, 1.02], tickformat=".0%", automargin=False, row=1, col=2
+    )
     fig.update_layout(
         height=height,
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        legend={"orientation": "h", "y": -0.25},
+        margin={"l": 60, "r": 10, "t": 10, "b": 45, "autoexpand": False},
+        legend={
+            "x": 0.99,
+            "y": 0.03,
+            "xanchor": "right",
+            "yanchor": "bottom",
+            "bgcolor": "rgba(255,255,255,0.7)",
+        },
         uirevision="curves",  # keep the user's zoom across refreshes
     )
     return fig
@@ -203,7 +228,7 @@ def filters_figure(
             hoverongaps=False,
             xgap=0,
             ygap=0,
-            colorbar={"thickness": 10, "len": 0.9},
+            colorbar={"thickness": 10, "len": 0.9, "x": 1.0, "xpad": 8},
         )
     )
     rows, cols = grid.shape
@@ -211,7 +236,9 @@ def filters_figure(
     fig.update_yaxes(visible=False, range=[rows - 0.5, -0.5], scaleanchor="x", constrain="domain")
     fig.update_layout(
         height=height or max(120, min(420, 28 * rows + 20)),
-        margin={"l": 0, "r": 0, "t": 0, "b": 0},
+        # Room for the colour bar kept by hand: letting it push the margin makes
+        # plotly measure and draw twice on every refresh.
+        margin={"l": 0, "r": 60, "t": 0, "b": 0, "autoexpand": False},
         plot_bgcolor="rgba(0,0,0,0)",
         paper_bgcolor="rgba(0,0,0,0)",
     )
@@ -347,6 +374,114 @@ def confusion_figure(confusion: np.ndarray, *, title: str = "", height: int = 38
         margin={"l": 10, "r": 10, "t": 50 if title else 30, "b": 10},
     )
     return fig
+
+
+def _hex_rgb(colour: str) -> tuple[int, int, int]:
+    return tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+
+
+def _label_font(size: int):
+    return ImageFont.load_default(size=size)
+
+
+def bars_image(
+    values: np.ndarray,
+    *,
+    highlight: int | None = None,
+    probability: bool = False,
+    height: int = 110,
+    width: int = 640,
+) -> np.ndarray:
+    """A dense layer's outputs as a bar chart drawn into an RGB picture ``(H, W, 3)`` uint8.
+
+    The live page shows this while a run trains: Streamlit 1.67 rebuilds a
+    plotly chart from scratch whenever its data changes (two full draws per
+    update, measured), and a picture costs the browser almost nothing. The
+    paused page shows :func:`dense_figure` with hover values instead.
+
+    Bars rise from a grey zero line; the scale runs from ``min(0, values)`` to
+    ``max(0, values)`` (``[0, 1]`` for probabilities). Up to 16 bars get their
+    index written under them.
+
+    >>> img = bars_image(np.array([0.0, 0.5, 1.0]), probability=True, height=50, width=60)
+    >>> img.shape
+    (50, 60, 3)
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if v.size == 0:
+        raise ValueError("`values` must not be empty")
+    if not np.isfinite(v).all():
+        raise ValueError("`values` must be finite")
+    n = v.size
+    labelled = n <= 16
+    label_h = 14 if labelled else 0
+    plot_h = height - label_h
+    gap = 1 if n > 32 else 2
+    bar_w = max(1, (width - gap * (n + 1)) // n)
+    w = max(width, gap + n * (bar_w + gap))  # wider only if 1-pixel bars do not fit
+    lo, hi = (0.0, 1.0) if probability else (min(0.0, v.min()), max(0.0, v.max()))
+    if hi <= lo:
+        hi = lo + 1.0
+    to_row = lambda a: np.rint((hi - a) / (hi - lo) * (plot_h - 1)).astype(int)  # noqa: E731
+    rows = to_row(np.clip(v, lo, hi))
+    zero = int(to_row(np.array(0.0)))
+    img = np.full((height, w, 3), 255, np.uint8)
+    img[zero] = (190, 190, 190)
+    train, val = _hex_rgb(_TRAIN_COLOUR), _hex_rgb(_VAL_COLOUR)
+    for i, r in enumerate(rows):
+        if r == zero:
+            continue  # nothing to draw: the zero line shows
+        x0 = gap + i * (bar_w + gap)
+        top, bottom = min(r, zero), max(r, zero)
+        img[top : bottom + 1, x0 : x0 + bar_w] = val if i == highlight else train
+    if labelled:
+        pic = Image.fromarray(img)
+        draw = ImageDraw.Draw(pic)
+        font = _label_font(11)
+        for i in range(n):
+            cx = gap + i * (bar_w + gap) + bar_w / 2
+            draw.text((cx, plot_h + 1), str(i), fill=(60, 60, 60), font=font, anchor="ma")
+        img = np.asarray(pic)
+    return img
+
+
+def confusion_image(confusion: np.ndarray, *, cell: int = 30) -> np.ndarray:
+    """Confusion matrix ``[true, predicted]`` as an RGB picture with the counts written in.
+
+    Rows are true classes, columns predicted ones, with their digits along
+    the top and left edges; cells are shaded from white (0) to dark blue (the
+    largest count), the plotly ``Blues`` scale of :func:`confusion_figure`.
+    The live page's cheap stand-in for that figure (see :func:`bars_image`).
+
+    >>> confusion_image(np.eye(3, dtype=int), cell=20).shape
+    (80, 80, 3)
+    """
+    cm = np.asarray(confusion)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise ValueError(f"`confusion` must be a square 2-D array, got shape {cm.shape}")
+    n = cm.shape[0]
+    top = max(1, int(cm.max()))
+    shades = colorize(cm.astype(np.float64), 0.0, float(top), "Blues")  # (n, n, 3)
+    img = np.full(((n + 1) * cell, (n + 1) * cell, 3), 255, np.uint8)
+    img[cell:, cell:] = shades.repeat(cell, axis=0).repeat(cell, axis=1)
+    pic = Image.fromarray(img)
+    draw = ImageDraw.Draw(pic)
+    font = _label_font(max(8, cell * 2 // 5))
+    half = cell / 2
+    for i in range(n):
+        c = (i + 1) * cell + half
+        draw.text((c, half), str(i), fill=(90, 90, 90), font=font, anchor="mm")
+        draw.text((half, c), str(i), fill=(90, 90, 90), font=font, anchor="mm")
+        for j in range(n):
+            dark = cm[i, j] > top / 2
+            draw.text(
+                ((j + 1) * cell + half, c),
+                str(int(cm[i, j])),
+                fill=(255, 255, 255) if dark else (30, 30, 30),
+                font=font,
+                anchor="mm",
+            )
+    return np.asarray(pic)
 
 
 def digit_tile(image: np.ndarray, correct: bool | None = None, *, zoom: int = 2) -> np.ndarray:

@@ -58,8 +58,8 @@ def curve_points(page) -> int:
 
 
 def filters_png(page) -> np.ndarray:
-    """The first-layer filter heatmap (the second plotly chart) as an RGB array."""
-    chart = page.locator("[data-testid='stPlotlyChart']").nth(1)
+    """The first-layer filters (a picture while training) as an RGB array."""
+    chart = page.locator("[data-testid='stImage']").filter(has_text="colour scale").first
     chart.wait_for(state="visible", timeout=20_000)
     # A clip of the page, not an element shot: the chart is redrawn every second.
     png = page.screenshot(clip=chart.bounding_box())
@@ -102,6 +102,14 @@ def test_train_live_and_reload_keeps_the_run(server):
         page.get_by_role("button", name="Pause", exact=True).click()
         page.get_by_role("button", name="Resume", exact=True).wait_for(timeout=20_000)
         page.wait_for_timeout(1_500)
+        # Paused: the filters are a plotly heatmap again, with a value under the mouse.
+        heatmap = page.locator("[data-testid='stPlotlyChart']").nth(1)
+        heatmap.wait_for(state="visible", timeout=20_000)
+        kinds = page.evaluate(
+            "() => [...document.querySelectorAll(\"[data-testid='stPlotlyChart'] "
+            '.js-plotly-plot")].map(g => g.data[0].type)'
+        )
+        assert kinds[:2] == ["scatter", "heatmap"], kinds
         url = page.url
         assert "run=" in url
         step, points = progress_step(page), curve_points(page)

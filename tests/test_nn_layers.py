@@ -14,6 +14,7 @@ from skimage.measure import block_reduce
 from convviz.conv import conv2d
 from convviz.nn import functional as F
 from convviz.nn.blocks import Concat, Residual, dense_block
+from convviz.nn.functional import blas_threads
 from convviz.nn.layers import (
     AvgPool2D,
     BatchNorm,
@@ -29,7 +30,6 @@ from convviz.nn.layers import (
     Tanh,
 )
 from convviz.nn.losses import softmax_cross_entropy
-from convviz.nn.functional import blas_threads
 from convviz.nn.model import Sequential
 from tests._helpers import assert_matches
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
 from convviz.figures import DIVERGING, colorize
 from convviz.train_figures import (
+    bars_image,
     confusion_figure,
+    confusion_image,
     curves_figure,
     dense_figure,
     digit_tile,
@@ -124,3 +128,74 @@ def test_curves_figure_thins_long_histories():
     chunks = {"step": list(range(1, n + 1)), "loss": [1.0] * n, "acc": [0.5] * n}
     fig = curves_figure(chunks, {}, max_points=300)
     assert len(fig.data[0].x) <= 300 and fig.data[0].x[-1] == n
+
+
+def _bar_heights(img: np.ndarray, colour: tuple[int, int, int]) -> list[int]:
+    """Pixels of ``colour`` in each run of bar columns, left to right."""
+    mask = (img == colour).all(axis=2)
+    cols = mask.any(axis=0)
+    heights, i = [], 0
+    while i < len(cols):
+        if cols[i]:
+            j = i
+            while j < len(cols) and cols[j]:
+                j += 1
+            heights.append(int(mask[:, i].sum()))
+            i = j
+        else:
+            i += 1
+    return heights
+
+
+def test_bars_image_heights_follow_the_values():
+    v = np.array([0.1, 0.4, 0.25, 0.0, 1.0, 0.5, 0.75, 0.05, 0.2, 0.3])
+    img = bars_image(v, probability=True, height=114, width=400)  # plot area 100 rows
+    blue = (31, 119, 180)
+    heights = _bar_heights(img[:100], blue)
+    # Each bar spans the zero row (99) up to row round((1 - v) * 99), both ends drawn.
+    want = [100 - int(np.rint(99 * (1 - x))) for x in v if x > 0]
+    assert heights == want
+    hl = bars_image(v, probability=True, highlight=4, height=114, width=400)
+    orange = (255, 127, 14)
+    assert _bar_heights(hl[:100], orange) == [100]  # the tallest bar, in the highlight colour
+    assert (img[100:] != 255).any()  # the class digits under the bars
+
+
+def test_bars_image_signed_values_hang_below_zero():
+    v = np.array([-1.0, 1.0, 3.0] + [0.0] * 17)  # 20 bars: no labels, plot = whole height
+    img = bars_image(v, height=41, width=200)
+    mask = (img == (31, 119, 180)).all(axis=2)
+    zero = 30  # rows 0..40 span [3, -1]: 0 sits at 40 * 3 / 4
+    assert (img[zero, 100:] == 190).all()  # the grey zero line where bars are 0
+    bar0 = mask[:, 2:9]  # first bar's columns
+    assert bar0[zero:].all() and not bar0[:zero].any()  # -1 hangs from 0 down to the bottom
+    bar2 = mask[:, 20:27]
+    assert bar2[: zero + 1].all() and not bar2[zero + 1 :].any()  # 3 rises to the top
+    with pytest.raises(ValueError, match="`values` must not be empty"):
+        bars_image(np.array([]))
+    with pytest.raises(ValueError, match="`values` must be finite"):
+        bars_image(np.array([1.0, np.nan]))
+
+
+def test_confusion_image_shades_and_counts():
+    cm = np.array([[9, 1, 0], [2, 6, 0], [0, 0, 4]])
+    img = confusion_image(cm, cell=20)
+    assert img.shape == (80, 80, 3)
+    corner = lambda i, j: img[(i + 1) * 20 + 1, (j + 1) * 20 + 1].astype(int).sum()  # noqa: E731
+    # Darker (smaller RGB sum) for larger counts.
+    order = sorted((cm[i, j], corner(i, j)) for i in range(3) for j in range(3))
+    assert all(a[1] >= b[1] for a, b in itertools.pairwise(order))
+    assert corner(0, 2) >= 750  # 0: the scale's near-white end
+    cell = img[20:40, 20:40]  # count 9 on dark blue: white digits written in
+    assert (cell.astype(int).sum(axis=2) > 600).any()
+    with pytest.raises(ValueError, match="`confusion` must be a square"):
+        confusion_image(np.zeros((2, 3)))
+
+
+def test_curves_figure_spans_the_run_with_fixed_margins():
+    fig = curves_figure({"step": [1, 5], "loss": [2.0, 1.0], "acc": [0.1, 0.5]}, {}, total_steps=80)
+    assert fig.layout.xaxis.range == (0, 80) and fig.layout.xaxis2.range == (0, 80)
+    # Nothing may push the margins: plotly would measure and draw twice per refresh.
+    assert fig.layout.margin.autoexpand is False
+    assert fig.layout.xaxis.automargin is False and fig.layout.yaxis2.automargin is False
+    assert curves_figure({}, {}).layout.xaxis.range is None  # no run length: fit the data

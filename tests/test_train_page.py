@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -46,6 +47,10 @@ def settle(run) -> None:
         time.sleep(0.02)
 
 
+def trace_types(chart) -> set[str]:
+    return {t.get("type", "scatter") for t in json.loads(chart.proto.spec)["data"]}
+
+
 def labels(app: AppTest) -> list[str]:
     return [b.label for b in app.button]
 
@@ -69,9 +74,15 @@ def test_controls_drive_the_run(at):
     at.run()
     assert not at.exception and "Pause" in labels(at)
     assert next(m.label for m in at.metric) == "Train loss (last chunk)"
+    # While it trains, only the curves are a plotly chart; the rest are pictures.
+    assert [trace_types(c) for c in at.get("plotly_chart")] == [{"scatter"}]
+    assert any("colour scale" in cap for img in at.get("image") for cap in img.captions)
 
     at.button(key="train_pause").click().run()
     assert run.state == "paused" and "Resume" in labels(at)
+    # Paused: the filters are a plotly heatmap (hover values) again.
+    kinds = [trace_types(c) for c in at.get("plotly_chart")]
+    assert len(kinds) >= 2 and kinds[1] == {"heatmap"}, kinds
     settle(run)
     step = run.snapshot().step
     at.button(key="train_step").click().run()

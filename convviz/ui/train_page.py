@@ -23,7 +23,9 @@ from convviz.nn.presets import PRESETS, build_model
 from convviz.nn.runs import Run, RunManager, RunOptions, Snapshot, get_manager
 from convviz.nn.train import TrainConfig
 from convviz.train_figures import (
+    bars_image,
     confusion_figure,
+    confusion_image,
     curves_figure,
     dense_figure,
     digit_tile,
@@ -429,7 +431,11 @@ def _live(run_id: str) -> None:
         st.rerun(scope="app")
     _status(snap)
     _progress(snap)
-    show_figure(curves_figure(snap.chunks, snap.history), key=P + "curves", filename="curves")
+    show_figure(
+        curves_figure(snap.chunks, snap.history, total_steps=snap.total_steps),
+        key=P + "curves",
+        filename="curves",
+    )
     _first_filters(snap)
 
 
@@ -444,6 +450,18 @@ def _live_slow(run_id: str) -> None:
     _deeper_filters(snap)
     _validation(snap)
     _final(snap)
+
+
+def _training(snap: Snapshot) -> bool:
+    """While a run trains, the views draw pictures instead of plotly charts (but the curves).
+
+    Streamlit 1.67 rebuilds a plotly chart from scratch whenever its data
+    changes (a new graph, drawn twice); with three of them every few seconds
+    the browser took CPU from the training on this 2-core machine
+    (``benchmarks/bench_train_ui.py``). Hover values come back when the run
+    pauses or finishes. The loss and accuracy curves stay plotly throughout.
+    """
+    return snap.state in ("running", "queued")
 
 
 def _status(snap: Snapshot) -> None:
@@ -493,6 +511,14 @@ def _first_filters(snap: Snapshot) -> None:
     name, k = snap.kernels[0]
     st.markdown(f"**First-layer filters** (`{name}`, {k.shape[3]} of {k.shape[0]}×{k.shape[1]})")
     st.caption("Blue < 0 < red. They start as noise and turn into edge and stroke detectors.")
+    if _training(snap):  # a picture while it changes every second (see _training)
+        m = float(np.abs(k[:, :, 0, :]).max())
+        zoom = max(4, 72 // max(k.shape[:2]))  # ~ the size of the paused heatmap
+        st.image(
+            filters_image(k, channel=0, ncols=min(8, k.shape[3]), zoom=zoom),
+            caption=f"colour scale ±{m:.3g} (white = 0); pause to read each weight",
+        )
+        return
     show_figure(
         filters_figure(k, channel=0, ncols=min(8, k.shape[3])),
         key=P + "filters",
@@ -552,16 +578,24 @@ def _activations(run: Run, snap: Snapshot) -> None:
                 )
             elif i == last and snap.probs is not None:
                 pred = int(np.argmax(snap.probs))
+                title = f"softmax: predicts {pred} ({snap.probs[pred]:.1%})"
+                if _training(snap):
+                    st.image(
+                        bars_image(snap.probs, probability=True, highlight=pred), caption=title
+                    )
+                    continue
                 show_figure(
                     dense_figure(
                         snap.probs,
-                        f"softmax: predicts {pred} ({snap.probs[pred]:.1%})",
+                        title,
                         probability=True,
                         highlight=pred,
                     ),
                     key=P + f"act_{i}",
                     filename="softmax",
                 )
+            elif _training(snap):
+                st.image(bars_image(out), caption=f"{name} ({kind}), {out.size} units")
             else:
                 show_figure(
                     dense_figure(out, f"{name} ({kind}), {out.size} units"),
@@ -602,11 +636,18 @@ def _validation(snap: Snapshot) -> None:
     c1, c2 = st.columns([2, 3])
     with c1:
         st.markdown(f"**Confusion matrix** after step {snap.confusion_step:,}")
-        show_figure(
-            confusion_figure(snap.confusion),
-            key=P + "confusion",
-            filename="confusion",
-        )
+        if _training(snap):
+            st.image(
+                confusion_image(snap.confusion),
+                caption="rows: true digit, columns: predicted",
+                width=330,
+            )
+        else:
+            show_figure(
+                confusion_figure(snap.confusion),
+                key=P + "confusion",
+                filename="confusion",
+            )
     with c2:
         st.markdown(f"**Misclassified validation digits** (first {len(snap.misclassified)})")
         if not snap.misclassified:
