@@ -112,7 +112,7 @@ def main() -> None:
     h2 = headless(args.model, args.start, args.stop)
     print(f"headless (2)     {h2:8.1f} images/s")
     h = (h1 + h2) / 2
-    print(f"ratio page/headless: {p / h:.2f} (target >= 0.80); refresh {hz:.2f} Hz (target >= 1)")
+    print(f"ratio page/headless: {p / h:.3f} (target >= 0.80); refresh {hz:.2f} Hz (target >= 1)")
 
 
 if __name__ == "__main__":
