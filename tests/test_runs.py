@@ -8,6 +8,7 @@ per-step losses must equal that serial run's exactly.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import replace
 
@@ -303,3 +304,20 @@ def test_bad_config_raises_at_create(manager):
         manager.create(small(train_size=59_990), options=OPTS)
     with pytest.raises(ValueError, match="`probe_index` must be in"):
         manager.create(small(), options=RunOptions(probe_index=-1))
+
+
+def test_the_server_manager_shortens_the_gil_switch_interval():
+    """Training threads next to a server get the GIL back within 0.5 ms, not 5 ms."""
+    from convviz.nn import runs
+
+    old = sys.getswitchinterval()
+    saved, runs._manager = runs._manager, None
+    try:
+        sys.setswitchinterval(0.005)
+        manager = runs.get_manager()
+        assert runs.get_manager() is manager  # one per process
+        assert sys.getswitchinterval() == pytest.approx(runs.SERVER_SWITCH_INTERVAL_S)
+        manager.shutdown()
+    finally:
+        runs._manager = saved
+        sys.setswitchinterval(old)
