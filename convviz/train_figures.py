@@ -401,7 +401,8 @@ def bars_image(
 
     Bars rise from a grey zero line; the scale runs from ``min(0, values)`` to
     ``max(0, values)`` (``[0, 1]`` for probabilities). Up to 16 bars get their
-    index written under them.
+    index written under them. NaN and inf (a diverged run) show as a red mark
+    on the zero line.
 
     >>> img = bars_image(np.array([0.0, 0.5, 1.0]), probability=True, height=50, width=60)
     >>> img.shape
@@ -410,8 +411,8 @@ def bars_image(
     v = np.asarray(values, dtype=np.float64).ravel()
     if v.size == 0:
         raise ValueError("`values` must not be empty")
-    if not np.isfinite(v).all():
-        raise ValueError("`values` must be finite")
+    bad = ~np.isfinite(v)  # a diverged run: marked in red on the zero line, not drawn
+    v = np.where(bad, 0.0, v)
     n = v.size
     labelled = n <= 16
     label_h = 14 if labelled else 0
@@ -429,9 +430,12 @@ def bars_image(
     img[zero] = (190, 190, 190)
     train, val = _hex_rgb(_TRAIN_COLOUR), _hex_rgb(_VAL_COLOUR)
     for i, r in enumerate(rows):
+        x0 = gap + i * (bar_w + gap)
+        if bad[i]:
+            img[max(zero - 2, 0) : zero + 3, x0 : x0 + bar_w] = _WRONG
+            continue
         if r == zero:
             continue  # nothing to draw: the zero line shows
-        x0 = gap + i * (bar_w + gap)
         top, bottom = min(r, zero), max(r, zero)
         img[top : bottom + 1, x0 : x0 + bar_w] = val if i == highlight else train
     if labelled:

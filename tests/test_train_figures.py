@@ -173,8 +173,9 @@ def test_bars_image_signed_values_hang_below_zero():
     assert bar2[: zero + 1].all() and not bar2[zero + 1 :].any()  # 3 rises to the top
     with pytest.raises(ValueError, match="`values` must not be empty"):
         bars_image(np.array([]))
-    with pytest.raises(ValueError, match="`values` must be finite"):
-        bars_image(np.array([1.0, np.nan]))
+    nan = bars_image(np.array([1.0, np.nan] + [0.5] * 18), height=41, width=200)
+    red = (nan == (214, 39, 40)).all(axis=2)
+    assert red[:, 11:18].any() and not red[:, :10].any()  # the NaN bar is marked, not drawn
 
 
 def test_confusion_image_shades_and_counts():
