@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 
 import numpy as np
 import pytest
@@ -48,13 +49,34 @@ def progress_step(page) -> int:
     return int(m.group(1).replace(",", ""))
 
 
+def curves_frame(page):
+    """The frame of the curves (the live_plotly component), or None before it exists."""
+    return next((f for f in page.frames if "live_plotly" in f.url), None)
+
+
 def curve_points(page) -> int:
-    """Points of the train-loss trace in the first plotly chart (the curves)."""
-    return page.evaluate(
-        "() => { const g = document.querySelector("
-        "\"[data-testid='stPlotlyChart'] .js-plotly-plot\");"
-        " return g && g.data ? g.data[0].x.length : -1; }"
+    """Points of the train-loss trace in the curves (-1 before they are drawn)."""
+    frame = curves_frame(page)
+    if frame is None:
+        return -1
+    return frame.evaluate(
+        "() => { const g = document.getElementById('chart');"
+        " return g && g.data && g.data.length ? g.data[0].x.length : -1; }"
     )
+
+
+def step_axis(page) -> list[float]:
+    return curves_frame(page).evaluate(
+        "() => document.getElementById('chart')._fullLayout.xaxis.range"
+    )
+
+
+def wait_for_points(page, n: int, timeout: float = 30.0) -> int:
+    deadline = time.monotonic() + timeout
+    while (points := curve_points(page)) < n:
+        assert time.monotonic() < deadline, f"the curves did not reach {n} points"
+        page.wait_for_timeout(200)
+    return points
 
 
 def filters_png(page) -> np.ndarray:
@@ -79,11 +101,7 @@ def test_train_live_and_reload_keeps_the_run(server):
         wait_ready(page)
         page.get_by_role("button", name="Start", exact=True).click()
         page.wait_for_selector("[data-testid='stProgress']", timeout=30_000)
-        page.wait_for_function(
-            "() => { const g = document.querySelector(\"[data-testid='stPlotlyChart'] "
-            '.js-plotly-plot"); return g && g.data && g.data[0].x.length >= 2; }',
-            timeout=30_000,
-        )
+        wait_for_points(page, 2)
         step1, shot1 = progress_step(page), filters_png(page)
         page.screenshot(path=str(SHOTS / "train_1.png"), full_page=True)
         page.wait_for_timeout(3_000)
@@ -98,18 +116,31 @@ def test_train_live_and_reload_keeps_the_run(server):
         assert change > 0.5, f"the first-layer filters did not change (mean |diff| {change:.2f})"
         assert_no_exception(page)
 
+        # Zoom into the curves with the mouse: the zoom survives the next refreshes
+        # (the chart is updated in place, its uirevision kept).
+        drag = curves_frame(page).locator(".nsewdrag").first.bounding_box()
+        x0, y0 = drag["x"] + 10, drag["y"] + 10
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        page.mouse.move(x0 + 100, y0 + 80, steps=5)
+        page.mouse.up()
+        zoomed, points = step_axis(page), curve_points(page)
+        page.wait_for_timeout(2_500)  # two refreshes or more
+        assert curve_points(page) > points, "the curves stopped updating"
+        assert step_axis(page) == pytest.approx(zoomed), "the zoom was lost at a refresh"
+
         # Pause, so the numbers hold still, then reload: same run, same history.
         page.get_by_role("button", name="Pause", exact=True).click()
         page.get_by_role("button", name="Resume", exact=True).wait_for(timeout=20_000)
         page.wait_for_timeout(1_500)
         # Paused: the filters are a plotly heatmap again, with a value under the mouse.
-        heatmap = page.locator("[data-testid='stPlotlyChart']").nth(1)
+        heatmap = page.locator("[data-testid='stPlotlyChart']").first
         heatmap.wait_for(state="visible", timeout=20_000)
         kinds = page.evaluate(
             "() => [...document.querySelectorAll(\"[data-testid='stPlotlyChart'] "
             '.js-plotly-plot")].map(g => g.data[0].type)'
         )
-        assert kinds[:2] == ["scatter", "heatmap"], kinds
+        assert kinds[:1] == ["heatmap"], kinds
         url = page.url
         assert "run=" in url
         step, points = progress_step(page), curve_points(page)
@@ -119,7 +150,7 @@ def test_train_live_and_reload_keeps_the_run(server):
         page.wait_for_timeout(1_000)
         assert page.url == url
         assert progress_step(page) == step and step > 0
-        assert curve_points(page) == points
+        assert wait_for_points(page, points) == points
         page.get_by_role("button", name="Resume", exact=True).wait_for(timeout=10_000)
         page.screenshot(path=str(SHOTS / "train_reloaded.png"), full_page=True)
         assert_no_exception(page)

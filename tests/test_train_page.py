@@ -74,15 +74,21 @@ def test_controls_drive_the_run(at):
     at.run()
     assert not at.exception and "Pause" in labels(at)
     assert next(m.label for m in at.metric) == "Train loss (last chunk)"
-    # While it trains, only the curves are a plotly chart; the rest are pictures.
-    assert [trace_types(c) for c in at.get("plotly_chart")] == [{"scatter"}]
+    # The curves are the live_plotly component (updated in place); while the run
+    # trains, the other views are pictures, not plotly charts.
+    (curves,) = at.get("component_instance")
+    assert curves.proto.component_name.endswith("live_plotly")
+    fig = json.loads(json.loads(curves.proto.json_args)["spec"])
+    assert [t["name"] for t in fig["data"]] == ["train", "validation"] * 2
+    assert len(fig["data"][0]["x"]) >= 1 and fig["layout"]["xaxis"]["range"][1] > 0
+    assert not at.get("plotly_chart")
     assert any("colour scale" in cap for img in at.get("image") for cap in img.captions)
 
     at.button(key="train_pause").click().run()
     assert run.state == "paused" and "Resume" in labels(at)
     # Paused: the filters are a plotly heatmap (hover values) again.
     kinds = [trace_types(c) for c in at.get("plotly_chart")]
-    assert len(kinds) >= 2 and kinds[1] == {"heatmap"}, kinds
+    assert kinds and kinds[0] == {"heatmap"}, kinds
     settle(run)
     step = run.snapshot().step
     at.button(key="train_step").click().run()

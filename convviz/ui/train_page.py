@@ -34,7 +34,8 @@ from convviz.train_figures import (
     filters_image,
     format_duration,
 )
-from convviz.ui.common import run_guarded, show_figure
+from convviz.ui.common import plot_config, run_guarded, show_figure
+from convviz.ui.live_chart import live_plotly
 
 __all__ = ["STATE_KEYS", "render"]
 
@@ -53,6 +54,7 @@ INITS = {"random": "Random weights", "pretrained": "Shipped pretrained model", "
 # (activations, confusion matrix, gallery) redraw rarely, so the fast timer's
 # round trip stays short (bench_train_ui.py measures both).
 REFRESH_S = 0.85
+CURVES_H = 300  # pixels
 SLOW_REFRESH_S = 4.0
 P = "train_"  # widget key prefix
 STATE_KEYS = tuple(
@@ -431,10 +433,13 @@ def _live(run_id: str) -> None:
         st.rerun(scope="app")
     _status(snap)
     _progress(snap)
-    show_figure(
-        curves_figure(snap.chunks, snap.history, total_steps=snap.total_steps),
+    # Updated in place (st.plotly_chart rebuilds its graph at each refresh): a zoom
+    # into the curves survives the refreshes.
+    live_plotly(
+        curves_figure(snap.chunks, snap.history, total_steps=snap.total_steps, height=CURVES_H),
         key=P + "curves",
-        filename="curves",
+        height=CURVES_H,
+        config=plot_config("curves"),
     )
     _first_filters(snap)
 
