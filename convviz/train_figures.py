@@ -15,6 +15,7 @@ Kernels use the Keras layout ``(kh, kw, C, F)``; feature maps ``(H, W, C)``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -380,7 +381,8 @@ def _hex_rgb(colour: str) -> tuple[int, int, int]:
     return tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
 
 
-def _label_font(size: int):
+@functools.lru_cache(maxsize=8)
+def _label_font(size: int):  # loaded once per size, not at every redraw
     return ImageFont.load_default(size=size)
 
 
