@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from convviz.nn.train import TrainConfig, Trainer
 from tests.browser_utils import chromium_page, wait_ready
-from tests.test_browser_train import train_server
+from tests.test_browser_train import start_training, train_server
 
 OBSERVER = """() => {
   window.__redraws = [];
@@ -67,15 +67,7 @@ def page_open(model: str, start: int, stop: int) -> tuple[float, float]:
     with train_server() as url, chromium_page(1400, 1000) as page:
         page.goto(url)
         wait_ready(page)
-        page.locator("[data-testid='stSelectbox']").filter(has_text="Architecture").click()
-        page.get_by_role("option", name=model, exact=True).click()
-        wait_ready(page)
-        e = page.get_by_label("Epochs")
-        e.fill("20")
-        e.press("Enter")
-        wait_ready(page)
-        page.get_by_role("button", name="Start", exact=True).click()
-        page.wait_for_selector("[data-testid='stProgress']", timeout=60_000)
+        start_training(page, epochs=20, model=model)
 
         expander = (
             page.locator("[data-testid='stExpander']").filter(has_text="parameters").inner_text()

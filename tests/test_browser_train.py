@@ -42,6 +42,20 @@ def server():
         yield url
 
 
+def start_training(page, epochs: int, model: str | None = None, timeout: float = 60.0) -> None:
+    """On a loaded Train page: pick ``model`` (default: the page's), set ``epochs``, press Start."""
+    if model is not None:
+        page.locator("[data-testid='stSelectbox']").filter(has_text="Architecture").click()
+        page.get_by_role("option", name=model, exact=True).click()
+        wait_ready(page)
+    box = page.get_by_label("Epochs")
+    box.fill(str(epochs))
+    box.press("Enter")
+    wait_ready(page)
+    page.get_by_role("button", name="Start", exact=True).click()
+    page.wait_for_selector("[data-testid='stProgress']", timeout=timeout * 1000)
+
+
 def progress_step(page) -> int:
     text = page.locator("[data-testid='stProgress']").first.inner_text()
     m = re.search(r"step ([\d,]+)/", text)
@@ -94,13 +108,8 @@ def test_train_live_and_reload_keeps_the_run(server):
         page.goto(server)
         wait_ready(page)
         assert_no_exception(page)
-        # tiny on 5,000 images for 10 epochs: long enough to watch, paused below.
-        epochs = page.get_by_label("Epochs")
-        epochs.fill("10")
-        epochs.press("Enter")
-        wait_ready(page)
-        page.get_by_role("button", name="Start", exact=True).click()
-        page.wait_for_selector("[data-testid='stProgress']", timeout=30_000)
+        # tiny on 5,000 images for 20 epochs (~15 s here): still training when paused below.
+        start_training(page, epochs=20, timeout=30)
         wait_for_points(page, 2)
         step1, shot1 = progress_step(page), filters_png(page)
         page.screenshot(path=str(SHOTS / "train_1.png"), full_page=True)
