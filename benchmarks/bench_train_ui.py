@@ -6,8 +6,9 @@ Same preset, same settings, same step window, timed in the same run:
    ``[start, stop)`` (no validation falls in the window);
 2. page open: ``streamlit run tests/apps/train_app.py`` in headless Chromium,
    the preset picked in the sidebar, **Start** pressed; the window's rate is read
-   from the page's progress text at its redraws, which a MutationObserver in the
-   page records (one change = one redraw with new data; nothing polls the page);
+   from the progress text of the page's live panel at its redraws, which a
+   MutationObserver there records (one change = one redraw with new data;
+   nothing polls the page);
 3. headless again (load from other processes hits both alike; the mean counts);
    ``--rounds`` repeats 2-3 (default 3) and prints the median ratio.
 
@@ -29,13 +30,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from convviz.nn.train import TrainConfig, Trainer
 from tests.browser_utils import chromium_page, wait_ready
-from tests.test_browser_train import start_training, train_server
+from tests.test_browser_train import panel_frame, start_training, train_server
 
 OBSERVER = """() => {
   window.__redraws = [];
   let last = "";
   const note = () => {
-    const el = document.querySelector("[data-testid='stProgress']");
+    const el = document.querySelector("[data-testid='progress']");
     const text = el ? el.textContent : "";  // textContent: no forced layout
     if (text === last) return;
     last = text;
@@ -74,17 +75,19 @@ def page_open(model: str, start: int, stop: int) -> tuple[float, float]:
         )
         assert model in expander, expander
 
-        # The page records its own redraws: a MutationObserver notes (time, step) whenever
-        # the progress text changes. Python looks only once a second, so the benchmark
-        # adds next to nothing to the browser's work (polling the text every 20 ms from
-        # here cost the training 10-20% in an earlier version of this script).
-        page.evaluate(OBSERVER)
+        # The page records its own redraws: a MutationObserver in the live panel's frame
+        # notes (time, step) whenever the progress text changes. Python looks only once a
+        # second, so the benchmark adds next to nothing to the browser's work (polling the
+        # text every 20 ms from here cost the training 10-20% in an earlier version).
+        panel = panel_frame(page)
+        panel.evaluate(OBSERVER)
         while True:
             page.wait_for_timeout(1000)
-            last = page.evaluate("() => window.__redraws.length ? window.__redraws.at(-1)[1] : -1")
+            assert panel_frame(page) is panel, "the live panel was rebuilt: its records are lost"
+            last = panel.evaluate("() => window.__redraws.length ? window.__redraws.at(-1)[1] : -1")
             if last >= stop:
                 break
-        events = [(t / 1000, step) for t, step in page.evaluate("() => window.__redraws")]
+        events = [(t / 1000, step) for t, step in panel.evaluate("() => window.__redraws")]
         events = [e for e in events if e[1] >= start]
         (t0, s0), (t1, s1) = events[0], events[-1]
         wall = t1 - t0

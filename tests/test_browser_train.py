@@ -53,19 +53,51 @@ def start_training(page, epochs: int, model: str | None = None, timeout: float =
     box.press("Enter")
     wait_ready(page)
     page.get_by_role("button", name="Start", exact=True).click()
-    page.wait_for_selector("[data-testid='stProgress']", timeout=timeout * 1000)
+    wait_for_panel(page, timeout)
+
+
+def panel_frame(page):
+    """The frame of the fast live panel (progress, metrics, curves, filters), or None.
+
+    The page has several live_panel frames (predictions, activations, validation
+    too): this is the one with the progress bar.
+    """
+    for f in page.frames:
+        if "live_panel" in f.url and f.evaluate(
+            "() => !!document.querySelector(\"[data-testid='progress']\")"
+        ):
+            return f
+    return None
+
+
+def progress_text(page) -> str:
+    frame = panel_frame(page)
+    if frame is None:
+        return ""
+    return frame.evaluate(
+        "() => { const el = document.querySelector(\"[data-testid='progress']\");"
+        " return el ? el.textContent.trim() : ''; }"
+    )
+
+
+def wait_for_panel(page, timeout: float = 30.0) -> None:
+    """Until the live panel shows a progress text (the run's first refresh)."""
+    deadline = time.monotonic() + timeout
+    while "step" not in progress_text(page):
+        assert time.monotonic() < deadline, "the live panel did not appear"
+        page.wait_for_timeout(100)
 
 
 def progress_step(page) -> int:
-    text = page.locator("[data-testid='stProgress']").first.inner_text()
+    text = progress_text(page)
     m = re.search(r"step ([\d,]+)/", text)
     assert m, f"no step in the progress text {text!r}"
     return int(m.group(1).replace(",", ""))
 
 
 def curves_frame(page):
-    """The frame of the curves (the live_plotly component), or None before it exists."""
-    return next((f for f in page.frames if "live_plotly" in f.url), None)
+    """The frame that holds the curves: the live panel's."""
+    return panel_frame(page)
 
 
 def curve_points(page) -> int:
@@ -74,14 +106,14 @@ def curve_points(page) -> int:
     if frame is None:
         return -1
     return frame.evaluate(
-        "() => { const g = document.getElementById('chart');"
+        "() => { const g = document.querySelector('.chart');"
         " return g && g.data && g.data.length ? g.data[0].x.length : -1; }"
     )
 
 
 def step_axis(page) -> list[float]:
     return curves_frame(page).evaluate(
-        "() => document.getElementById('chart')._fullLayout.xaxis.range"
+        "() => document.querySelector('.chart')._fullLayout.xaxis.range"
     )
 
 
@@ -94,11 +126,11 @@ def wait_for_points(page, n: int, timeout: float = 30.0) -> int:
 
 
 def filters_png(page) -> np.ndarray:
-    """The first-layer filters (a picture while training) as an RGB array."""
-    chart = page.locator("[data-testid='stImage']").filter(has_text="colour scale").first
-    chart.wait_for(state="visible", timeout=20_000)
-    # A clip of the page, not an element shot: the chart is redrawn every second.
-    png = page.screenshot(clip=chart.bounding_box())
+    """The first-layer filters (a picture in the live panel while training) as an RGB array."""
+    img = panel_frame(page).locator("[data-name='filters'] img")
+    img.wait_for(state="visible", timeout=20_000)
+    # A clip of the page, not an element shot: the picture is redrawn every second.
+    png = page.screenshot(clip=img.bounding_box())
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
 
 
@@ -143,19 +175,20 @@ def test_train_live_and_reload_keeps_the_run(server):
         page.get_by_role("button", name="Resume", exact=True).wait_for(timeout=20_000)
         page.wait_for_timeout(1_500)
         # Paused: the filters are a plotly heatmap again, with a value under the mouse.
-        heatmap = page.locator("[data-testid='stPlotlyChart']").first
-        heatmap.wait_for(state="visible", timeout=20_000)
-        kinds = page.evaluate(
-            "() => [...document.querySelectorAll(\"[data-testid='stPlotlyChart'] "
-            '.js-plotly-plot")].map(g => g.data[0].type)'
-        )
-        assert kinds[:1] == ["heatmap"], kinds
+        kinds: list[str] = []
+        deadline = time.monotonic() + 20
+        while kinds[1:2] != ["heatmap"] and time.monotonic() < deadline:
+            page.wait_for_timeout(200)
+            kinds = panel_frame(page).evaluate(
+                "() => [...document.querySelectorAll('.js-plotly-plot')].map(g => g.data[0].type)"
+            )
+        assert kinds[:2] == ["scatter", "heatmap"], kinds
         url = page.url
         assert "run=" in url
         step, points = progress_step(page), curve_points(page)
         page.reload()
         wait_ready(page)
-        page.wait_for_selector("[data-testid='stProgress']", timeout=30_000)
+        wait_for_panel(page)
         page.wait_for_timeout(1_000)
         assert page.url == url
         assert progress_step(page) == step and step > 0

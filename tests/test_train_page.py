@@ -47,12 +47,36 @@ def settle(run) -> None:
         time.sleep(0.02)
 
 
-def trace_types(chart) -> set[str]:
-    return {t.get("type", "scatter") for t in json.loads(chart.proto.spec)["data"]}
-
-
 def labels(app: AppTest) -> list[str]:
     return [b.label for b in app.button]
+
+
+def panels(app: AppTest) -> list[list[dict]]:
+    """The blocks of each live_panel component on the page, in page order."""
+    return [
+        json.loads(c.proto.json_args)["blocks"]
+        for c in app.get("component_instance")
+        if c.proto.component_name.endswith("live_panel")
+    ]
+
+
+def walk(blocks: list[dict]):
+    """Every block, through rows and their columns."""
+    for b in blocks:
+        yield b
+        if b["kind"] == "row":
+            for column in b["columns"]:
+                yield from walk(column)
+
+
+def live_panel(app: AppTest) -> dict[str, dict]:
+    """The fast live panel's blocks by kind (its filters under their kind too)."""
+    (fast,) = [p for p in panels(app) if p[0]["kind"] == "progress"]
+    return {b["kind"]: b for b in fast}
+
+
+def chart_types(block: dict) -> set[str]:
+    return {t.get("type", "scatter") for t in json.loads(block["spec"])["data"]}
 
 
 def test_page_renders_without_a_run(at):
@@ -73,22 +97,38 @@ def test_controls_drive_the_run(at):
     run.wait(lambda s: s.step >= 2, TIMEOUT)
     at.run()
     assert not at.exception and "Pause" in labels(at)
-    assert next(m.label for m in at.metric) == "Train loss (last chunk)"
-    # The curves are the live_plotly component (updated in place); while the run
-    # trains, the other views are pictures, not plotly charts.
-    (curves,) = at.get("component_instance")
-    assert curves.proto.component_name.endswith("live_plotly")
-    fig = json.loads(json.loads(curves.proto.json_args)["spec"])
+    # Progress, metrics, curves and filters are one live_panel component (updated in
+    # place); while the run trains, the other views are pictures, not plotly charts.
+    panel = live_panel(at)
+    assert f"/{run.snapshot().total_steps:,}" in panel["progress"]["text"]
+    assert 0 < panel["progress"]["value"] <= 1
+    metrics = panel["metrics"]["items"]
+    assert [m["label"] for m in metrics][:2] == ["Train loss (last chunk)", "Train accuracy"]
+    assert float(metrics[0]["value"]) > 0  # a loss, not the "–" of no data
+    fig = json.loads(panel["chart"]["spec"])
     assert [t["name"] for t in fig["data"]] == ["train", "validation"] * 2
     assert len(fig["data"][0]["x"]) >= 1 and fig["layout"]["xaxis"]["range"][1] > 0
+    filters = panel["pictures"]
+    assert filters["name"] == "filters" and filters["title"].startswith(
+        "First-layer filters (conv2d"
+    )
+    assert "colour scale" in filters["items"][0]["caption"]
+    assert filters["items"][0]["src"].startswith("data:image/png;base64,")
+    blocks = [b for p in panels(at) for b in walk(p)]
+    strip = next(b for b in blocks if b.get("name") == "strip")
+    assert len(strip["items"]) >= 10 and all("%)" in i["caption"] for i in strip["items"])
+    maps = [b["items"][0]["caption"] for b in blocks if b["kind"] == "pictures" and b["items"]]
+    assert any(c.startswith("conv2d (Conv2D) 26×26×") for c in maps), maps
+    assert any(c.startswith("softmax: predicts") for c in maps), maps
+    assert not [b for b in blocks if b["kind"] == "chart"][1:]  # only the curves
     assert not at.get("plotly_chart")
-    assert any("colour scale" in cap for img in at.get("image") for cap in img.captions)
 
     at.button(key="train_pause").click().run()
     assert run.state == "paused" and "Resume" in labels(at)
-    # Paused: the filters are a plotly heatmap (hover values) again.
-    kinds = [trace_types(c) for c in at.get("plotly_chart")]
-    assert kinds and kinds[0] == {"heatmap"}, kinds
+    # Paused: the filters are a plotly heatmap (hover values) again, the dense layers bars.
+    charts = [chart_types(b) for p in panels(at) for b in walk(p) if b["kind"] == "chart"]
+    assert charts[:2] == [{"scatter"}, {"heatmap"}], charts
+    assert {"bar"} in charts[2:], charts
     settle(run)
     step = run.snapshot().step
     at.button(key="train_step").click().run()
@@ -120,7 +160,7 @@ def test_reload_reattaches_to_the_run(at):
     again.run()
     assert not again.exception
     assert the_run(again) is run
-    assert "step 1/" in again.get("progress")[0].proto.text
+    assert "step 1/" in live_panel(again)["progress"]["text"]
     assert again.sidebar.select_slider(key="train_train_size").value == 1_000  # settings adopted
 
 

@@ -34,8 +34,17 @@ from convviz.train_figures import (
     filters_image,
     format_duration,
 )
-from convviz.ui.common import plot_config, run_guarded, show_figure
-from convviz.ui.live_chart import live_plotly
+from convviz.ui.common import plot_config, run_guarded
+from convviz.ui.live_panel import (
+    Chart,
+    Metric,
+    Metrics,
+    Pic,
+    Pictures,
+    Progress,
+    Row,
+    live_panel,
+)
 
 __all__ = ["STATE_KEYS", "render"]
 
@@ -432,16 +441,17 @@ def _live(run_id: str) -> None:
         # a command: a full rerun updates the buttons and the refresh timer.
         st.rerun(scope="app")
     _status(snap)
-    _progress(snap)
-    # Updated in place (st.plotly_chart rebuilds its graph at each refresh): a zoom
-    # into the curves survives the refreshes.
-    live_plotly(
-        curves_figure(snap.chunks, snap.history, total_steps=snap.total_steps, height=CURVES_H),
-        key=P + "curves",
-        height=CURVES_H,
-        config=plot_config("curves"),
+    # One element for the views that change every second (see convviz/ui/live_panel.py).
+    curves = curves_figure(snap.chunks, snap.history, total_steps=snap.total_steps, height=CURVES_H)
+    live_panel(
+        [
+            Progress(snap.progress, _progress_text(snap)),
+            Metrics(_metrics(snap)),
+            Chart(curves, CURVES_H, plot_config("curves")),
+            *_first_filters(snap),
+        ],
+        key=P + "live",
     )
-    _first_filters(snap)
 
 
 def _live_slow(run_id: str) -> None:
@@ -485,7 +495,7 @@ def _status(snap: Snapshot) -> None:
         st.caption(_STATE_TEXT[snap.state])
 
 
-def _progress(snap: Snapshot) -> None:
+def _progress_text(snap: Snapshot) -> str:
     ips = snap.images_per_s
     eta = format_duration(snap.eta_s if snap.state == "running" else None)
     text = (
@@ -494,58 +504,57 @@ def _progress(snap: Snapshot) -> None:
     )
     if np.isfinite(ips):
         text += f" · {ips:,.0f} images/s · ETA {eta}"
-    st.progress(min(max(snap.progress, 0.0), 1.0), text=text)
+    return text
+
+
+def _metrics(snap: Snapshot) -> list[Metric]:
     c = snap.chunks
     h = snap.history
-    m = st.columns(5)
-    m[0].metric("Train loss (last chunk)", f"{c['loss'][-1]:.4f}" if c.get("loss") else "–")
-    m[1].metric("Train accuracy", f"{c['acc'][-1]:.1%}" if c.get("acc") else "–")
-    m[2].metric(
-        "Validation accuracy",
-        f"{h['val_acc'][-1]:.1%}" if h.get("val_acc") else "–",
-        help=f"On {snap.val_size:,} held-out training images",
-    )
-    m[3].metric("Learning rate", f"{snap.lr:.3g}")
-    m[4].metric("Training time", format_duration(snap.train_seconds))
+    return [
+        Metric("Train loss (last chunk)", f"{c['loss'][-1]:.4f}" if c.get("loss") else "–"),
+        Metric("Train accuracy", f"{c['acc'][-1]:.1%}" if c.get("acc") else "–"),
+        Metric(
+            "Validation accuracy",
+            f"{h['val_acc'][-1]:.1%}" if h.get("val_acc") else "–",
+            help=f"On {snap.val_size:,} held-out training images",
+        ),
+        Metric("Learning rate", f"{snap.lr:.3g}"),
+        Metric("Training time", format_duration(snap.train_seconds)),
+    ]
 
 
-def _first_filters(snap: Snapshot) -> None:
+def _first_filters(snap: Snapshot) -> list[Pictures | Chart]:
+    """The first-layer filters: a picture while the run trains, a heatmap with hover values
+    when it holds still (see :func:`_training`)."""
     if not snap.kernels:
-        st.caption("This model has no convolution layer.")
-        return
+        return [Pictures([], "First-layer filters", "This model has no convolution layer.")]
     name, k = snap.kernels[0]
-    st.markdown(f"**First-layer filters** (`{name}`, {k.shape[3]} of {k.shape[0]}×{k.shape[1]})")
-    st.caption("Blue < 0 < red. They start as noise and turn into edge and stroke detectors.")
-    if _training(snap):  # a picture while it changes every second (see _training)
-        m = float(np.abs(k[:, :, 0, :]).max())
-        zoom = max(4, 72 // max(k.shape[:2]))  # ~ the size of the paused heatmap
-        st.image(
-            filters_image(k, channel=0, ncols=min(8, k.shape[3]), zoom=zoom),
-            caption=f"colour scale ±{m:.3g} (white = 0); pause to read each weight",
-        )
-        return
-    show_figure(
-        filters_figure(k, channel=0, ncols=min(8, k.shape[3])),
-        key=P + "filters",
-        filename="filters",
+    title = f"First-layer filters ({name}, {k.shape[3]} of {k.shape[0]}×{k.shape[1]})"
+    note = "Blue < 0 < red. They start as noise and turn into edge and stroke detectors."
+    if not _training(snap):
+        fig = filters_figure(k, channel=0, ncols=min(8, k.shape[3]))
+        return [Pictures([], title, note), Chart(fig, config=plot_config("filters"))]
+    m = float(np.abs(k[:, :, 0, :]).max())
+    zoom = max(4, 72 // max(k.shape[:2]))  # ~ the size of the paused heatmap
+    pic = Pic(
+        filters_image(k, channel=0, ncols=min(8, k.shape[3]), zoom=zoom),
+        f"colour scale ±{m:.3g} (white = 0); pause to read each weight",
     )
+    return [Pictures([pic], title, note, name="filters")]
 
 
 def _strip(snap: Snapshot) -> None:
-    st.markdown("**Predictions on test digits** (red frame: wrong)")
+    title, note = "Predictions on test digits", "red frame: wrong"
     if snap.strip_probs is None or snap.strip_images is None or not len(snap.strip_images):
+        live_panel([Pictures([], title, note)], key=P + "strip")
         return
     pred = snap.strip_probs.argmax(axis=1)
     conf = snap.strip_probs.max(axis=1)
-    tiles = [
-        digit_tile(img, bool(p == y))
-        for img, p, y in zip(snap.strip_images, pred, snap.strip_labels, strict=True)
+    pics = [
+        Pic(digit_tile(img, bool(p == y)), f"{p} ({c:.0%})" + ("" if p == y else " ✗"), 64)
+        for img, p, c, y in zip(snap.strip_images, pred, conf, snap.strip_labels, strict=True)
     ]
-    caps = [
-        f"{p} ({c:.0%})" + ("" if p == y else " ✗")
-        for p, c, y in zip(pred, conf, snap.strip_labels, strict=True)
-    ]
-    st.image(tiles, caption=caps, width=64)
+    live_panel([Pictures(pics, title, note, name="strip")], key=P + "strip")
 
 
 def _activations(run: Run, snap: Snapshot) -> None:
@@ -571,42 +580,29 @@ def _activations(run: Run, snap: Snapshot) -> None:
         f"Digit #{snap.probe_index}: label {snap.probe_label}. Conv and pooling outputs as "
         "feature-map grids (brighter = stronger), dense layers as bars."
     )
-    left, right = st.columns([1, 6])
-    left.image(digit_tile(snap.probe_image, zoom=3), caption="input")
-    with right:
-        last = len(snap.activations) - 1
-        for i, (name, kind, out) in enumerate(snap.activations):
-            if out.ndim == 3:
-                st.image(
-                    feature_maps_image(out, ncols=min(16, out.shape[2])),
-                    caption=f"{name} ({kind}) {out.shape[0]}×{out.shape[1]}×{out.shape[2]}",
-                )
-            elif i == last and snap.probs is not None:
-                pred = int(np.argmax(snap.probs))
-                title = f"softmax: predicts {pred} ({snap.probs[pred]:.1%})"
-                if _training(snap):
-                    st.image(
-                        bars_image(snap.probs, probability=True, highlight=pred), caption=title
-                    )
-                    continue
-                show_figure(
-                    dense_figure(
-                        snap.probs,
-                        title,
-                        probability=True,
-                        highlight=pred,
-                    ),
-                    key=P + f"act_{i}",
-                    filename="softmax",
-                )
-            elif _training(snap):
-                st.image(bars_image(out), caption=f"{name} ({kind}), {out.size} units")
-            else:
-                show_figure(
-                    dense_figure(out, f"{name} ({kind}), {out.size} units"),
-                    key=P + f"act_{i}",
-                    filename=name,
-                )
+    maps: list[Pictures | Chart] = []
+    last = len(snap.activations) - 1
+    for i, (name, kind, out) in enumerate(snap.activations):
+        if out.ndim == 3:
+            image = feature_maps_image(out, ncols=min(16, out.shape[2]))
+            caption = f"{name} ({kind}) {out.shape[0]}×{out.shape[1]}×{out.shape[2]}"
+            maps.append(Pictures([Pic(image, caption)]))
+            continue
+        probs = i == last and snap.probs is not None
+        values = snap.probs if probs else out
+        if probs:
+            pred = int(np.argmax(snap.probs))
+            title = f"softmax: predicts {pred} ({snap.probs[pred]:.1%})"
+        else:
+            pred, title = None, f"{name} ({kind}), {out.size} units"
+        if _training(snap):  # a picture while it changes (see _training)
+            bars = bars_image(values, probability=probs, highlight=pred)
+            maps.append(Pictures([Pic(bars, title)]))
+        else:
+            fig = dense_figure(values, title, probability=probs, highlight=pred)
+            maps.append(Chart(fig, config=plot_config("softmax" if probs else name)))
+    digit = Pictures([Pic(digit_tile(snap.probe_image, zoom=3), "input")])
+    live_panel([Row([[digit], maps], weights=[1, 6])], key=P + "activations")
 
 
 def _deeper_filters(snap: Snapshot) -> None:
@@ -638,31 +634,24 @@ def _validation(snap: Snapshot) -> None:
     if snap.confusion is None:
         st.caption("The confusion matrix appears after the first validation.")
         return
-    c1, c2 = st.columns([2, 3])
-    with c1:
-        st.markdown(f"**Confusion matrix** after step {snap.confusion_step:,}")
-        if _training(snap):
-            st.image(
-                confusion_image(snap.confusion),
-                caption="rows: true digit, columns: predicted",
-                width=330,
-            )
-        else:
-            show_figure(
-                confusion_figure(snap.confusion),
-                key=P + "confusion",
-                filename="confusion",
-            )
-    with c2:
-        st.markdown(f"**Misclassified validation digits** (first {len(snap.misclassified)})")
-        if not snap.misclassified:
-            st.caption("None: every validation digit is right.")
-            return
-        st.image(
-            [digit_tile(img, False) for img, *_ in snap.misclassified],
-            caption=[f"{t} → {p} ({c:.0%})" for _, t, p, c in snap.misclassified],
-            width=64,
-        )
+    title = f"Confusion matrix after step {snap.confusion_step:,}"
+    note = "rows: true digit, columns: predicted"
+    if _training(snap):  # a picture while it changes (see _training)
+        confusion = [Pictures([Pic(confusion_image(snap.confusion), width=330)], title, note)]
+    else:
+        fig = confusion_figure(snap.confusion)
+        confusion = [Pictures([], title, note), Chart(fig, config=plot_config("confusion"))]
+    wrong = [
+        Pic(digit_tile(img, False), f"{t} → {p} ({c:.0%})", 64)
+        for img, t, p, c in snap.misclassified
+    ]
+    gallery = Pictures(
+        wrong,
+        f"Misclassified validation digits (first {len(wrong)})",
+        "" if wrong else "None: every validation digit is right.",
+        name="misclassified",
+    )
+    live_panel([Row([confusion, [gallery]], weights=[2, 3])], key=P + "validation")
 
 
 def _final(snap: Snapshot) -> None:

@@ -1,0 +1,259 @@
+"""``live_panel``: the Train page's fast live views as one element, updated in place.
+
+While a run trains, the page redraws its progress, metrics, loss and accuracy
+curves and first-layer filters about once a second. Drawn as Streamlit
+elements, each refresh sent a dozen deltas, and the browser re-rendered its
+React tree for every one of them: measured on this 2-core machine with
+``classic`` training (``benchmarks/bench_train_ui.py``, per-process CPU from
+``/proc``), Chromium's renderer took 0.25 of a core, which the training lost.
+As one element the refresh is one delta; the panel's own script touches only
+what changed (text nodes, the bar's width, the picture's ``src``) and calls
+``Plotly.react`` on the same graph, so a user's zoom into the curves survives
+the refreshes (``layout.uirevision``). ``st.plotly_chart`` (Streamlit 1.67)
+builds a new graph whenever the data change: the zoom was gone within a second.
+
+It is a Streamlit v1 custom component with no build step: ``live_panel/index.html``
+(our own few lines), the ``plotly.min.js`` shipped inside the installed
+``plotly`` package (so it always matches the figures' schema) and Streamlit's
+own Source Sans font (so the panel looks like the page around it), copied
+together into a private temporary directory that Streamlit serves.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import functools
+import hashlib
+import io
+import json
+import shutil
+import tempfile
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import plotly
+import plotly.graph_objects as go
+import plotly.io as pio
+import streamlit
+import streamlit.components.v1 as components
+from PIL import Image
+from plotly.utils import PlotlyJSONEncoder
+
+__all__ = [
+    "Block",
+    "Chart",
+    "Metric",
+    "Metrics",
+    "Pic",
+    "Pictures",
+    "Progress",
+    "Row",
+    "live_panel",
+]
+
+_PAGE = Path(__file__).resolve().parent / "live_panel" / "index.html"
+_FONT = {"family": '"Source Sans", "Source Sans Pro", sans-serif', "color": "#31333F"}
+_lock = threading.Lock()
+_root: list[Path] = []
+
+
+# ------------------------------------------------------------------ the blocks a panel shows
+@dataclass(frozen=True)
+class Progress:
+    """A progress bar: ``value`` in [0, 1] (clamped; NaN shows empty) under ``text``."""
+
+    value: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Metric:
+    label: str
+    value: str
+    help: str = ""  # a tooltip on the label
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """A row of big numbers, like ``st.metric`` in ``st.columns``."""
+
+    items: list[Metric]
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A plotly figure, updated in place (the user's zoom is kept).
+
+    ``height`` in pixels; default: the figure's own layout height, else 400.
+    ``config``: plotly's (toolbar buttons, download file name).
+    """
+
+    figure: go.Figure
+    height: int | None = None
+    config: dict | None = None
+
+
+@dataclass(frozen=True)
+class Pic:
+    """An RGB picture ``(H, W, 3)`` uint8, shown ``width`` pixels wide (default: its own, at most
+    the panel's) with a caption under it."""
+
+    rgb: np.ndarray
+    caption: str = ""
+    width: int | None = None
+
+
+@dataclass(frozen=True)
+class Pictures:
+    """Pictures side by side (wrapping), under a bold ``title`` and a grey ``note``.
+
+    ``name`` marks the block in the page (``data-name``), for tests and styles.
+    """
+
+    items: list[Pic]
+    title: str = ""
+    note: str = ""
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Row:
+    """Columns side by side, each a list of blocks; ``weights`` as in ``st.columns``."""
+
+    columns: list[list]
+    weights: list[float] | None = None
+
+
+Block = Progress | Metrics | Chart | Pictures | Row
+
+
+def _plotly_js() -> Path:
+    path = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
+    if not path.is_file():
+        raise FileNotFoundError(f"the plotly package has no plotly.min.js at {path}")
+    return path
+
+
+def _font() -> Path | None:
+    """Streamlit's Source Sans (variable, upright), or None (the panel falls back to sans-serif)."""
+    media = Path(streamlit.__file__).resolve().parent / "static" / "static" / "media"
+    return next(iter(sorted(media.glob("SourceSansVF-Upright*.woff2"))), None)
+
+
+def _component_dir() -> Path:
+    """The served directory, made once per process (mkdtemp: private to this user)."""
+    with _lock:
+        if not _root:
+            root = Path(tempfile.mkdtemp(prefix="convviz-live-panel-"))
+            atexit.register(shutil.rmtree, root, True)
+            shutil.copyfile(_PAGE, root / "index.html")
+            shutil.copyfile(_plotly_js(), root / "plotly.min.js")
+            if (font := _font()) is not None:
+                shutil.copyfile(font, root / "SourceSans.woff2")
+            _root.append(root)
+        return _root[0]
+
+
+@functools.cache
+def _template() -> dict:
+    """The look of the app's other charts: plotly_white in the app's font (built once)."""
+    return pio.templates["plotly_white"].to_plotly_json()
+
+
+def _spec(fig: go.Figure) -> str:
+    """``fig`` as JSON with the app's look, leaving ``fig`` as it was.
+
+    Through a dict, not ``go.Figure(fig).update_layout(...)``: that copy and
+    its validation took 22 ms per refresh on the server, this 2-3 ms.
+    """
+    d = fig.to_dict()
+    layout = d.setdefault("layout", {})
+    layout["template"] = _template()
+    layout["font"] = {**_FONT, **layout.get("font", {})}
+    return json.dumps(d, cls=PlotlyJSONEncoder)
+
+
+_URLS: OrderedDict[bytes, str] = OrderedDict()  # digest -> data URL, least recent first
+_URLS_MAX = 256
+
+
+def _data_url(rgb: np.ndarray) -> str:
+    """``rgb`` as a PNG data URL; each distinct picture is encoded once (a small LRU)."""
+    rgb = np.ascontiguousarray(rgb)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"`rgb` must be (H, W, 3) uint8, got {rgb.dtype} {rgb.shape}")
+    h = hashlib.blake2b(repr(rgb.shape).encode(), digest_size=16)
+    h.update(rgb.data)
+    digest = h.digest()
+    with _lock:
+        if (url := _URLS.get(digest)) is not None:
+            _URLS.move_to_end(digest)
+            return url
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG", compress_level=1)
+    url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    with _lock:
+        _URLS[digest] = url
+        while len(_URLS) > _URLS_MAX:
+            _URLS.popitem(last=False)
+    return url
+
+
+def _finite_fraction(v: float) -> float:
+    v = float(v)
+    return min(max(v, 0.0), 1.0) if np.isfinite(v) else 0.0
+
+
+def _block_args(b: Block) -> dict:
+    if isinstance(b, Progress):
+        return {"kind": "progress", "value": _finite_fraction(b.value), "text": str(b.text)}
+    if isinstance(b, Metrics):
+        items = [{"label": m.label, "value": m.value, "help": m.help} for m in b.items]
+        return {"kind": "metrics", "items": items}
+    if isinstance(b, Chart):
+        height = b.height if b.height is not None else (b.figure.layout.height or 400)
+        spec = _spec(b.figure)
+        return {"kind": "chart", "spec": spec, "height": int(height), "config": b.config or {}}
+    if isinstance(b, Pictures):
+        items = [
+            {
+                "src": _data_url(p.rgb),
+                "caption": p.caption,
+                "width": int(p.width if p.width is not None else p.rgb.shape[1]),
+            }
+            for p in b.items
+        ]
+        return {
+            "kind": "pictures",
+            "title": b.title,
+            "note": b.note,
+            "name": b.name,
+            "items": items,
+        }
+    if isinstance(b, Row):
+        weights = b.weights if b.weights is not None else [1.0] * len(b.columns)
+        if len(weights) != len(b.columns) or not all(w > 0 for w in weights):
+            raise ValueError(f"`weights` must be one positive number per column, got {weights}")
+        return {
+            "kind": "row",
+            "weights": [float(w) for w in weights],
+            "columns": [[_block_args(c) for c in col] for col in b.columns],
+        }
+    raise TypeError(f"not a live_panel block: {type(b).__name__}")
+
+
+def panel_args(blocks: list[Block]) -> dict:
+    """The component's arguments (JSON-able) for ``blocks``; :func:`live_panel` sends them."""
+    return {"blocks": [_block_args(b) for b in blocks]}
+
+
+def live_panel(blocks: list[Block], *, key: str) -> None:
+    """Draw ``blocks`` in one element; a later call with the same ``key`` updates it in place."""
+    args = panel_args(blocks)
+    # Declared on every call: cheap, and right for each Streamlit runtime (tests make several).
+    component = components.declare_component("live_panel", path=str(_component_dir()))
+    component(**args, key=key, default=None)
