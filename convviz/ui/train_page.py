@@ -4,8 +4,12 @@ Training runs in a background worker owned by :mod:`convviz.nn.runs` (a thread
 per run, state outside the script run): this page only sends commands (start,
 pause, step, reset, learning rate, probe digit) and draws the run's latest
 immutable snapshot. A fragment redraws the live views once a second while the
-run trains, so the controls stay responsive; a browser refresh reattaches to
-the run through ``?run=<id>`` in the URL.
+run trains (a second one the heavier views every few seconds), so the controls
+stay responsive; a browser refresh reattaches to the run through ``?run=<id>``
+in the URL. The live views are :func:`~convviz.ui.live_panel.live_panel`
+components, one element per group of views, updated in place: on this 2-core
+machine the browser shares the cores with the training, and every Streamlit
+element sent at a refresh cost it CPU (``benchmarks/bench_train_ui.py``).
 """
 
 from __future__ import annotations
@@ -470,11 +474,11 @@ def _live_slow(run_id: str) -> None:
 def _training(snap: Snapshot) -> bool:
     """While a run trains, the views draw pictures instead of plotly charts (but the curves).
 
-    Streamlit 1.67 rebuilds a plotly chart from scratch whenever its data
-    changes (a new graph, drawn twice); with three of them every few seconds
-    the browser took CPU from the training on this 2-core machine
-    (``benchmarks/bench_train_ui.py``). Hover values come back when the run
-    pauses or finishes. The loss and accuracy curves stay plotly throughout.
+    A plotly chart whose data change costs the browser a full redraw; with
+    several of them at every refresh it took CPU from the training on this
+    2-core machine (``benchmarks/bench_train_ui.py``). Hover values come back
+    when the run pauses or finishes. The loss and accuracy curves stay plotly
+    throughout (drawn with ``Plotly.react``, the user's zoom kept).
     """
     return snap.state in ("running", "queued")
 
