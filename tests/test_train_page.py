@@ -170,3 +170,42 @@ def test_unknown_run_id_is_reported(at):
     assert not at.exception
     assert any("has ended" in i.value for i in at.info)
     assert "run" not in at.query_params
+
+
+def test_validation_and_probe_digit_views(at):
+    small(at)
+    at.sidebar.number_input(key="train_epochs").set_value(20)
+    at.button(key="train_start").click().run()
+    run = the_run(at)
+    run.wait(lambda s: s.confusion is not None and s.probs is not None, TIMEOUT)
+    at.run()
+    assert not at.exception
+    blocks = [b for p in panels(at) for b in walk(p)]
+    # Training: the confusion matrix is a picture, the misclassified digits a gallery.
+    confusion = next(b for b in blocks if b.get("title", "").startswith("Confusion matrix after"))
+    assert confusion["items"][0]["width"] == 330
+    wrong = next(b for b in blocks if b.get("name") == "misclassified")
+    n = len(run.snapshot().misclassified)
+    assert wrong["title"] == f"Misclassified validation digits (first {n})"
+    assert all(" → " in i["caption"] for i in wrong["items"]) and len(wrong["items"]) == n
+
+    at.button(key="train_pause").click().run()
+    settle(run)
+    at.run()
+    # Paused: the confusion matrix is a heatmap with hover values.
+    charts = [chart_types(b) for p in panels(at) for b in walk(p) if b["kind"] == "chart"]
+    assert charts[-1] == {"heatmap"}, charts
+
+    # Another test digit: its activations replace digit #0's.
+    before = next(b for b in blocks if b["kind"] == "row" and b["weights"] == [1.0, 6.0])
+    at.number_input(key="train_probe").set_value(5).run()
+    assert not at.exception
+    snap = run.snapshot()
+    assert snap.probe_index == 5
+    assert any(f"Digit #5: label {snap.probe_label}." in c.value for c in at.caption)
+    after = next(
+        b for p in panels(at) for b in walk(p) if b["kind"] == "row" and b["weights"] == [1.0, 6.0]
+    )
+    digit = after["columns"][0][0]["items"][0]
+    assert digit["caption"] == "input"
+    assert digit["src"] != before["columns"][0][0]["items"][0]["src"]
