@@ -59,27 +59,42 @@ def _watch_sends(page) -> list[float]:
 
 def _time_edits(page, n: int, label: str, sent: list[float]) -> list[float]:
     page.wait_for_function(f"() => ({MAP_SRC})() !== null", timeout=60_000)
-    times, after_send = [], []
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout  # only when it runs
+
+    times, after_send, dropped = [], [], 0
     for i in range(n):
         value = str(2 + i % 7)  # 2..8: always differs from the cell's previous value
-        old = page.evaluate(MAP_SRC)
-        open_kernel_cell_editor(page, value)
-        sent.clear()  # frames sent from here on belong to this edit
-        t0 = time.perf_counter()
-        page.keyboard.press("Enter")
-        page.wait_for_function(
-            f"(old) => {{ const s = ({MAP_SRC})(); return s !== null && s !== old; }}",
-            arg=old,
-            polling="raf",
-            timeout=30_000,
-        )
+        for _attempt in range(3):
+            old = page.evaluate(MAP_SRC)
+            open_kernel_cell_editor(page, value)
+            sent.clear()  # frames sent from here on belong to this edit
+            t0 = time.perf_counter()
+            page.keyboard.press("Enter")
+            try:
+                page.wait_for_function(
+                    f"(old) => {{ const s = ({MAP_SRC})(); return s !== null && s !== old; }}",
+                    arg=old,
+                    polling="raf",
+                    timeout=10_000,
+                )
+            except PlaywrightTimeout:
+                # Now and then (about 1 edit in 20-40 here) the grid keeps its old value
+                # after Enter: the edit never left the browser. Not a timing; try again.
+                dropped += 1
+                page.keyboard.press("Escape")
+                wait_ready(page)
+                continue
+            break
+        else:
+            raise AssertionError(f"edit {i}: the map did not change in 3 tries")
         t1 = time.perf_counter()
         times.append((t1 - t0) * 1000)
         if sent:
             after_send.append((t1 - sent[0]) * 1000)
         wait_ready(page)  # let the rest of the page (stepper) finish before the next edit
     p50, p90 = _pct(times, 50), _pct(times, 90)
-    print(f"{label:<34} p50 {p50:6.0f} ms   p90 {p90:6.0f} ms   (n={n}, from Enter)")
+    retried = f", {dropped} edits dropped by the grid and retried" if dropped else ""
+    print(f"{label:<34} p50 {p50:6.0f} ms   p90 {p90:6.0f} ms   (n={n}, from Enter{retried})")
     if len(after_send) >= 2:
         q50, q90 = _pct(after_send, 50), _pct(after_send, 90)
         print(f"{'  same, from the send':<34} p50 {q50:6.0f} ms   p90 {q90:6.0f} ms")
