@@ -120,6 +120,19 @@ def test_a_picture_is_encoded_once_and_distinct_pictures_get_distinct_urls():
     assert live_panel._data_url(b) != first
 
 
+def test_the_encode_cache_is_bounded_by_size(monkeypatch):
+    monkeypatch.setattr(live_panel, "_URLS", type(live_panel._URLS)())
+    monkeypatch.setattr(live_panel, "_urls_chars", [0])
+    rng = np.random.default_rng(1)
+    pics = [rng.integers(0, 256, (20, 20, 3), dtype=np.uint8) for _ in range(6)]
+    one = len(live_panel._data_url(pics[0]))
+    monkeypatch.setattr(live_panel, "_URLS_MAX_CHARS", 3 * one + one // 2)  # room for 3
+    urls = [live_panel._data_url(p) for p in pics[1:]]
+    assert len(live_panel._URLS) == 3
+    assert live_panel._urls_chars[0] == sum(len(u) for u in live_panel._URLS.values())
+    assert list(live_panel._URLS.values()) == urls[-3:]  # the least recently used went first
+
+
 @pytest.mark.parametrize(
     "bad", [np.zeros((4, 4, 3)), np.zeros((4, 4), np.uint8), np.zeros((4, 4, 4), np.uint8)]
 )

@@ -183,8 +183,12 @@ def _spec(fig: go.Figure) -> str:
     return json.dumps(d, cls=PlotlyJSONEncoder)
 
 
-_URLS: OrderedDict[bytes, str] = OrderedDict()  # digest -> data URL, least recent first
-_URLS_MAX = 256
+# digest -> data URL, least recently used first. Bounded by size: a page's pictures
+# (digits, feature maps, confusion matrix) take ~0.2 MB (classic); the unchanged ones are reused
+# from one refresh to the next, for every session the server holds.
+_URLS: OrderedDict[bytes, str] = OrderedDict()
+_URLS_MAX_CHARS = 32 * 2**20
+_urls_chars = [0]
 
 
 def _data_url(rgb: np.ndarray) -> str:
@@ -203,9 +207,11 @@ def _data_url(rgb: np.ndarray) -> str:
     Image.fromarray(rgb).save(buf, format="PNG", compress_level=1)
     url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
     with _lock:
-        _URLS[digest] = url
-        while len(_URLS) > _URLS_MAX:
-            _URLS.popitem(last=False)
+        if digest not in _URLS:
+            _URLS[digest] = url
+            _urls_chars[0] += len(url)
+        while _urls_chars[0] > _URLS_MAX_CHARS and len(_URLS) > 1:
+            _urls_chars[0] -= len(_URLS.popitem(last=False)[1])
     return url
 
 
