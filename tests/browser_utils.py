@@ -89,7 +89,7 @@ def streamlit_server(timeout: float = 60.0, script: Path | None = None) -> Itera
         "--browser.gatherUsageStats=false",
         "--server.fileWatcherType=none",
     ]
-    log = open(os.devnull, "w")
+    log = open(os.environ.get("CONVVIZ_SERVER_LOG", os.devnull), "w")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}  # a script under tests/ imports convviz too
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

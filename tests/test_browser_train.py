@@ -185,7 +185,14 @@ def test_train_live_and_reload_keeps_the_run(server):
         assert kinds[:2] == ["scatter", "heatmap"], kinds
         url = page.url
         assert "run=" in url
-        step, points = progress_step(page), curve_points(page)
+        # The worker finishes its chunk after the click; the model download appears once
+        # the run has settled, and the panel shows the settled numbers within a second.
+        page.get_by_role("button", name="Download the model (.npz)").wait_for(timeout=20_000)
+        step = -1
+        while (now := progress_step(page)) != step:
+            step = now
+            page.wait_for_timeout(1_200)
+        points = curve_points(page)
         page.reload()
         wait_ready(page)
         wait_for_panel(page)

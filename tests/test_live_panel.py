@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import time
 
 import numpy as np
 import plotly.graph_objects as go
@@ -162,3 +163,96 @@ def test_row_weights_one_positive_per_column(weights):
 def test_unknown_block_is_refused():
     with pytest.raises(TypeError, match="not a live_panel block: str"):
         panel_args(["progress"])
+
+
+# ------------------------------------------------------------------ the Feeder
+def feeder_at(tmp_path):
+    return live_panel.Feeder(tmp_path, interval=60.0)  # its thread sleeps; tests call passes
+
+
+def read_feed(tmp_path, token):
+    seq = (tmp_path / "feeds" / f"{token}.seq").read_text()
+    data = json.loads((tmp_path / "feeds" / f"{token}.json").read_text())
+    assert int(seq) == data["seq"]  # the small file names the blocks that are there
+    return data
+
+
+def test_feeder_writes_blocks_when_the_version_changes(tmp_path):
+    f = feeder_at(tmp_path)
+    state = {"v": 1, "builds": 0}
+
+    def build():
+        state["builds"] += 1
+        return [Progress(state["v"] / 10, f"step {state['v']}")], {"state": "running"}
+
+    url = f.register("tok_1", lambda: state["v"], build)
+    assert url == "feeds/tok_1.json"
+    f.publish_due()
+    d = read_feed(tmp_path, "tok_1")
+    assert d["seq"] == 1 and d["state"] == "running"
+    assert d["blocks"] == [{"kind": "progress", "value": 0.1, "text": "step 1"}]
+    f.publish_due()  # same version: nothing rebuilt, nothing written
+    assert state["builds"] == 1 and read_feed(tmp_path, "tok_1")["seq"] == 1
+    state["v"] = 2
+    f.publish_due()
+    d = read_feed(tmp_path, "tok_1")
+    assert d["seq"] == 2 and d["blocks"][0]["text"] == "step 2"
+    assert oct((tmp_path / "feeds").stat().st_mode & 0o777) == "0o700"
+
+
+def test_feeder_drops_a_feed_that_ended_or_was_left(tmp_path, monkeypatch):
+    f = feeder_at(tmp_path)
+    alive = {"v": 1}
+    f.register("ended", lambda: alive["v"], lambda: ([], {}))
+    f.register("left", lambda: 1, lambda: ([], {}), ttl=5.0)
+    f.publish_due()
+    assert sorted(p.name for p in (tmp_path / "feeds").iterdir()) == [
+        "ended.json",
+        "ended.seq",
+        "left.json",
+        "left.seq",
+    ]
+    alive["v"] = None  # the run is gone
+    now = time.monotonic()
+    monkeypatch.setattr(live_panel, "_clock", lambda: now + 10)  # nobody touched "left"
+    f.publish_due()
+    assert f.tokens() == [] and list((tmp_path / "feeds").iterdir()) == []
+
+
+def test_touch_keeps_a_feed_and_reregistering_keeps_counting(tmp_path, monkeypatch):
+    f = feeder_at(tmp_path)
+    v = {"v": 1}
+    f.register("t", lambda: v["v"], lambda: ([Progress(0, str(v["v"]))], {}), ttl=5.0)
+    f.publish_due()
+    now = time.monotonic()
+    monkeypatch.setattr(live_panel, "_clock", lambda: now + 4)
+    f.touch("t")
+    monkeypatch.setattr(live_panel, "_clock", lambda: now + 8)
+    f.publish_due()
+    assert f.tokens() == ["t"]
+    # A rerun registers the same token again (new closures): the numbering goes on,
+    # so the page does not mistake the new blocks for ones it has.
+    f.register("t", lambda: v["v"], lambda: ([Progress(0, "again")], {}))
+    f.publish_due()
+    assert read_feed(tmp_path, "t")["seq"] == 2
+
+
+def test_a_failing_feed_is_dropped_and_the_others_go_on(tmp_path, caplog):
+    f = feeder_at(tmp_path)
+    f.register("bad", lambda: 1, lambda: 1 / 0)
+    f.register("good", lambda: 1, lambda: ([Progress(1, "ok")], {}))
+    f.publish_due()
+    assert f.tokens() == ["good"] and read_feed(tmp_path, "good")["blocks"][0]["text"] == "ok"
+    assert "feed bad failed" in caplog.text
+
+
+@pytest.mark.parametrize("token", ["../x", "a/b", "", "a b"])
+def test_feed_tokens_are_url_safe(tmp_path, token):
+    with pytest.raises(ValueError, match="`token` must be URL-safe"):
+        feeder_at(tmp_path).register(token, lambda: 1, lambda: ([], {}))
+
+
+def test_live_panel_page_polls_the_seq_file_then_the_blocks():
+    page = (live_panel._component_dir() / "index.html").read_text()
+    assert '".seq?t="' in page and 'cache: "no-store"' in page
+    assert "streamlit:setComponentValue" in page  # asks for a rerun when the state changes

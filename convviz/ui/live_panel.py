@@ -33,10 +33,14 @@ import functools
 import hashlib
 import io
 import json
+import logging
+import os
 import shutil
 import tempfile
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +65,7 @@ __all__ = [
     "live_panel",
 ]
 
+_log = logging.getLogger(__name__)
 _PAGE = Path(__file__).resolve().parent / "live_panel" / "index.html"
 _FONT = {"family": '"Source Sans", "Source Sans Pro", sans-serif', "color": "#31333F"}
 _lock = threading.Lock()
@@ -263,9 +268,162 @@ def panel_args(blocks: list[Block]) -> dict:
     return {"blocks": [_block_args(b) for b in blocks]}
 
 
-def live_panel(blocks: list[Block], *, key: str) -> None:
-    """Draw ``blocks`` in one element; a later call with the same ``key`` updates it in place."""
+def live_panel(
+    blocks: list[Block],
+    *,
+    key: str,
+    feed: str | None = None,
+    poll_s: float = 1.0,
+    state: str | None = None,
+    version: int | None = None,
+) -> None:
+    """Draw ``blocks`` in one element; a later call with the same ``key`` updates it in place.
+
+    ``feed``: a URL from :meth:`Feeder.register`; the panel then checks it for new
+    blocks every ``poll_s`` seconds, between Streamlit reruns. When the feed's
+    ``state`` (from its ``build``) is set and differs from ``state``, the panel asks
+    Streamlit for a rerun, once per new state. ``version`` orders the data: fed
+    blocks older than the ones drawn now (their ``version`` from ``build``) are
+    ignored, newer ones replace them (whichever came first, the rerun or the feed).
+    """
     args = panel_args(blocks)
+    args.update(feed=feed, poll_ms=round(float(poll_s) * 1000), state=state, version=version)
     # Declared on every call: cheap, and right for each Streamlit runtime (tests make several).
     component = components.declare_component("live_panel", path=str(_component_dir()))
     component(**args, key=key, default=None)
+
+
+# ------------------------------------------------------------------ panels that feed themselves
+_clock = time.monotonic  # the Feeder's clock (tests move it)
+
+
+@dataclass
+class _Feed:
+    version: Callable[[], Hashable | None]
+    build: Callable[[], tuple[list[Block], dict]]
+    ttl: float
+    touched: float
+    shown: Hashable = None
+    seq: int = 0
+
+
+class Feeder:
+    """Panels that update themselves, without a Streamlit rerun.
+
+    A registered panel's page polls ``feeds/<token>.seq`` in the panel's own
+    directory several times per ``interval`` and fetches ``feeds/<token>.json``
+    when that number changes (:func:`live_panel`'s ``feed``); a background
+    thread rebuilds the blocks and writes both files every ``interval`` seconds
+    while ``version()`` changes. Why: on the Train page, a Streamlit fragment rerun
+    every 0.85 s cost the browser about 0.06 of a core in React work for the
+    whole page (its sidebar and two dozen elements), for a panel that is one
+    element; measured with ``benchmarks/bench_train_ui.py``. The thread never
+    calls ``st.*``: ``version`` and ``build`` must not either.
+
+    A feed whose page stopped calling :meth:`touch` for ``ttl`` seconds, or
+    whose ``version()`` returns None, is dropped and its file deleted. Tokens
+    are random and unguessable; a feed's file is readable by whoever has its
+    token, as a run is by whoever has its id.
+    """
+
+    def __init__(self, root: Path, interval: float) -> None:
+        self.dir = root / "feeds"
+        self.dir.mkdir(mode=0o700, exist_ok=True)
+        self.interval = float(interval)
+        self._feeds: dict[str, _Feed] = {}
+        self._lock = threading.Lock()
+        self._passing = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def register(
+        self,
+        token: str,
+        version: Callable[[], Hashable | None],
+        build: Callable[[], tuple[list[Block], dict]],
+        ttl: float = 60.0,
+    ) -> str:
+        """Feed ``token`` from now on (replacing what fed it before); the panel's ``feed`` URL."""
+        if not token.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"`token` must be URL-safe letters and digits, got {token!r}")
+        with self._lock:
+            old = self._feeds.get(token)
+            seq = old.seq if old is not None else 0
+            self._feeds[token] = _Feed(version, build, float(ttl), _clock(), seq=seq)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name="convviz-live-feeds", daemon=True
+                )
+                self._thread.start()
+        return f"feeds/{token}.json"
+
+    def touch(self, token: str) -> None:
+        with self._lock:
+            if (feed := self._feeds.get(token)) is not None:
+                feed.touched = _clock()
+
+    def discard(self, token: str) -> None:
+        with self._lock:
+            self._feeds.pop(token, None)
+        for suffix in (".json", ".seq"):
+            (self.dir / f"{token}{suffix}").unlink(missing_ok=True)
+
+    def tokens(self) -> list[str]:
+        with self._lock:
+            return list(self._feeds)
+
+    def publish_due(self) -> None:
+        """One pass: write the feeds whose version changed, drop the stale ones."""
+        with self._passing:  # one pass at a time (the thread's, a test's)
+            self._publish_due()
+
+    def _publish_due(self) -> None:
+        now = _clock()
+        with self._lock:
+            feeds = list(self._feeds.items())
+        for token, feed in feeds:
+            if now - feed.touched > feed.ttl:
+                self.discard(token)
+                continue
+            try:
+                version = feed.version()
+                if version is None:
+                    self.discard(token)
+                    continue
+                if version == feed.shown:
+                    continue
+                blocks, extra = feed.build()
+                args = {**extra, **panel_args(blocks)}
+            except Exception:  # a feed must not stop the others
+                _log.exception("live panel feed %s failed; dropped", token[:4])
+                self.discard(token)
+                continue
+            feed.shown = version
+            feed.seq += 1
+            # The blocks, then their number in a tiny file that the page polls often
+            # (so it sees each update soon after it is written, without fetching the
+            # blocks every time). os.replace: the page never reads half a file.
+            for name, text in (
+                (f"{token}.json", json.dumps({"seq": feed.seq, **args})),
+                (f"{token}.seq", str(feed.seq)),
+            ):
+                tmp = self.dir / f".{name}.tmp"
+                tmp.write_text(text)
+                os.replace(tmp, self.dir / name)
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(self.interval)
+            self.publish_due()
+
+
+_feeders: dict[float, Feeder] = {}
+_feeders_lock = threading.Lock()
+
+
+def feeder(interval: float) -> Feeder:
+    """The process's feeder writing every ``interval`` seconds (made once)."""
+    root = _component_dir()
+    with _feeders_lock:
+        if interval not in _feeders:
+            _feeders[interval] = Feeder(root, interval)
+        return _feeders[interval]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import logging
+import secrets
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,7 @@ from convviz.train_figures import (
 )
 from convviz.ui.common import plot_config, run_guarded
 from convviz.ui.live_panel import (
+    Block,
     Chart,
     Metric,
     Metrics,
@@ -49,6 +51,7 @@ from convviz.ui.live_panel import (
     Row,
     live_panel,
 )
+from convviz.ui.live_panel import feeder as live_panel_feeder
 
 __all__ = ["STATE_KEYS", "render"]
 
@@ -427,45 +430,81 @@ def _render() -> None:
         st.caption("The sidebar's network differs from this run's: press **New run** to use it.")
     ss[P + "shown"] = (snap.state, run.busy)
     live = snap.state in ("running", "queued") or run.busy or bool(snap.phase)
-    st.fragment(run_every=REFRESH_S if live else None)(_live)(run.id)
+    _live(manager, run, live)
     st.fragment(run_every=SLOW_REFRESH_S if live else None)(_live_slow)(run.id)
 
 
-def _live(run_id: str) -> None:
-    """The fast live views, redrawn on their own timer while the run trains."""
+def _settled_state(run: Run, snap: Snapshot) -> str:
+    """The run's state once the worker has applied every command ("" while it has not)."""
+    return "" if run.busy or snap.phase else snap.state
+
+
+def _live(manager: RunManager, run: Run, live: bool) -> None:
+    """The views that change every second: one panel, fed between reruns while the run trains.
+
+    While the run is live, a :class:`~convviz.ui.live_panel.Feeder` thread rebuilds the
+    panel's blocks every REFRESH_S and the panel fetches them: no Streamlit rerun, which
+    would cost the browser a re-render of the whole page (bench_train_ui.py). When the
+    run changes state on its own (finished, left the queue), the panel asks for a rerun.
+    """
+    ss = st.session_state
+    snap = run.snapshot()
+    _status(snap)
+    feed = None
+    if live:
+        token = ss.setdefault(P + "feed", secrets.token_urlsafe(12))
+        run_id = run.id
+
+        def version():
+            r = manager.get(run_id)
+            if r is None:
+                return None
+            s = r.snapshot()
+            return (s.version, s.state, s.queue_position, _settled_state(r, s))
+
+        def build():
+            r = manager.get(run_id)
+            s = r.snapshot()
+            return _fast_blocks(s), {"state": _settled_state(r, s), "version": s.version}
+
+        feed = live_panel_feeder(REFRESH_S).register(token, version, build)
+    live_panel(
+        _fast_blocks(snap),
+        key=P + "live",
+        feed=feed,
+        poll_s=REFRESH_S / 3,  # a new update shows within a third of a refresh
+        state=snap.state,
+        version=snap.version,
+    )
+
+
+def _fast_blocks(snap: Snapshot) -> list[Block]:
+    curves = curves_figure(snap.chunks, snap.history, total_steps=snap.total_steps, height=CURVES_H)
+    return [
+        Progress(snap.progress, _progress_text(snap)),
+        Metrics(_metrics(snap)),
+        Chart(curves, CURVES_H, plot_config("curves")),
+        *_first_filters(snap),
+    ]
+
+
+def _live_slow(run_id: str) -> None:
+    """The heavier views (a dozen images, feature maps, the confusion matrix), on a slower timer."""
     ss = st.session_state
     run = _manager().get(run_id)
     if run is None:
         st.warning("This run has ended.")
         return
     run.touch()
+    if token := ss.get(P + "feed"):
+        live_panel_feeder(REFRESH_S).touch(token)  # the page is still open
     snap = run.snapshot()
-    busy = run.busy
     shown = ss.get(P + "shown")
-    if shown is not None and (snap.state, busy) != shown and not (busy or snap.phase):
+    if shown is not None and (snap.state, run.busy) != shown and not (run.busy or snap.phase):
         # The run changed state on its own (finished, left the queue) or the worker applied
-        # a command: a full rerun updates the buttons and the refresh timer.
+        # a command: a full rerun updates the buttons and the refresh timer. (The live
+        # panel usually asks first, within a second.)
         st.rerun(scope="app")
-    _status(snap)
-    # One element for the views that change every second (see convviz/ui/live_panel.py).
-    curves = curves_figure(snap.chunks, snap.history, total_steps=snap.total_steps, height=CURVES_H)
-    live_panel(
-        [
-            Progress(snap.progress, _progress_text(snap)),
-            Metrics(_metrics(snap)),
-            Chart(curves, CURVES_H, plot_config("curves")),
-            *_first_filters(snap),
-        ],
-        key=P + "live",
-    )
-
-
-def _live_slow(run_id: str) -> None:
-    """The heavier views (a dozen images, feature maps, the confusion matrix), on a slower timer."""
-    run = _manager().get(run_id)
-    if run is None:
-        return
-    snap = run.snapshot()
     _strip(snap)
     _activations(run, snap)
     _deeper_filters(snap)
