@@ -411,9 +411,11 @@ class Feeder:
                 os.replace(tmp, self.dir / name)
 
     def _loop(self) -> None:
-        while True:
-            time.sleep(self.interval)
+        due = time.monotonic() + self.interval
+        while True:  # at a fixed rate: a pass's own time does not slow the refresh
+            time.sleep(max(0.0, due - time.monotonic()))
             self.publish_due()
+            due = max(due + self.interval, time.monotonic())
 
 
 _feeders: dict[float, Feeder] = {}
