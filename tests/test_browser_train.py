@@ -205,3 +205,20 @@ def test_train_live_and_reload_keeps_the_run(server):
         assert_no_exception(page)
         page.get_by_role("button", name="Reset", exact=True).click()  # free the run's memory
         wait_ready(page)
+
+
+def test_a_run_that_finishes_shows_its_result_without_a_click(server):
+    """The live panel is fed between reruns; when the run finishes on its own, the page
+    redraws around it: the Finished state, the test accuracy and the model download."""
+    with chromium_page(1400, 1600) as page:
+        page.goto(server)
+        wait_ready(page)
+        start_training(page, epochs=2)
+        page.get_by_text("Test accuracy").wait_for(timeout=60_000)
+        assert page.get_by_text("Finished.").count() == 1
+        page.get_by_role("button", name="Download the model (.npz)").wait_for(timeout=10_000)
+        total = re.search(r"step ([\d,]+)/([\d,]+)", progress_text(page))
+        assert total and total.group(1) == total.group(2), progress_text(page)
+        assert_no_exception(page)
+        page.get_by_role("button", name="Reset", exact=True).click()  # free the run's memory
+        wait_ready(page)
