@@ -7,8 +7,10 @@ sent dozens of deltas and the browser re-rendered its React tree for each.
 Measured on this 2-core machine, ``classic`` training, per-process CPU from
 ``/proc``: Chromium's renderer took 0.25 of a core, which the training lost,
 and ``benchmarks/bench_train_ui.py`` gave 0.73-0.79 of the headless
-throughput. With these panels the renderer takes about 0.19 and the ratio is
-0.87-0.92.
+throughput. With these panels the renderer took 0.18-0.29 (the fragment's
+rerun each second still re-rendered the whole page), and with the fast panel
+fed between reruns (:class:`Feeder`) 0.18, its JavaScript time halved; the
+ratio's medians are 0.82-0.91, within this shared machine's noise of each other.
 
 A panel is a list of blocks (:class:`Progress`, :class:`Metrics`,
 :class:`Chart`, :class:`Pictures`, :class:`Row` of columns). Its own script

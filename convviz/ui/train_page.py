@@ -3,13 +3,16 @@
 Training runs in a background worker owned by :mod:`convviz.nn.runs` (a thread
 per run, state outside the script run): this page only sends commands (start,
 pause, step, reset, learning rate, probe digit) and draws the run's latest
-immutable snapshot. A fragment redraws the live views once a second while the
-run trains (a second one the heavier views every few seconds), so the controls
-stay responsive; a browser refresh reattaches to the run through ``?run=<id>``
-in the URL. The live views are :func:`~convviz.ui.live_panel.live_panel`
-components, one element per group of views, updated in place: on this 2-core
-machine the browser shares the cores with the training, and every Streamlit
-element sent at a refresh cost it CPU (``benchmarks/bench_train_ui.py``).
+immutable snapshot, so the controls stay responsive; a browser refresh
+reattaches to the run through ``?run=<id>`` in the URL.
+
+The live views are :func:`~convviz.ui.live_panel.live_panel` components, one
+element per group of views, updated in place: on this 2-core machine the
+browser shares the cores with the training, and every Streamlit element sent
+at a refresh cost it CPU (``benchmarks/bench_train_ui.py``). While the run
+trains, the fast panel (progress, metrics, curves, first-layer filters) is fed
+about once a second by a :class:`~convviz.ui.live_panel.Feeder` thread, with
+no Streamlit rerun; a fragment redraws the heavier views every few seconds.
 """
 
 from __future__ import annotations
