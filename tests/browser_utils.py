@@ -89,6 +89,7 @@ def streamlit_server(timeout: float = 60.0, script: Path | None = None) -> Itera
         "--browser.gatherUsageStats=false",
         "--server.fileWatcherType=none",
     ]
+    # CONVVIZ_SERVER_LOG=path keeps the server's output (for debugging a browser test).
     log = open(os.environ.get("CONVVIZ_SERVER_LOG", os.devnull), "w")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}  # a script under tests/ imports convviz too
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
