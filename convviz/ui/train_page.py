@@ -471,6 +471,8 @@ def _live(manager: RunManager, run: Run, live: bool) -> None:
             return _fast_blocks(s), {"state": _settled_state(r, s), "version": s.version}
 
         feed = live_panel_feeder(REFRESH_S).register(token, version, build)
+    elif token := ss.get(P + "feed"):
+        live_panel_feeder(REFRESH_S).discard(token)  # settled: nothing left to feed
     live_panel(
         _fast_blocks(snap),
         key=P + "live",
