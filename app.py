@@ -4,46 +4,52 @@ from __future__ import annotations
 
 import streamlit as st
 
-from convviz.ui import about, convolution, feature_maps, pooling, train_page
 from convviz.ui.common import persist_widget_state
+from convviz.ui.i18n import KEY as LANG_KEY
+from convviz.ui.i18n import language_picker
+from convviz.ui.pages import about, convolution, feature_maps, pooling, train
 
 
 def run() -> None:
     st.set_page_config(page_title="convviz", page_icon=":material/blur_on:", layout="wide")
     # Widget values survive switching pages (Streamlit drops undrawn widgets' state).
     persist_widget_state(
-        convolution.STATE_KEYS
-        + pooling.STATE_KEYS
-        + feature_maps.STATE_KEYS
-        + train_page.STATE_KEYS
+        (
+            LANG_KEY,
+            *convolution.STATE_KEYS,
+            *pooling.STATE_KEYS,
+            *feature_maps.STATE_KEYS,
+            *train.STATE_KEYS,
+        )
     )
+    t = language_picker()
     page = st.navigation(
         [
             st.Page(
                 convolution.render,
-                title="Convolution",
+                title=t("nav.convolution"),
                 icon=":material/blur_on:",
                 default=True,
             ),
             st.Page(
                 pooling.render,
-                title="Pooling & activations",
+                title=t("nav.pooling"),
                 icon=":material/grid_view:",
                 url_path="pooling",
             ),
             st.Page(
                 feature_maps.render,
-                title="Feature maps",
+                title=t("nav.feature_maps"),
                 icon=":material/layers:",
                 url_path="feature-maps",
             ),
             st.Page(
-                train_page.render,
-                title="Train a CNN",
+                train.render,
+                title=t("nav.train"),
                 icon=":material/model_training:",
                 url_path="train",
             ),
-            st.Page(about.render, title="About", icon=":material/info:", url_path="about"),
+            st.Page(about.render, title=t("nav.about"), icon=":material/info:", url_path="about"),
         ]
     )
     page.run()

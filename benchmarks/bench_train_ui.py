@@ -29,8 +29,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from convviz.nn.train import TrainConfig, Trainer
-from tests.browser_utils import chromium_page, wait_ready
-from tests.test_browser_train import panel_frame, start_training, train_server
+from tests.support.browser import chromium_page, wait_ready
+from tests.support.train_browser import panel_frame, start_training, train_server
 
 OBSERVER = """() => {
   window.__redraws = [];

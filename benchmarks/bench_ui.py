@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.browser_utils import (
+from tests.support.browser import (
     browser_missing_reason,
     chromium_browser,
     chromium_page,

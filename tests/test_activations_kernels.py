@@ -15,7 +15,7 @@ import convviz
 from convviz.activations import ACTIVATIONS, leaky_relu, relu, sigmoid, softmax, tanh
 from convviz.conv import conv2d
 from convviz.kernels import KERNELS, gabor_bank, gabor_kernel
-from tests._helpers import assert_matches
+from tests.support.helpers import assert_matches
 
 X = np.linspace(-30, 30, 61)
 

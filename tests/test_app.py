@@ -33,7 +33,7 @@ TIMEOUT = 60  # generous: CI machines are slow; a normal run takes well under a 
 
 
 def _page_script(module: str) -> str:
-    return f"from convviz.ui import {module}\n{module}.render()\n"
+    return f"from convviz.ui.pages import {module}\n{module}.render()\n"
 
 
 def page(module: str) -> AppTest:
@@ -349,7 +349,7 @@ def test_a_broken_url_falls_back_with_a_warning() -> None:
 
 
 def test_pooling_page_steps_like_numpy() -> None:
-    from convviz.ui.pooling import EXAMPLE
+    from convviz.ui.pages.pooling import EXAMPLE
 
     at = page("pooling").run()
     assert_clean(at)
@@ -374,7 +374,7 @@ def test_pooling_page_steps_like_numpy() -> None:
 def test_pooling_uses_the_convolution_feature_map() -> None:
     script = (
         "import streamlit as st\n"
-        "from convviz.ui import convolution, pooling\n"
+        "from convviz.ui.pages import convolution, pooling\n"
         "(pooling if st.session_state.get('show_pool') else convolution).render()\n"
     )
     at = AppTest.from_string(script, default_timeout=TIMEOUT).run()
@@ -400,7 +400,7 @@ def test_feature_maps_page() -> None:
 
 
 def test_feature_maps_match_scipy() -> None:
-    from convviz.ui.feature_maps import _feature_maps
+    from convviz.ui.pages.feature_maps import _feature_maps
 
     img = sample_image("Coins", max_side=64).astype(np.float64)
     bank = {n: KERNELS[n] for n in ("sobel_y", "gaussian_5x5", "sharpen")}
@@ -412,7 +412,7 @@ def test_feature_maps_match_scipy() -> None:
         np.testing.assert_allclose(m, ref, atol=1e-5)
 
 
-@pytest.mark.parametrize("module", ["about", "train_page"])
+@pytest.mark.parametrize("module", ["about", "train"])
 def test_static_pages(module: str) -> None:
     at = page(module).run()
     assert_clean(at)
@@ -429,7 +429,7 @@ def test_app_shell_navigates(app: AppTest) -> None:
 def test_pending_edits_match_what_the_grid_returns() -> None:
     """The fast path draws the map from the editor's pending edits before the editor
     runs; it must read them exactly as the grid applies them."""
-    from convviz.ui.convolution import _pending
+    from convviz.ui.pages.convolution import _pending
 
     base = np.array([[0.0, 1.0], [2.0, 3.0]])
     last = np.full((2, 2), 7.0)

@@ -17,7 +17,7 @@ from PIL import Image
 from convviz.conv import conv2d_step
 from convviz.images import load_image
 from convviz.kernels import KERNELS
-from tests.browser_utils import (
+from tests.support.browser import (
     ROOT,
     assert_no_exception,
     chromium_browser,

@@ -11,7 +11,7 @@ from scipy import ndimage
 import convviz
 from convviz.conv import conv2d, conv2d_naive, conv2d_step, conv2d_steps
 from convviz.shapes import output_size
-from tests._helpers import assert_matches
+from tests.support.helpers import assert_matches
 
 SEED_X = [
     [128, 97, 53, 201, 198],

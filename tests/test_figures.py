@@ -325,7 +325,7 @@ def test_stepper_neighbourhood_view_matches_the_core_patch(pad_mode: str) -> Non
     # The page pads the input itself to draw the zoomed neighbourhood; the core's
     # ConvStep.patch is the oracle for what lies under the window.
     from convviz.shapes import resolve_padding
-    from convviz.ui.convolution import _padded
+    from convviz.ui.pages.convolution import _padded
 
     x = np.random.default_rng(0).random((2, 6, 7))
     w = np.ones((2, 3, 3))

@@ -31,7 +31,7 @@ from convviz.nn.layers import (
 )
 from convviz.nn.losses import softmax_cross_entropy
 from convviz.nn.model import Sequential
-from tests._helpers import assert_matches
+from tests.support.helpers import assert_matches
 
 EPS = 1e-6
 

@@ -12,7 +12,7 @@ import pytest
 from convviz.nn.layers import AvgPool2D, BatchNorm, Conv2D, Dense, MaxPool2D
 from convviz.nn.losses import softmax_cross_entropy
 from convviz.nn.presets import build_model
-from tests._helpers import assert_matches
+from tests.support.helpers import assert_matches
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional

@@ -10,7 +10,7 @@ from skimage.measure import block_reduce
 
 from convviz.pool import pool2d, pool2d_naive, pool2d_step, pool2d_steps
 from convviz.shapes import output_size
-from tests._helpers import assert_matches
+from tests.support.helpers import assert_matches
 
 REDUCERS = {"max": np.max, "avg": np.mean, "min": np.min}
 

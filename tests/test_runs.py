@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from convviz.nn.data import load_mnist, to_batch
-from convviz.nn.runs import Run, RunManager, RunOptions, _ViewTrainer
 from convviz.nn.train import TrainConfig, Trainer, evaluate
+from convviz.runs import Run, RunManager, RunOptions, _ViewTrainer
 
 TIMEOUT = 60.0
 
@@ -308,7 +308,7 @@ def test_bad_config_raises_at_create(manager):
 
 def test_the_server_manager_shortens_the_gil_switch_interval():
     """Training threads next to a server get the GIL back within 0.5 ms, not 5 ms."""
-    from convviz.nn import runs
+    from convviz.runs import manager as runs
 
     old = sys.getswitchinterval()
     saved, runs._manager = runs._manager, None

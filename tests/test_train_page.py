@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from convviz.nn.presets import build_model
-from convviz.nn.runs import get_manager
+from convviz.runs import get_manager
 
 APP = str(Path(__file__).parent / "apps" / "train_app.py")
 TIMEOUT = 60.0

@@ -13,21 +13,22 @@ import streamlit as st
 
 from convviz.figures import plot_config
 from convviz.images import SAMPLES, ImageLoadError, encode_png, load_image, sample_image
+from convviz.ui.i18n import error_text, tr
 
 _log = logging.getLogger(__name__)
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "webp", "bmp", "tif", "tiff"]
 WORKING_SIZES = (128, 256, 512, 1024)
-GENERIC_ERROR = "Something went wrong while computing this view. Try other settings."
-SPEEDS = {"slow (1 s)": 1.0, "medium (0.5 s)": 0.5, "fast (0.2 s)": 0.2}
+SPEEDS = {"slow": 1.0, "medium": 0.5, "fast": 0.2}  # step interval (s); labels: app.speed.*
 
 
 @contextmanager
 def user_errors():
-    """Show convviz's ``ValueError`` messages (written for people) as ``st.error``.
+    """Show convviz's coded errors (written for people) as ``st.error``, in the page's language.
 
-    Anything else is logged and shown as a generic message: no tracebacks or
-    internals reach the page. Code after a caught error in the ``with`` block
+    A ``ValueError`` without a code shows a generic "not valid" message; anything
+    else is logged and shown as a generic message: no tracebacks, exception text
+    or internals reach the page. Code after a caught error in the ``with`` block
     does not run; check the returned flag list (``[True]`` on success).
     """
     ok = [False]
@@ -35,10 +36,11 @@ def user_errors():
         yield ok
         ok[0] = True
     except ValueError as exc:  # ImageLoadError is a ValueError too
-        st.error(str(exc))
+        _log.info("invalid input: %s", exc)
+        st.error(error_text(exc))
     except Exception:
         _log.exception("unexpected error in a page")
-        st.error(GENERIC_ERROR)
+        st.error(tr()("app.error.generic"))
 
 
 def show_figure(fig: go.Figure, key: str, filename: str | None = None) -> None:
@@ -59,9 +61,10 @@ def download_buttons(
 
     The files are made only when clicked (deferred ``data``), not on every rerun.
     """
+    t = tr()
     c1, c2 = st.columns(2)
     c1.download_button(
-        "Download .npy",
+        t("app.download_npy"),
         data=lambda: npy_bytes(a),
         file_name=f"{name}.npy",
         mime="application/octet-stream",
@@ -70,7 +73,7 @@ def download_buttons(
         width="stretch",
     )
     c2.download_button(
-        "Download .png",
+        t("app.download_png"),
         data=lambda: encode_png(a, vmin=vmin, vmax=vmax),
         file_name=f"{name}.png",
         mime="image/png",
@@ -80,13 +83,7 @@ def download_buttons(
     )
 
 
-SOURCE_LABELS = {
-    "sample": "Sample image",
-    "upload": "Upload your own",
-    "numbers": "Numbers (type the pixels)",
-    "feature_map": "Convolution page's feature map",
-    "example": "Small example (6x6 numbers)",
-}
+SOURCES = ("sample", "upload", "numbers", "feature_map", "example")  # labels: app.source.*
 
 
 def image_input(
@@ -95,7 +92,7 @@ def image_input(
     sources: tuple[str, ...] = ("sample", "upload"),
     allow_rgb: bool = True,
     default_size: int = 512,
-    default_sample: str = "Cameraman",
+    default_sample: str = "Cameraman",  # i18n: not text (a SAMPLES key)
 ) -> tuple[np.ndarray | None, str, str, str]:
     """Sidebar widgets to choose the input; returns ``(image, label, source, colour)``.
 
@@ -104,15 +101,19 @@ def image_input(
     nothing was uploaded yet. A bad upload shows ``st.error`` and the previous
     good image stays.
     """
+    t = tr()
     source = st.sidebar.radio(
-        "Input", sources, format_func=SOURCE_LABELS.get, key=f"{prefix}_source"
+        t("app.input"),
+        sources,
+        format_func=lambda s: t(f"app.source.{s}"),
+        key=f"{prefix}_source",
     )
     colour = "gray"
     if allow_rgb:
         colour = st.sidebar.radio(
-            "Colour",
+            t("app.colour"),
             ["gray", "rgb"],
-            format_func={"gray": "Grayscale", "rgb": "RGB"}.get,
+            format_func=lambda c: t(f"app.colour.{c}"),
             key=f"{prefix}_colour",
             horizontal=True,
         )
@@ -120,15 +121,21 @@ def image_input(
         return None, "", source, colour
     st.session_state.setdefault(f"{prefix}_max_side", default_size)
     size = st.sidebar.select_slider(
-        "Working size (longer side, px)",
+        t("app.working_size"),
         WORKING_SIZES,
         key=f"{prefix}_max_side",
-        help="Images are scaled down to this size first; smaller is faster.",
+        format_func=t.int,
+        help=t("app.working_size.help"),
     )
     if source == "sample":
         st.session_state.setdefault(f"{prefix}_sample", default_sample)
-        name = st.sidebar.selectbox("Sample", list(SAMPLES), key=f"{prefix}_sample")
-        st.sidebar.caption(SAMPLES[name])
+        name = st.sidebar.selectbox(
+            t("app.sample"),
+            list(SAMPLES),
+            key=f"{prefix}_sample",
+            format_func=lambda n: t(f"app.sample.{_slug(n)}"),
+        )
+        st.sidebar.caption(t(f"app.sample.{_slug(name)}.caption"))
         return sample_image(name, mode=colour, max_side=size), name, source, colour
     image, name = _uploaded(prefix, colour, size)
     return image, name, source, colour
@@ -136,9 +143,8 @@ def image_input(
 
 def _uploaded(prefix: str, colour: str, size: int):
     ss = st.session_state
-    up = st.sidebar.file_uploader(
-        "PNG, JPEG, GIF, WebP, BMP or TIFF", type=UPLOAD_TYPES, key=f"{prefix}_upload"
-    )
+    t = tr()
+    up = st.sidebar.file_uploader(t("app.upload"), type=UPLOAD_TYPES, key=f"{prefix}_upload")
     good = f"{prefix}_upload_good"  # (file_id, name, bytes) of the last file that decoded
     if up is not None and (ss.get(good) is None or ss[good][0] != up.file_id):
         try:
@@ -146,12 +152,15 @@ def _uploaded(prefix: str, colour: str, size: int):
             load_image(data, max_side=size, mode=colour)  # validate before keeping it
             ss[good] = (up.file_id, up.name, data)
         except ImageLoadError as exc:
-            st.error(f"Could not use {up.name!r}: {exc}")
+            # The file name is the uploader's text: shown as plain text, never as Markdown.
+            st.error(t("app.upload.bad", reason=error_text(exc, t)))
+            st.text(up.name)
         except Exception:
             _log.exception("unexpected error decoding an upload")
-            st.error(f"Could not use {up.name!r}: the file could not be read.")
+            st.error(t("app.upload.unreadable"))
+            st.text(up.name)
     if ss.get(good) is None:
-        st.info("Upload an image in the sidebar (or pick a sample image).")
+        st.info(t("app.upload.prompt"))
         return None, ""
     _, name, data = ss[good]
     return _decode_cached(data, colour, size), name
@@ -164,11 +173,17 @@ def _decode_cached(data: bytes, colour: str, size: int) -> np.ndarray:
 
 def play_controls(prefix: str) -> float | None:
     """Play/pause toggle and speed; returns the fragment interval (None when paused)."""
+    t = tr()
     c1, c2 = st.columns([1, 2])
-    playing = c1.toggle("Play", key=f"{prefix}_playing", help="Step the window automatically")
-    st.session_state.setdefault(f"{prefix}_speed", "medium (0.5 s)")
+    playing = c1.toggle(t("app.play"), key=f"{prefix}_playing", help=t("app.play.help"))
+    if st.session_state.get(f"{prefix}_speed") not in SPEEDS:
+        st.session_state[f"{prefix}_speed"] = "medium"
     speed = c2.select_slider(
-        "Speed", list(SPEEDS), key=f"{prefix}_speed", label_visibility="collapsed"
+        t("app.speed"),
+        list(SPEEDS),
+        key=f"{prefix}_speed",
+        format_func=lambda s: t(f"app.speed.{s}", seconds=SPEEDS[s]),
+        label_visibility="collapsed",
     )
     return SPEEDS[speed] if playing else None
 
@@ -189,13 +204,14 @@ def step_controls(prefix: str, n: int, playing: bool) -> int:
     def move(delta: int) -> None:
         ss[key] = (int(ss[key]) + delta) % n
 
+    t = tr()
     c1, c2, c3 = st.columns([1, 1, 10], vertical_alignment="bottom")
-    c1.button("◀", key=f"{prefix}_prev", on_click=move, args=(-1,), help="Previous position")
-    c2.button("▶", key=f"{prefix}_next", on_click=move, args=(1,), help="Next position")
+    c1.button("◀", key=f"{prefix}_prev", on_click=move, args=(-1,), help=t("app.step.prev"))
+    c2.button("▶", key=f"{prefix}_next", on_click=move, args=(1,), help=t("app.step.next"))
     if n > 1:
-        c3.slider("Window position (raster order)", 0, n - 1, key=key)
+        c3.slider(t("app.step.position"), 0, n - 1, key=key)
     else:
-        c3.caption("Only one window position.")
+        c3.caption(t("app.step.only_one"))
     return int(ss[key])
 
 
@@ -210,6 +226,11 @@ def persist_widget_state(keys: tuple[str, ...]) -> None:
     for k in keys:
         if k in ss:
             ss[k] = ss[k]
+
+
+def _slug(name: str) -> str:
+    """A sample's catalogue key part: ``"Coins (skimage)"`` -> ``coins_skimage``."""
+    return "".join(ch if ch.isalnum() else "_" for ch in name.lower()).strip("_").replace("__", "_")
 
 
 def run_guarded(render: Callable[[], None]) -> None:

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from convviz.ui.train_page import render
+from convviz.ui.pages.train import render
 
 st.set_page_config(page_title="convviz: train", layout="wide")
 render()

@@ -1,6 +1,6 @@
 """Train a CNN page: start a NumPy CNN on MNIST and watch it learn, live.
 
-Training runs in a background worker owned by :mod:`convviz.nn.runs` (a thread
+Training runs in a background worker owned by :mod:`convviz.runs` (a thread
 per run, state outside the script run): this page only sends commands (start,
 pause, step, reset, learning rate, probe digit) and draws the run's latest
 immutable snapshot, so the controls stay responsive; a browser refresh
@@ -28,8 +28,8 @@ import streamlit as st
 from convviz.nn.model import load_model
 from convviz.nn.optim import OPTIMIZERS
 from convviz.nn.presets import PRESETS, build_model
-from convviz.nn.runs import Run, RunManager, RunOptions, Snapshot, get_manager
 from convviz.nn.train import TrainConfig
+from convviz.runs import Run, RunManager, RunOptions, Snapshot, get_manager
 from convviz.train_figures import (
     bars_image,
     confusion_figure,
@@ -383,7 +383,6 @@ def _controls(run: Run | None, settings) -> Snapshot | None:
         icon=":material/add:",
         key=P + "new",
         on_click=_new_run,
-        args=settings,
         kwargs={"start": False},
         help="A fresh run with the sidebar's settings (this one is discarded)",
         width="stretch",
