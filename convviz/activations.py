@@ -9,13 +9,15 @@ from collections.abc import Callable
 
 import numpy as np
 
+from convviz.errors import CodedError
+from convviz.shapes import check_real, shown
+
 __all__ = ["ACTIVATIONS", "identity", "leaky_relu", "relu", "sigmoid", "softmax", "tanh"]
 
 
 def _float(x: np.ndarray | float) -> np.ndarray:
     a = np.asarray(x)
-    if a.dtype.kind not in "biuf":
-        raise ValueError(f"`x` must be a real numeric array, got dtype {a.dtype}")
+    check_real(a, "x")
     return a.astype(np.result_type(a.dtype, np.float32), copy=False)
 
 
@@ -44,7 +46,7 @@ def leaky_relu(x: np.ndarray, alpha: float = 0.01) -> np.ndarray:
     [-0.2, 3.0]
     """
     if not np.isfinite(alpha) or alpha < 0:
-        raise ValueError(f"`alpha` must be a finite number >= 0, got {alpha!r}")
+        raise CodedError("err.finite_non_negative", name="alpha", value=shown(alpha))
     a = _float(x)
     return np.where(a > 0, a, a * a.dtype.type(alpha))
 

@@ -28,6 +28,9 @@ from PIL import Image
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
+from convviz.errors import CodedError
+from convviz.shapes import check_integer, shown
+
 __all__ = [
     "DIVERGING",
     "GREYS",
@@ -125,10 +128,10 @@ def colorize(
     [[[0, 0, 0], [255, 255, 255]]]
     """
     if vmax <= vmin:
-        raise ValueError(f"`vmax` must be greater than `vmin`, got {vmin}, {vmax}")
+        raise CodedError("err.vmax_not_above_vmin", vmin=shown(vmin), vmax=shown(vmax))
     x = np.asarray(a, dtype=np.float64)
     if x.ndim != 2:
-        raise ValueError(f"`a` must be 2-D, got shape {x.shape}")
+        raise CodedError("err.must_be_2d", name="a", shape=str(x.shape))
     return _lut(colorscale)[_indices(x, vmin, vmax)]
 
 
@@ -220,9 +223,9 @@ def png_bytes(
     """
     arr = np.ascontiguousarray(a)
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] != 3):
-        raise ValueError(f"`a` must be (H, W) or (H, W, 3), got shape {arr.shape}")
+        raise CodedError("err.map_or_rgb", name="a", shape=str(arr.shape))
     if arr.ndim == 2 and vmax <= vmin:
-        raise ValueError(f"`vmax` must be greater than `vmin`, got {vmin}, {vmax}")
+        raise CodedError("err.vmax_not_above_vmin", vmin=shown(vmin), vmax=shown(vmax))
     f = _Frozen(arr)
     return _cached_png(f.digest, f, float(vmin), float(vmax), colorscale)
 
@@ -304,7 +307,7 @@ def image_figure(
         colorscale = scale if colorscale is None else colorscale
         source = _map_uri(x, vmin, vmax, colorscale)
     else:
-        raise ValueError(f"`a` must be (H, W) or (H, W, 3), got shape {x.shape}")
+        raise CodedError("err.map_or_rgb", name="a", shape=str(x.shape))
     data = [go.Image(source=source, hovertemplate="row %{y}, col %{x}<extra></extra>")]
     if colorbar:
         data.append(_colorbar_trace(float(vmin), float(vmax), colorscale))
@@ -357,7 +360,7 @@ def heatmap_figure(
     """
     x = np.asarray(a, dtype=np.float64)
     if x.ndim != 2:
-        raise ValueError(f"`a` must be 2-D, got shape {x.shape}")
+        raise CodedError("err.must_be_2d", name="a", shape=str(x.shape))
     lo, hi, scale = value_range(x if mask is None else x[np.asarray(mask, bool)])
     vmin = lo if vmin is None else vmin
     vmax = hi if vmax is None else vmax
@@ -571,9 +574,8 @@ def feature_grid_figure(
     ['image', 'image']
     """
     if len(maps) != len(titles):
-        raise ValueError("`titles` must have one entry per map")
-    if ncols < 1:
-        raise ValueError(f"`ncols` must be >= 1, got {ncols}")
+        raise CodedError("err.entries", name="titles", count=len(maps), got=len(titles))
+    ncols = check_integer(ncols, "ncols", 1)
     n = max(len(maps), 1)
     nrows = -(-n // ncols)
     fig = make_subplots(

@@ -15,8 +15,10 @@ Untrusted uploads are handled defensively, in this order:
    state);
 4. decode fully inside the guard, so truncated files fail here and not later.
 
-Every failure is an :class:`ImageLoadError` whose message is written for a
-person and never contains Pillow's own text (which can hold paths or URLs).
+Every failure is an :class:`ImageLoadError` (a
+:class:`~convviz.errors.CodedError`: a catalogue code, ``err.image.*``, with
+named parameters) whose message is written for a person and never contains
+Pillow's own text or a path (either can hold internal names or URLs).
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ from typing import IO, Literal
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from convviz.errors import CodedError
+from convviz.shapes import check_choice, shown
 
 __all__ = [
     "ALLOWED_FORMATS",
@@ -65,19 +70,25 @@ Source = bytes | bytearray | memoryview | str | os.PathLike | IO[bytes]
 # ITU-R 601-2 luma weights, the ones Pillow uses for mode "L".
 _LUMA = np.array([0.299, 0.587, 0.114])
 
-_MSG_NOT_IMAGE = "This file is not an image we can read (PNG, JPEG, GIF, WebP, BMP or TIFF)."
-_MSG_DAMAGED = "The file is damaged or incomplete."
-_MSG_EMPTY = "The file is empty."
-_MSG_UNREADABLE = "The file could not be read."
-_MSG_TOO_BIG_TO_PROCESS = "This image is too large to process."
+# Catalogue codes (the core domain) of the refusals that carry no parameters.
+_MSG_NOT_IMAGE = "err.image.not_image"
+_MSG_DAMAGED = "err.image.damaged"
+_MSG_EMPTY = "err.image.empty"
+_MSG_UNREADABLE = "err.image.unreadable"
+_MSG_TOO_BIG_TO_PROCESS = "err.image.too_big_to_process"
 
 
-class ImageLoadError(ValueError):
+class ImageLoadError(CodedError):
     """An image could not be loaded; the message is safe to show to a user.
 
-    The message never contains internals (Pillow's own error text, paths,
-    tracebacks). The underlying exception is logged at DEBUG level on the
+    A :class:`~convviz.errors.CodedError` (so a ``ValueError``): ``str(exc)``
+    is the English text, ``exc.code`` / ``exc.params`` give it in the reader's
+    language. Neither ever holds internals (Pillow's own error text, paths,
+    tracebacks): the underlying exception is logged at DEBUG level on the
     ``convviz.images`` logger instead of being chained.
+
+    >>> ImageLoadError("err.image.empty").code, str(ImageLoadError("err.image.empty"))
+    ('err.image.empty', 'The file is empty.')
     """
 
 
@@ -85,23 +96,29 @@ class ImageLoadError(ValueError):
 
 
 def _check_int(value: object, name: str, minimum: int) -> int:
+    # Stricter than shapes.check_integer: a size limit given as 1e6 is a mistake.
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"`{name}` must be an integer, got {value!r}")
+        raise CodedError("err.not_an_integer", name=name, value=shown(value))
     if value < minimum:
-        raise ValueError(f"`{name}` must be >= {minimum}, got {value}")
+        if minimum == 1:
+            raise CodedError("err.must_be_positive", name=name, value=int(value))
+        raise CodedError("err.must_be_at_least", name=name, minimum=minimum, value=int(value))
     return int(value)
 
 
 def _check_mode(mode: object) -> str:
-    if mode not in ("gray", "rgb"):
-        raise ValueError(f"`mode` must be 'gray' or 'rgb', got {mode!r}")
-    return str(mode)
+    return check_choice(mode, "mode", ("gray", "rgb"))
 
 
-def _too_large_message(width: int, height: int, limit: int) -> str:
-    return (
-        f"This image is too large: {width} x {height} pixels declared, "
-        f"the limit is {limit:,} pixels ({limit / 1e6:g} megapixels)."
+def _too_large(width: int, height: int, limit: int) -> ImageLoadError:
+    # Sides as plain digits ("20000 x 20000", as image sizes are written); the
+    # limit with the reader's grouping.
+    return ImageLoadError(
+        "err.image.too_many_pixels",
+        width=str(width),
+        height=str(height),
+        limit=limit,
+        megapixels=shown(limit / 1e6),
     )
 
 
@@ -139,8 +156,9 @@ def _read_source(source: Source, max_bytes: int) -> bytes:
         raise ImageLoadError(_MSG_EMPTY)
     if len(data) > max_bytes:
         raise ImageLoadError(
-            f"This file is too large: the limit is {max_bytes / 2**20:.3g} MB "
-            f"({max_bytes:,} bytes)."
+            "err.image.file_too_large",
+            megabytes=shown(float(f"{max_bytes / 2**20:.3g}")),
+            limit=max_bytes,
         )
     return data
 
@@ -159,10 +177,7 @@ def _open_checked(data: bytes, max_pixels: int) -> Image.Image:
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         _log.debug("Pillow decompression-bomb guard tripped", exc_info=True)
         limit = min(max_pixels, Image.MAX_IMAGE_PIXELS or max_pixels)
-        raise ImageLoadError(
-            f"This image is too large: it declares more pixels than the limit of "
-            f"{limit:,} pixels ({limit / 1e6:g} megapixels)."
-        ) from None
+        raise ImageLoadError("err.image.bomb", limit=limit, megapixels=shown(limit / 1e6)) from None
     except UnidentifiedImageError:
         raise ImageLoadError(_MSG_NOT_IMAGE) from None
     except Exception:
@@ -170,16 +185,16 @@ def _open_checked(data: bytes, max_pixels: int) -> Image.Image:
         _log.debug("image header could not be parsed", exc_info=True)
         raise ImageLoadError(_MSG_DAMAGED) from None
     width, height = im.size
-    message = None
+    error = None
     if im.format not in _OPENED_FORMATS:  # defence in depth; `formats=` already limits this
-        message = _MSG_NOT_IMAGE
+        error = ImageLoadError(_MSG_NOT_IMAGE)
     elif width < 1 or height < 1:
-        message = _MSG_DAMAGED
+        error = ImageLoadError(_MSG_DAMAGED)
     elif width * height > max_pixels:
-        message = _too_large_message(width, height, max_pixels)
-    if message is not None:
+        error = _too_large(width, height, max_pixels)
+    if error is not None:
         im.close()
-        raise ImageLoadError(message)
+        raise error
     return im
 
 
@@ -456,8 +471,7 @@ def sample_image(name: str, *, mode: ImageMode = "gray", max_side: int = 512) ->
     >>> img.shape, img.dtype
     ((100, 100), dtype('float32'))
     """
-    if not isinstance(name, str) or name not in _SAMPLE_SOURCES:
-        raise ValueError(f"`name` must be one of {', '.join(SAMPLES)}; got {name!r}")
+    check_choice(name, "name", SAMPLES)
     mode = _check_mode(mode)
     max_side = _check_int(max_side, "max_side", 1)
     return _sample_cached(name, mode, max_side).copy()
@@ -469,13 +483,13 @@ def sample_image(name: str, *, mode: ImageMode = "gray", max_side: int = 512) ->
 def _check_array(a: object) -> np.ndarray:
     arr = np.asarray(a)
     if arr.ndim not in (2, 3):
-        raise ValueError(f"`a` must be a 2-D or 3-D array, got {arr.ndim}-D")
+        raise CodedError("err.array_ndim", name="a", ndim=arr.ndim)
     if not (
         arr.dtype == np.bool_
         or np.issubdtype(arr.dtype, np.integer)
         or np.issubdtype(arr.dtype, np.floating)
     ):
-        raise ValueError(f"`a` must hold bool, integer or float values, got {arr.dtype}")
+        raise CodedError("err.array_dtype", name="a", dtype=str(arr.dtype))
     return arr
 
 
@@ -483,9 +497,9 @@ def _check_limit(value: float | None, name: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"`{name}` must be a real number or None, got {value!r}")
+        raise CodedError("err.real_or_none", name=name, value=shown(value))
     if not math.isfinite(value):
-        raise ValueError(f"`{name}` must be finite, got {value!r}")
+        raise CodedError("err.must_be_finite", name=name, value=shown(value))
     return float(value)
 
 
@@ -531,7 +545,7 @@ def to_display(
     vmin = _check_limit(vmin, "vmin")
     vmax = _check_limit(vmax, "vmax")
     if vmin is not None and vmax is not None and not vmax > vmin:
-        raise ValueError(f"`vmax` must be greater than `vmin`, got vmin={vmin}, vmax={vmax}")
+        raise CodedError("err.vmax_not_above_vmin", vmin=shown(vmin), vmax=shown(vmax))
     if arr.size == 0:
         channels = arr.shape[2:] if arr.ndim == 3 and arr.shape[2] > 0 else ()
         return np.zeros((1, 1, *channels), dtype=np.float32)
@@ -591,7 +605,7 @@ def encode_png(a: np.ndarray, *, vmin: float | None = None, vmax: float | None =
         if u8.shape[2] == 1:
             u8 = u8[..., 0]
         elif u8.shape[2] not in (3, 4):
-            raise ValueError(f"`a` must have 1, 3 or 4 channels, got {u8.shape[2]}")
+            raise CodedError("err.png_channels", name="a", channels=u8.shape[2])
     buf = io.BytesIO()
     Image.fromarray(u8).save(buf, format="PNG")
     return buf.getvalue()

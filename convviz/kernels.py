@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from convviz.errors import CodedError
+from convviz.shapes import shown
+
 __all__ = ["KERNELS", "Kernel", "gabor_bank", "gabor_kernel"]
 
 
@@ -62,13 +65,13 @@ def gabor_kernel(
     (13, 13)
     """
     if not np.isfinite(frequency) or frequency <= 0:
-        raise ValueError(f"`frequency` must be > 0, got {frequency!r}")
+        raise CodedError("err.must_be_above_zero", name="frequency", value=shown(frequency))
     if not np.isfinite(sigma) or sigma <= 0:
-        raise ValueError(f"`sigma` must be > 0, got {sigma!r}")
+        raise CodedError("err.must_be_above_zero", name="sigma", value=shown(sigma))
     if not np.isfinite(n_stds) or n_stds <= 0:
-        raise ValueError(f"`n_stds` must be > 0, got {n_stds!r}")
+        raise CodedError("err.must_be_above_zero", name="n_stds", value=shown(n_stds))
     if not np.isfinite(theta_deg):
-        raise ValueError(f"`theta_deg` must be a finite number, got {theta_deg!r}")
+        raise CodedError("err.not_finite_number", name="theta_deg", value=shown(theta_deg))
     theta = np.deg2rad(theta_deg)
     ct, st = math.cos(theta), math.sin(theta)
     # Half-sizes: the envelope's n_stds extent along each axis, at least one pixel.
@@ -95,9 +98,11 @@ def gabor_bank(
     ['gabor_0', 'gabor_45', 'gabor_90', 'gabor_135']
     """
     if isinstance(n_orientations, bool) or not isinstance(n_orientations, int | np.integer):
-        raise ValueError(f"`n_orientations` must be an integer, got {n_orientations!r}")
+        raise CodedError("err.not_an_integer", name="n_orientations", value=shown(n_orientations))
     if not 1 <= n_orientations <= 36:
-        raise ValueError(f"`n_orientations` must be between 1 and 36, got {n_orientations}")
+        raise CodedError(
+            "err.between", name="n_orientations", low=1, high=36, value=int(n_orientations)
+        )
     bank = {}
     for i in range(n_orientations):
         deg = 180.0 * i / n_orientations

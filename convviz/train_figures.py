@@ -23,7 +23,9 @@ import plotly.graph_objects as go
 from PIL import Image, ImageDraw, ImageFont
 from plotly.subplots import make_subplots
 
+from convviz.errors import CodedError
 from convviz.figures import DIVERGING, GREYS, colorize
+from convviz.shapes import check_index, check_integer
 
 __all__ = [
     "bars_image",
@@ -56,10 +58,10 @@ def thin(x: Sequence[float], y: Sequence[float], max_points: int = 600) -> tuple
     ([1, 2], [3, 4])
     """
     if max_points < 2:
-        raise ValueError(f"`max_points` must be >= 2, got {max_points}")
+        raise CodedError("err.must_be_at_least", name="max_points", minimum=2, value=max_points)
     x, y = list(x), list(y)
     if len(x) != len(y):
-        raise ValueError(f"`y` must have {len(x)} entries, got {len(y)}")
+        raise CodedError("err.entries", name="y", count=len(x), got=len(y))
     n = len(x)
     if n <= max_points:
         return x, y
@@ -168,11 +170,9 @@ def tile(maps: np.ndarray, ncols: int, gap: int = 1, fill: float = np.nan) -> np
     """
     maps = np.asarray(maps, dtype=np.float64)
     if maps.ndim != 3 or len(maps) == 0:
-        raise ValueError(f"`maps` must have shape (N, h, w) with N >= 1, got {maps.shape}")
-    if ncols < 1:
-        raise ValueError(f"`ncols` must be >= 1, got {ncols}")
-    if gap < 0:
-        raise ValueError(f"`gap` must be >= 0, got {gap}")
+        raise CodedError("err.stack_shape", name="maps", shape=str(maps.shape))
+    ncols = check_integer(ncols, "ncols", 1)
+    gap = check_integer(gap, "gap", 0)
     n, h, w = maps.shape
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
@@ -186,11 +186,10 @@ def tile(maps: np.ndarray, ncols: int, gap: int = 1, fill: float = np.nan) -> np
 def _filters_of(kernel: np.ndarray, channel: int | None) -> np.ndarray:
     k = np.asarray(kernel, dtype=np.float64)
     if k.ndim != 4:
-        raise ValueError(f"`kernel` must have shape (kh, kw, C, F), got {k.shape}")
+        raise CodedError("err.shape", name="kernel", expected="(kh, kw, C, F)", shape=str(k.shape))
     if channel is None:
         return np.moveaxis(k, (2, 3), (1, 0)).reshape(-1, *k.shape[:2])  # (F*C, kh, kw)
-    if not 0 <= channel < k.shape[2]:
-        raise ValueError(f"`channel` must be in [0, {k.shape[2]}), got {channel}")
+    channel = check_index(channel, "channel", k.shape[2])
     return np.moveaxis(k[:, :, channel, :], 2, 0)  # (F, kh, kw)
 
 
@@ -289,7 +288,7 @@ def feature_maps_image(
     """
     a = np.asarray(fmap, dtype=np.float64)
     if a.ndim != 3:
-        raise ValueError(f"`fmap` must have shape (H, W, C), got {a.shape}")
+        raise CodedError("err.shape", name="fmap", expected="(H, W, C)", shape=str(a.shape))
     maps = np.moveaxis(a[:, :, :max_channels], 2, 0)  # (C, H, W)
     zoom = max(1, -(-min_side // max(a.shape[:2])))
     grid = tile(maps, ncols)
@@ -319,7 +318,7 @@ def dense_figure(
     v = np.asarray(values, dtype=np.float64).ravel()
     x = list(labels) if labels is not None else [str(i) for i in range(len(v))]
     if len(x) != len(v):
-        raise ValueError(f"`labels` must have {len(v)} entries, got {len(x)}")
+        raise CodedError("err.entries", name="labels", count=len(v), got=len(x))
     colours = [_VAL_COLOUR if i == highlight else _TRAIN_COLOUR for i in range(len(v))]
     fmt = ".1%" if probability else ".4f"
     fig = go.Figure(
@@ -352,7 +351,7 @@ def confusion_figure(confusion: np.ndarray, *, title: str = "", height: int = 38
     """
     cm = np.asarray(confusion)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
-        raise ValueError(f"`confusion` must be a square 2-D array, got shape {cm.shape}")
+        raise CodedError("err.square", name="confusion", shape=str(cm.shape))
     n = cm.shape[0]
     names = [str(i) for i in range(n)]
     fig = go.Figure(
@@ -412,7 +411,7 @@ def bars_image(
     """
     v = np.asarray(values, dtype=np.float64).ravel()
     if v.size == 0:
-        raise ValueError("`values` must not be empty")
+        raise CodedError("err.empty", name="values", shape=str(v.shape))
     bad = ~np.isfinite(v)  # a diverged run: marked in red on the zero line, not drawn
     v = np.where(bad, 0.0, v)
     n = v.size
@@ -464,7 +463,7 @@ def confusion_image(confusion: np.ndarray, *, cell: int = 30) -> np.ndarray:
     """
     cm = np.asarray(confusion)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
-        raise ValueError(f"`confusion` must be a square 2-D array, got shape {cm.shape}")
+        raise CodedError("err.square", name="confusion", shape=str(cm.shape))
     n = cm.shape[0]
     top = max(1, int(cm.max()))
     shades = colorize(cm.astype(np.float64), 0.0, float(top), "Blues")  # (n, n, 3)
@@ -499,7 +498,7 @@ def digit_tile(image: np.ndarray, correct: bool | None = None, *, zoom: int = 2)
     """
     img = np.asarray(image)
     if img.ndim != 2:
-        raise ValueError(f"`image` must be 2-D, got shape {img.shape}")
+        raise CodedError("err.must_be_2d", name="image", shape=str(img.shape))
     g = np.clip(img, 0, 255).astype(np.uint8)
     rgb = np.repeat(g[:, :, None], 3, axis=2)
     if correct is not None:

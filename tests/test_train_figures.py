@@ -63,7 +63,7 @@ def test_thin_keeps_ends_and_limit():
     assert ty == [v * 2 for v in tx]
     with pytest.raises(ValueError, match="`max_points` must be >= 2"):
         thin(x, x, max_points=1)
-    with pytest.raises(ValueError, match="`y` must have 1000 entries"):
+    with pytest.raises(ValueError, match="`y` must have 1,000 entries"):
         thin(x, x[:3])
 
 
