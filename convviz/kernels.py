@@ -3,12 +3,18 @@
 All kernels are for cross-correlation (``conv2d(..., flip=False)``), the way
 CNN libraries apply them: ``sobel_x`` is positive where the image gets
 brighter to the right.
+
+Names and descriptions people read are entries of the ``kernels`` catalogue,
+``kernel.<name>.label`` and ``kernel.<name>.description`` (English and pt-BR);
+every Gabor kernel of a bank shares ``kernel.gabor_n.*`` with its angle and
+frequency as parameters. :class:`Kernel` carries the key stem and parameters.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -20,18 +26,40 @@ __all__ = ["KERNELS", "Kernel", "gabor_bank", "gabor_kernel"]
 
 @dataclass(frozen=True)
 class Kernel:
-    """A named kernel. ``weights`` is a read-only float64 array ``(kh, kw)``."""
+    """A named kernel. ``weights`` is a read-only float64 array ``(kh, kw)``.
 
-    name: str  # key in KERNELS, safe for URLs
-    label: str  # what the UI shows
+    ``label`` and ``description`` are the English words (for Python users); a
+    page shows them in the reader's language from the ``kernels`` catalogue:
+    ``t(k.msg + ".label", **k.msg_params)`` and ``t(k.msg + ".description", ...)``.
+    """
+
+    name: str  # key in KERNELS (or in a gabor_bank), safe for URLs
+    label: str  # English display name
     weights: np.ndarray  # (kh, kw)
-    description: str  # one line: what it does
+    description: str  # English, one line: what it does
+    msg: str = ""  # catalogue key stem, "kernel.sobel_x"; defaults to "kernel.<name>"
+    msg_params: Mapping[str, object] = field(default_factory=dict)  # {"angle": 45, ...}
+
+    def __post_init__(self) -> None:
+        if not self.msg:
+            object.__setattr__(self, "msg", f"kernel.{self.name}")
 
 
-def _make(name: str, label: str, weights, description: str) -> Kernel:
+def _make(
+    name: str,
+    label: str,
+    weights,
+    description: str,
+    *,
+    msg: str | None = None,
+    params: Mapping[str, object] | None = None,
+) -> Kernel:
+    # The English words are written here, not read from the catalogue, so that
+    # building the presets needs no catalogue (``python -m convviz.i18n compile``
+    # imports this module); a test checks that they equal the English entries.
     w = np.array(weights, dtype=np.float64)
     w.setflags(write=False)  # presets are shared: nobody may edit them in place
-    return Kernel(name, label, w, description)
+    return Kernel(name, label, w, description, msg or f"kernel.{name}", dict(params or {}))
 
 
 def gabor_kernel(
@@ -107,11 +135,14 @@ def gabor_bank(
     for i in range(n_orientations):
         deg = 180.0 * i / n_orientations
         tag = f"{deg:g}"
+        angle = int(deg) if deg.is_integer() else deg
         bank[f"gabor_{tag}"] = _make(
             f"gabor_{tag}",
             f"Gabor {tag}°",
             gabor_kernel(deg, frequency, sigma),
             f"Responds to stripes at {tag}° with frequency {frequency:g} cycles/pixel.",
+            msg="kernel.gabor_n",  # one entry for every angle
+            params={"angle": shown(angle), "frequency": shown(frequency)},
         )
     return bank
 
@@ -157,7 +188,7 @@ KERNELS: dict[str, Kernel] = {
               "Centre minus its neighbours: flat areas go black, edges stay."),
         _make("motion_blur", "Motion blur 7x7", np.eye(7) / 7,
               "Average along the diagonal: the blur of a camera moving diagonally."),
-        _make("gabor", "Gabor 0°", gabor_kernel(0.0),
+        _make("gabor", "Gabor 0°", gabor_kernel(0.0),  # NumPy only: no skimage at import
               "Oriented stripe detector (13x13), like first-layer CNN filters."),
     ]
 }  # fmt: skip

@@ -1,4 +1,4 @@
-"""Activations against their definitions; kernels against scipy/skimage filters."""
+"""Activations against their definitions; kernels against scipy/skimage filters; names."""
 
 from __future__ import annotations
 
@@ -10,9 +10,21 @@ from scipy import ndimage
 from skimage import filters
 
 import convviz
-from convviz.activations import ACTIVATIONS, leaky_relu, relu, sigmoid, softmax, tanh
+from convviz.activations import (
+    ACTIVATIONS,
+    LEAKY_SLOPE,
+    activation_label,
+    leaky_relu,
+    relu,
+    sigmoid,
+    softmax,
+    tanh,
+)
 from convviz.conv import conv2d
+from convviz.i18n import translator
 from convviz.kernels import KERNELS, gabor_bank, gabor_kernel
+from convviz.pool import POOL_MODES
+from convviz.shapes import PAD_MODES
 from tests.support.helpers import assert_matches
 
 X = np.linspace(-30, 30, 61)
@@ -136,3 +148,40 @@ def test_public_api_names():
     for name in ["conv2d", "conv2d_steps", "pool2d", "pool2d_steps", "output_size", "relu",
                  "leaky_relu", "sigmoid", "tanh", "KERNELS"]:  # fmt: skip
         assert hasattr(convviz, name), name
+
+
+# ------------------------------------------------------------------ display names, one home
+def test_every_activation_has_a_display_name_in_both_languages():
+    en, pt = translator("en"), translator("pt")
+    for name in [*ACTIVATIONS, "softmax"]:
+        assert en.has(f"act.{name}") and pt.has(f"act.{name}"), name
+        assert activation_label(name) == en(f"act.{name}")
+    assert activation_label("leaky_relu", slope=LEAKY_SLOPE) == "Leaky ReLU (0.01)"
+    assert activation_label("leaky_relu", pt, slope=0.25) == "Leaky ReLU (0,25)"
+    assert activation_label("none", raw=True) == "None (raw feature map)"
+    assert activation_label("sigmoid", pt) == "Sigmoide"
+
+
+def test_every_pool_and_pad_mode_has_a_display_name():
+    en, pt = translator("en"), translator("pt")
+    keys = [f"pool.mode.{m}" for m in POOL_MODES] + [f"pad.mode.{m}" for m in PAD_MODES]
+    for key in keys:
+        assert en.has(key) and pt.has(key), key
+    assert (en("pool.mode.avg"), pt("pool.mode.avg")) == ("Average", "Média")
+
+
+def test_preset_words_are_their_english_catalogue_entries():
+    """``label``/``description`` (for Python users) are what the catalogue says in English."""
+    en, pt = translator("en"), translator("pt")
+    kernels = [*KERNELS.values(), *gabor_bank(8, frequency=0.3).values()]
+    for k in kernels:
+        assert k.msg.startswith("kernel.")
+        assert en(k.msg + ".label", **k.msg_params) == k.label, k.name
+        assert en(k.msg + ".description", **k.msg_params) == k.description, k.name
+        assert pt.has(k.msg + ".label") and pt.has(k.msg + ".description")
+    assert KERNELS["sobel_x"].msg == "kernel.sobel_x" and KERNELS["sobel_x"].msg_params == {}
+    g = gabor_bank(8)["gabor_22.5"]
+    assert (g.msg, g.msg_params) == ("kernel.gabor_n", {"angle": 22.5, "frequency": 0.25})
+    assert pt(g.msg + ".label", **g.msg_params) == "Gabor 22,5°"
+    assert "0,25 ciclo(s)/pixel" in pt(g.msg + ".description", **g.msg_params)
+    assert pt("kernel.emboss.label") == "Relevo"
