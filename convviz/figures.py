@@ -5,9 +5,10 @@ Two ways to draw a 2-D map, picked by size (see STYLE.md latency notes):
 - :func:`heatmap_figure` - a ``go.Heatmap`` with a hover value on every cell
   (and the numbers written in the cells when the map is small). Right for
   kernels, patches, zoomed neighbourhoods and small outputs.
-- :func:`image_figure` - the map colourised here and shipped as one PNG
-  (``go.Image``). A 512x512 heatmap ships megabytes of JSON per rerun; the PNG
-  is ~100 KB, so big maps repaint several times faster.
+- :func:`image_figure` - the map colourised and encoded by :mod:`convviz.render`
+  (its one cached PNG encoder) and shipped as one PNG (``go.Image``). A 512x512
+  heatmap ships megabytes of JSON per rerun; the PNG is ~100 KB, so big maps
+  repaint several times faster.
 
 :func:`map_figure` chooses between them. Colour scales are consistent across
 the app: :data:`DIVERGING` (blue - white - red, symmetric around 0) for signed
@@ -16,20 +17,27 @@ maps and :data:`GREYS` for images and non-negative maps.
 
 from __future__ import annotations
 
-import base64
-import functools
-import hashlib
-import io
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from PIL import Image
-from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
 from convviz.errors import CodedError
-from convviz.shapes import check_integer, shown
+
+# Colour scales, scaling and the PNG encoder live in convviz.render; the names
+# the pages import from here are re-exported.
+from convviz.render import (
+    DIVERGING,
+    GREYS,
+    colorbar_strip,
+    colorize,
+    png_bytes,
+    png_data_url,
+    png_from_map,
+    value_range,
+)
+from convviz.shapes import check_integer
 
 __all__ = [
     "DIVERGING",
@@ -50,13 +58,11 @@ __all__ = [
     "not_yet_shapes",
     "pad_shapes",
     "plot_config",
+    "png_bytes",
     "value_range",
     "window_shape",
 ]
 
-DIVERGING = "RdBu_r"  # negative blue, zero white, positive red
-# Linear black -> white (plotly's named "Greys" is a 9-step ramp, not linear).
-GREYS = ((0.0, "rgb(0,0,0)"), (1.0, "rgb(255,255,255)"))
 HEATMAP_MAX_CELLS = 64 * 64  # above this a map is sent as a PNG image instead
 TEXT_MAX_CELLS = 16 * 16  # at or below this the numbers are written in the cells
 
@@ -75,159 +81,6 @@ def plot_config(filename: str = "convviz") -> dict:
         "toImageButtonOptions": {"format": "png", "filename": filename, "scale": 2},
         "modeBarButtonsToRemove": ["lasso2d", "select2d"],
     }
-
-
-def value_range(
-    a: np.ndarray, *, signed: bool | None = None, robust: bool = False
-) -> tuple[float, float, str | tuple]:
-    """Colour limits and scale for a map: ``(vmin, vmax, colorscale)``.
-
-    Signed maps (``signed=None`` means "has a negative value") get a symmetric
-    range around 0 on :data:`DIVERGING`, so white always means 0; other maps
-    get ``[min, max]`` on :data:`GREYS`. ``robust`` uses the 1st/99th
-    percentiles so a few outliers do not wash the map out. Never zero-width.
-
-    >>> value_range(np.array([[-1.0, 3.0]]))
-    (-3.0, 3.0, 'RdBu_r')
-    >>> value_range(np.array([[2.0, 2.0]]))[:2]
-    (1.5, 2.5)
-    """
-    x = np.asarray(a, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return (0.0, 1.0, GREYS)
-    lo, hi = np.percentile(x, [1, 99]) if robust else (x.min(), x.max())
-    lo, hi = float(lo), float(hi)
-    if signed is None:
-        signed = bool(x.min() < 0)
-    if signed:
-        m = max(abs(lo), abs(hi))
-        m = m if m > 0 else 1.0
-        return (-m, m, DIVERGING)
-    if hi <= lo:  # constant map: centre it so it shows mid-grey, not black
-        return (lo - 0.5, lo + 0.5, GREYS)
-    return (lo, hi, GREYS)
-
-
-@functools.lru_cache(maxsize=16)
-def _lut(colorscale: str | tuple) -> np.ndarray:  # (256, 3) uint8
-    scale = colorscale if isinstance(colorscale, str) else [list(c) for c in colorscale]
-    colours = sample_colorscale(scale, np.linspace(0, 1, 256).tolist(), colortype="tuple")
-    return np.rint(np.asarray(colours, dtype=np.float64) * 255).astype(np.uint8)
-
-
-def colorize(
-    a: np.ndarray, vmin: float, vmax: float, colorscale: str | tuple = GREYS
-) -> np.ndarray:
-    """Map a 2-D array through a plotly colour scale to ``(H, W, 3)`` uint8.
-
-    NaN and inf are drawn as the low end of the scale (they never reach the
-    app's maps; this only keeps the PNG encoder safe).
-
-    >>> colorize(np.array([[0.0, 1.0]]), 0.0, 1.0).tolist()
-    [[[0, 0, 0], [255, 255, 255]]]
-    """
-    if vmax <= vmin:
-        raise CodedError("err.vmax_not_above_vmin", vmin=shown(vmin), vmax=shown(vmax))
-    x = np.asarray(a, dtype=np.float64)
-    if x.ndim != 2:
-        raise CodedError("err.must_be_2d", name="a", shape=str(x.shape))
-    return _lut(colorscale)[_indices(x, vmin, vmax)]
-
-
-def colorbar_strip(colorscale: str | tuple = GREYS, width: int = 256, height: int = 10):
-    """A horizontal ``(height, width, 3)`` uint8 gradient of a colour scale (low on the left).
-
-    >>> colorbar_strip(width=4, height=1)[0, [0, -1]].tolist()
-    [[0, 0, 0], [255, 255, 255]]
-    """
-    ramp = np.linspace(0.0, 1.0, width)[None, :].repeat(height, axis=0)
-    return colorize(ramp, 0.0, 1.0, colorscale)
-
-
-def _indices(x: np.ndarray, vmin: float, vmax: float) -> np.ndarray:  # (H, W) uint8
-    t = (np.asarray(x, dtype=np.float64) - vmin) * (255.0 / (vmax - vmin))
-    t = np.nan_to_num(t, nan=0.0, posinf=255.0, neginf=0.0)
-    return np.clip(np.rint(t), 0, 255).astype(np.uint8)
-
-
-def _png_uri(rgb: np.ndarray) -> str:
-    buf = io.BytesIO()
-    # compress_level=1: encoding speed matters more than bytes on a local app
-    Image.fromarray(rgb).save(buf, format="PNG", compress_level=1)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _indexed_png_uri(idx: np.ndarray, colorscale: str | tuple) -> str:
-    # A palette PNG: one byte per pixel, a third of the RGB work to encode and ship.
-    im = Image.fromarray(idx, mode="L").convert("P")
-    im.putpalette(_lut(colorscale).ravel().tolist())
-    buf = io.BytesIO()
-    im.save(buf, format="PNG", compress_level=1)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-@functools.lru_cache(maxsize=24)
-def _cached_map_uri(digest: bytes, a: _Frozen, vmin: float, vmax: float, scale) -> str:
-    return _indexed_png_uri(_indices(a.array, vmin, vmax), scale)
-
-
-class _Frozen:
-    """Carries an array through lru_cache, hashed by a digest computed once."""
-
-    __slots__ = ("array", "digest")
-
-    def __init__(self, array: np.ndarray) -> None:
-        self.array = array
-        self.digest = hashlib.blake2b(
-            array.tobytes() + str((array.shape, array.dtype.str)).encode(), digest_size=16
-        ).digest()
-
-    def __hash__(self) -> int:
-        return hash(self.digest)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Frozen) and other.digest == self.digest
-
-
-def _map_uri(a: np.ndarray, vmin: float, vmax: float, colorscale: str | tuple) -> str:
-    """PNG data URI of a 2-D map; repeated calls with the same map and colours are free."""
-    f = _Frozen(np.ascontiguousarray(a))
-    return _cached_map_uri(f.digest, f, float(vmin), float(vmax), colorscale)
-
-
-@functools.lru_cache(maxsize=24)
-def _cached_png(digest: bytes, a: _Frozen, vmin: float, vmax: float, scale) -> bytes:
-    a = a.array
-    if a.ndim == 3:  # an RGB picture in [0, 1]
-        im = Image.fromarray(np.clip(np.rint(a * 255.0), 0, 255).astype(np.uint8), mode="RGB")
-    else:  # a map: one palette index per pixel
-        im = Image.fromarray(_indices(a, vmin, vmax), mode="L").convert("P")
-        im.putpalette(_lut(scale).ravel().tolist())
-    buf = io.BytesIO()
-    im.save(buf, format="PNG", compress_level=1)  # speed over bytes on a local app
-    return buf.getvalue()
-
-
-def png_bytes(
-    a: np.ndarray, vmin: float = 0.0, vmax: float = 1.0, colorscale: str | tuple = GREYS
-) -> bytes:
-    """PNG of a 2-D map through a colour scale, or of an ``(H, W, 3)`` picture in [0, 1].
-
-    Encoded once per distinct content (an unchanged input costs nothing on a
-    rerun) as a palette PNG at low compression: several times faster than
-    handing ``st.image`` an RGB array, which it re-encodes at every rerun.
-
-    >>> png_bytes(np.array([[0.0, 1.0]]))[1:4]
-    b'PNG'
-    """
-    arr = np.ascontiguousarray(a)
-    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] != 3):
-        raise CodedError("err.map_or_rgb", name="a", shape=str(arr.shape))
-    if arr.ndim == 2 and vmax <= vmin:
-        raise CodedError("err.vmax_not_above_vmin", vmin=shown(vmin), vmax=shown(vmax))
-    f = _Frozen(arr)
-    return _cached_png(f.digest, f, float(vmin), float(vmax), colorscale)
 
 
 def _axes(h: int, w: int, r0: int = 0, c0: int = 0, ticks: bool = False) -> dict:
@@ -297,15 +150,14 @@ def image_figure(
     """
     x = np.asarray(a)
     if x.ndim == 3 and x.shape[2] == 3:
-        rgb = np.clip(np.rint(np.nan_to_num(x.astype(np.float64)) * 255), 0, 255)
-        source = _png_uri(rgb.astype(np.uint8))
+        source = png_data_url(png_bytes(x))
         colorbar = False
     elif x.ndim == 2:
         lo, hi, scale = value_range(x)
         vmin = lo if vmin is None else vmin
         vmax = hi if vmax is None else vmax
         colorscale = scale if colorscale is None else colorscale
-        source = _map_uri(x, vmin, vmax, colorscale)
+        source = png_data_url(png_from_map(x, vmin, vmax, colorscale))
     else:
         raise CodedError("err.map_or_rgb", name="a", shape=str(x.shape))
     data = [go.Image(source=source, hovertemplate="row %{y}, col %{x}<extra></extra>")]
@@ -589,7 +441,7 @@ def feature_grid_figure(
         lo, hi, scale = value_range(m, signed=signed, robust=True)
         fig.add_trace(
             go.Image(
-                source=_map_uri(m, lo, hi, scale),
+                source=png_data_url(png_from_map(m, lo, hi, scale)),
                 hovertemplate="row %{y}, col %{x}<extra>" + titles[i] + "</extra>",
             ),
             row=i // ncols + 1,

@@ -1,4 +1,4 @@
-"""Image decoding with safety checks, bundled sample images and display helpers.
+"""Image decoding with safety checks and bundled sample images.
 
 Everything that turns bytes into pixels lives here, so that the rest of
 convviz only ever sees C-contiguous ``float32`` arrays in ``[0, 1]``:
@@ -15,6 +15,9 @@ Untrusted uploads are handled defensively, in this order:
    state);
 4. decode fully inside the guard, so truncated files fail here and not later.
 
+Turning arrays back into pixels (``to_display``, ``to_uint8``, ``encode_png``,
+``symmetric_range``) is :mod:`convviz.render`'s job; the names are re-exported here.
+
 Every failure is an :class:`ImageLoadError` (a
 :class:`~convviz.errors.CodedError`: a catalogue code, ``err.image.*``, with
 named parameters) whose message is written for a person and never contains
@@ -26,7 +29,6 @@ from __future__ import annotations
 import functools
 import io
 import logging
-import math
 import numbers
 import os
 import warnings
@@ -37,6 +39,9 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from convviz.errors import CodedError
+
+# Scaling and PNG encoding live in convviz.render; re-exported for the pages and Python users.
+from convviz.render import encode_png, symmetric_range, to_display, to_uint8
 from convviz.shapes import check_choice, shown
 
 __all__ = [
@@ -475,155 +480,3 @@ def sample_image(name: str, *, mode: ImageMode = "gray", max_side: int = 512) ->
     mode = _check_mode(mode)
     max_side = _check_int(max_side, "max_side", 1)
     return _sample_cached(name, mode, max_side).copy()
-
-
-# --------------------------------------------------------------------------- display
-
-
-def _check_array(a: object) -> np.ndarray:
-    arr = np.asarray(a)
-    if arr.ndim not in (2, 3):
-        raise CodedError("err.array_ndim", name="a", ndim=arr.ndim)
-    if not (
-        arr.dtype == np.bool_
-        or np.issubdtype(arr.dtype, np.integer)
-        or np.issubdtype(arr.dtype, np.floating)
-    ):
-        raise CodedError("err.array_dtype", name="a", dtype=str(arr.dtype))
-    return arr
-
-
-def _check_limit(value: float | None, name: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise CodedError("err.real_or_none", name=name, value=shown(value))
-    if not math.isfinite(value):
-        raise CodedError("err.must_be_finite", name=name, value=shown(value))
-    return float(value)
-
-
-def to_display(
-    a: np.ndarray, *, vmin: float | None = None, vmax: float | None = None
-) -> np.ndarray:
-    """Map any 2-D or 3-D array to finite ``float32`` in ``[0, 1]`` for ``st.image``.
-
-    Parameters
-    ----------
-    a : array_like, shape (H, W) or (H, W, C)
-        Bool, integer or float values; NaN and +-inf are allowed.
-    vmin, vmax : float, optional
-        Values mapped to 0 and 1 (values outside are clipped). Each defaults to
-        the minimum / maximum of the finite values (min-max stretch). Pass the
-        result of :func:`symmetric_range` for signed maps so 0 is mid-grey.
-
-    Returns
-    -------
-    ndarray of float32, same shape as ``a``
-        C-contiguous, finite, in ``[0, 1]``.
-
-    Notes
-    -----
-    - ``bool`` maps False -> 0 and True -> 1 (no stretching).
-    - NaN and +-inf count as missing: ignored for the range, shown as 0.
-    - A constant array has no contrast to stretch: a constant already within
-      ``[0, 1]`` is kept as it is (an all-zero ReLU map stays black), any other
-      constant shows as mid-grey 0.5.
-    - An empty array gives a 1x1 black image (``(1, 1)`` or ``(1, 1, C)``), so
-      ``st.image`` never crashes.
-
-    Examples
-    --------
-    >>> to_display(np.array([[-2.0, 0.0], [2.0, np.nan]])).tolist()
-    [[0.0, 0.5], [1.0, 0.0]]
-    >>> to_display(np.zeros((2, 2))).tolist()
-    [[0.0, 0.0], [0.0, 0.0]]
-    >>> to_display(np.array([[-1.0, 0.5]]), vmin=-2, vmax=2).tolist()
-    [[0.25, 0.625]]
-    """
-    arr = _check_array(a)
-    vmin = _check_limit(vmin, "vmin")
-    vmax = _check_limit(vmax, "vmax")
-    if vmin is not None and vmax is not None and not vmax > vmin:
-        raise CodedError("err.vmax_not_above_vmin", vmin=shown(vmin), vmax=shown(vmax))
-    if arr.size == 0:
-        channels = arr.shape[2:] if arr.ndim == 3 and arr.shape[2] > 0 else ()
-        return np.zeros((1, 1, *channels), dtype=np.float32)
-    if arr.dtype == np.bool_:
-        return np.ascontiguousarray(arr, dtype=np.float32)
-
-    x = arr.astype(np.float64)
-    finite = np.isfinite(x)
-    if not finite.any():
-        return np.zeros(arr.shape, dtype=np.float32)
-    lo = float(x[finite].min()) if vmin is None else vmin
-    hi = float(x[finite].max()) if vmax is None else vmax
-    if hi > lo:
-        y = (x - lo) / (hi - lo)
-    elif vmin is not None:
-        y = np.zeros_like(x)  # every value is at or below the given `vmin`
-    elif vmax is not None:
-        y = np.ones_like(x)  # every value is at or above the given `vmax`
-    else:
-        # A constant: no contrast to stretch. Keep it if it is a valid intensity.
-        y = np.full_like(x, lo if 0.0 <= lo <= 1.0 else 0.5)
-    y = np.where(finite, np.clip(y, 0.0, 1.0), 0.0)
-    return np.ascontiguousarray(y, dtype=np.float32)
-
-
-def to_uint8(a: np.ndarray, *, vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
-    """:func:`to_display` then round to ``uint8`` 0..255 (same shape).
-
-    Pass ``vmin=0, vmax=1`` to export an image that is already in ``[0, 1]``
-    without stretching its contrast.
-
-    >>> to_uint8(np.array([[0.0, 0.5, 1.0]]), vmin=0, vmax=1).tolist()
-    [[0, 128, 255]]
-    """
-    d = to_display(a, vmin=vmin, vmax=vmax)
-    return np.ascontiguousarray(np.rint(d * 255.0), dtype=np.uint8)
-
-
-def encode_png(a: np.ndarray, *, vmin: float | None = None, vmax: float | None = None) -> bytes:
-    """Encode an array as PNG bytes (for download buttons).
-
-    Parameters
-    ----------
-    a : array_like, shape (H, W) or (H, W, C) with C in {1, 3, 4}
-        Scaled with :func:`to_uint8` (``vmin`` / ``vmax`` as in :func:`to_display`).
-
-    Returns
-    -------
-    bytes
-        A greyscale, RGB or RGBA PNG.
-
-    >>> encode_png(np.eye(3)).startswith(b"\\x89PNG")
-    True
-    """
-    u8 = to_uint8(a, vmin=vmin, vmax=vmax)
-    if u8.ndim == 3:
-        if u8.shape[2] == 1:
-            u8 = u8[..., 0]
-        elif u8.shape[2] not in (3, 4):
-            raise CodedError("err.png_channels", name="a", channels=u8.shape[2])
-    buf = io.BytesIO()
-    Image.fromarray(u8).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def symmetric_range(a: np.ndarray) -> tuple[float, float]:
-    """``(-m, m)`` with ``m = max |a|`` over finite values, for diverging colour scales.
-
-    Never zero-width: an all-zero, empty or all-non-finite array gives ``(-1.0, 1.0)``.
-
-    >>> symmetric_range(np.array([[-3.0, 1.0], [2.0, np.inf]]))
-    (-3.0, 3.0)
-    >>> symmetric_range(np.zeros((2, 2)))
-    (-1.0, 1.0)
-    """
-    x = np.asarray(a, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    m = float(np.abs(x).max()) if x.size else 0.0
-    if m == 0.0:
-        m = 1.0
-    return (-m, m)

@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw, ImageFont
 from plotly.subplots import make_subplots
 
 from convviz.errors import CodedError
-from convviz.figures import DIVERGING, GREYS, colorize
+from convviz.render import DIVERGING, GREYS, colorize
 from convviz.shapes import check_index, check_integer
 
 __all__ = [
