@@ -11,6 +11,10 @@ kept light (see STYLE.md latency notes):
   picture each, for ``st.image`` (a small PNG instead of megabytes of JSON).
 
 Kernels use the Keras layout ``(kh, kw, C, F)``; feature maps ``(H, W, C)``.
+
+Builders that write words take ``t`` (a :class:`~convviz.i18n.Translator`,
+None: English) and read them from the ``figures`` catalogue (``fig.*``), with
+``layout.separators`` set for the locale; titles passed in are shown as given.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from PIL import Image, ImageDraw, ImageFont
 from plotly.subplots import make_subplots
 
 from convviz.errors import CodedError
+from convviz.figures import num_text
+from convviz.i18n import Translator, translator
 from convviz.render import DIVERGING, GREYS, colorize
 from convviz.shapes import check_index, check_integer
 
@@ -69,6 +75,13 @@ def thin(x: Sequence[float], y: Sequence[float], max_points: int = 600) -> tuple
     return [x[i] for i in idx], [y[i] for i in idx]
 
 
+def _curve_hover(t: Translator, name_key: str, fmt: str) -> str:
+    return (
+        t("fig.hover.curve", step="%{x}", name=t(name_key), value=f"%{{y:{fmt}}}")
+        + "<extra></extra>"
+    )
+
+
 def curves_figure(
     chunks: Mapping[str, Sequence[float]],
     history: Mapping[str, Sequence[float]],
@@ -76,6 +89,7 @@ def curves_figure(
     total_steps: int | None = None,
     max_points: int = 600,
     height: int = 300,
+    t: Translator | None = None,
 ) -> go.Figure:
     """Loss and accuracy against optimizer step: train (per chunk) as lines, validation as dots.
 
@@ -92,6 +106,8 @@ def curves_figure(
     history : mapping with ``val_step``, ``val_loss``, ``val_acc``
     total_steps : int, optional
         The run's length; the step axis spans it. None: fit the data.
+    t : Translator, optional
+        The reader's language (English when None): curve names, axis titles, hover.
 
     >>> fig = curves_figure({"step": [1, 2], "loss": [2.3, 2.1], "acc": [0.1, 0.2]},
     ...                     {"val_step": [2], "val_loss": [2.0], "val_acc": [0.3]},
@@ -101,6 +117,8 @@ def curves_figure(
     >>> fig.layout.xaxis.range
     (0, 10)
     """
+    t = translator("en") if t is None else t
+    train, validation = t("fig.train"), t("fig.validation")
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1)
     steps = chunks.get("step", ())
     vsteps = history.get("val_step", ())
@@ -112,11 +130,11 @@ def curves_figure(
                 x=x,
                 y=y,
                 mode="lines",
-                name="train",
+                name=train,
                 legendgroup="train",
                 showlegend=col == 2,
                 line={"color": _TRAIN_COLOUR, "width": 1.5},
-                hovertemplate=f"step %{{x}}<br>train {key} %{{y:{fmt}}}<extra></extra>",
+                hovertemplate=_curve_hover(t, f"fig.curve.train_{key}", fmt),
             ),
             row=1,
             col=col,
@@ -127,23 +145,29 @@ def curves_figure(
                 x=vx,
                 y=vy,
                 mode="lines+markers",
-                name="validation",
+                name=validation,
                 legendgroup="validation",
                 showlegend=col == 2,
                 marker={"color": _VAL_COLOUR, "size": 7},
                 line={"color": _VAL_COLOUR, "width": 1, "dash": "dot"},
-                hovertemplate=f"step %{{x}}<br>validation {key} %{{y:{fmt}}}<extra></extra>",
+                hovertemplate=_curve_hover(t, f"fig.curve.val_{key}", fmt),
             ),
             row=1,
             col=col,
         )
     xrange = {} if not total_steps else {"range": [0, int(total_steps)], "autorange": False}
-    fig.update_xaxes(title_text="step", automargin=False, **xrange)
-    fig.update_yaxes(title_text="loss", rangemode="tozero", automargin=False, row=1, col=1)
+    fig.update_xaxes(title_text=t("fig.step"), automargin=False, **xrange)
+    fig.update_yaxes(title_text=t("fig.loss"), rangemode="tozero", automargin=False, row=1, col=1)
     fig.update_yaxes(
-        title_text="accuracy", range=[0, 1.02], tickformat=".0%", automargin=False, row=1, col=2
+        title_text=t("fig.accuracy"),
+        range=[0, 1.02],
+        tickformat=".0%",
+        automargin=False,
+        row=1,
+        col=2,
     )
     fig.update_layout(
+        separators=t.separators,
         height=height,
         margin={"l": 60, "r": 10, "t": 10, "b": 45, "autoexpand": False},
         legend={
@@ -199,7 +223,12 @@ def _symmetric(a: np.ndarray) -> float:
 
 
 def filters_figure(
-    kernel: np.ndarray, *, channel: int | None = 0, ncols: int = 8, height: int | None = None
+    kernel: np.ndarray,
+    *,
+    channel: int | None = 0,
+    ncols: int = 8,
+    height: int | None = None,
+    t: Translator | None = None,
 ) -> go.Figure:
     """All filters of a conv layer for one input ``channel``, as one tiled ``go.Heatmap``.
 
@@ -211,6 +240,7 @@ def filters_figure(
     >>> np.asarray(fig.data[0].z).shape, fig.data[0].zmax
     ((2, 8), 11.0)
     """
+    t = translator("en") if t is None else t
     maps = _filters_of(kernel, channel)  # (F, kh, kw)
     grid = tile(maps, ncols)
     m = _symmetric(grid)
@@ -224,7 +254,8 @@ def filters_figure(
             zmin=-m,
             zmax=m,
             colorscale=DIVERGING,
-            hovertemplate="filter %{customdata}<br>weight %{z:.4f}<extra></extra>",
+            hovertemplate=t("fig.hover.filter_weight", filter="%{customdata}", weight="%{z:.4f}")
+            + "<extra></extra>",
             hoverongaps=False,
             xgap=0,
             ygap=0,
@@ -239,6 +270,7 @@ def filters_figure(
         # Room for the colour bar kept by hand: letting it push the margin makes
         # plotly measure and draw twice on every refresh.
         margin={"l": 0, "r": 60, "t": 0, "b": 0, "autoexpand": False},
+        separators=t.separators,
         plot_bgcolor="rgba(0,0,0,0)",
         paper_bgcolor="rgba(0,0,0,0)",
     )
@@ -308,8 +340,11 @@ def dense_figure(
     highlight: int | None = None,
     probability: bool = False,
     height: int = 200,
+    t: Translator | None = None,
 ) -> go.Figure:
     """Bar chart of a dense layer's outputs (or softmax probabilities when ``probability``).
+
+    ``title`` and ``labels`` are shown as given; ``t`` sets the number separators.
 
     >>> fig = dense_figure(np.array([0.1, 0.9]), "softmax", probability=True, highlight=1)
     >>> list(fig.data[0].y), fig.layout.yaxis.range
@@ -330,6 +365,7 @@ def dense_figure(
         )
     )
     fig.update_layout(
+        separators=(translator("en") if t is None else t).separators,
         title={"text": title, "font": {"size": 13}},
         height=height,
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
@@ -341,8 +377,13 @@ def dense_figure(
     return fig
 
 
-def confusion_figure(confusion: np.ndarray, *, title: str = "", height: int = 380) -> go.Figure:
+def confusion_figure(
+    confusion: np.ndarray, *, title: str = "", height: int = 380, t: Translator | None = None
+) -> go.Figure:
     """Confusion matrix ``[true, predicted]`` as an annotated heatmap (diagonal = right).
+
+    Axis titles and hover in the language of ``t`` (English when None); counts
+    are written with the locale's grouping.
 
     >>> cm = np.array([[5, 1], [0, 4]])
     >>> fig = confusion_figure(cm)
@@ -352,23 +393,31 @@ def confusion_figure(confusion: np.ndarray, *, title: str = "", height: int = 38
     cm = np.asarray(confusion)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
         raise CodedError("err.square", name="confusion", shape=str(cm.shape))
+    t = translator("en") if t is None else t
     n = cm.shape[0]
     names = [str(i) for i in range(n)]
+    counts = cm.astype(int)
     fig = go.Figure(
         go.Heatmap(
             z=cm,
             x=names,
             y=names,
-            text=cm.astype(int).astype(str),
+            text=np.vectorize(lambda c: num_text(c, 0, t), otypes=[object])(counts)
+            if counts.size
+            else counts.astype(str),
             texttemplate="%{text}",
             colorscale="Blues",
-            hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>",
+            hovertemplate=t("fig.hover.confusion", true="%{y}", predicted="%{x}", count="%{z}")
+            + "<extra></extra>",
             showscale=False,
         )
     )
-    fig.update_xaxes(title_text="predicted", type="category", side="top")
-    fig.update_yaxes(title_text="true", type="category", autorange="reversed", scaleanchor="x")
+    fig.update_xaxes(title_text=t("fig.predicted"), type="category", side="top")
+    fig.update_yaxes(
+        title_text=t("fig.true"), type="category", autorange="reversed", scaleanchor="x"
+    )
     fig.update_layout(
+        separators=t.separators,
         title={"text": title, "font": {"size": 13}} if title else None,
         height=height,
         margin={"l": 10, "r": 10, "t": 50 if title else 30, "b": 10},
@@ -511,15 +560,22 @@ def digit_tile(image: np.ndarray, correct: bool | None = None, *, zoom: int = 2)
     return rgb
 
 
-def format_duration(seconds: float | None) -> str:
+def format_duration(seconds: float | None, t: Translator | None = None) -> str:
     """``75 -> '1:15'``, ``3725 -> '1:02:05'``; ``None`` or not finite -> ``'–'``.
+
+    The one duration formatter of the app: hours, minutes and seconds as a
+    clock (``fig.duration.hms`` / ``fig.duration.ms`` in the language of ``t``).
 
     >>> format_duration(75), format_duration(3725.2), format_duration(None)
     ('1:15', '1:02:05', '–')
     """
+    t = translator("en") if t is None else t
     if seconds is None or not np.isfinite(seconds) or seconds < 0:
-        return "–"
+        return t("fig.duration.unknown")
     s = round(seconds)
     h, rem = divmod(s, 3600)
     m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+    if h:
+        # Text, not numbers: a clock is not grouped (pt-BR would write 1.000 h otherwise).
+        return t("fig.duration.hms", h=str(h), m=f"{m:02d}", s=f"{s:02d}")
+    return t("fig.duration.ms", m=str(m), s=f"{s:02d}")
