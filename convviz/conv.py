@@ -132,7 +132,7 @@ def _prepare(x, w, b, stride, padding, dilation, pad_mode, flip) -> _Prepared:
     pad = resolve_padding(padding, (h, wd), (kh, kw), s, d)
     hp, wp = h + sum(pad[0]), wd + sum(pad[1])
     eh, ew = d[0] * (kh - 1) + 1, d[1] * (kw - 1) + 1  # dilated kernel extent
-    check_fits((eh, ew), (hp, wp), "w")
+    check_fits((eh, ew), (hp, wp), "w", "err.kernel_too_large")
     out_shape = ((hp - eh) // s[0] + 1, (wp - ew) // s[1] + 1)
 
     dtype = np.result_type(x.dtype, w.dtype, np.float32)

@@ -185,16 +185,18 @@ def check_input(x: object, name: str = "x") -> np.ndarray:
     return a
 
 
-def check_fits(extent: Pair, padded: Pair, name: str) -> None:
+def check_fits(extent: Pair, padded: Pair, name: str, code: str = "err.window_too_large") -> None:
     """The window (``extent`` rows x cols, dilation included) fits in the padded input.
+
+    ``code`` words the refusal for the op: ``err.kernel_too_large`` (a
+    convolution kernel, with dilation) or ``err.window_too_large`` (a pooling window).
 
     >>> check_fits((3, 3), (5, 5), "w")
     """
     (eh, ew), (hp, wp) = extent, padded
     if eh > hp or ew > wp:
-        raise CodedError(
-            "err.too_large_for_input", name=name, extent=f"{eh}x{ew}", padded=f"{hp}x{wp}"
-        )
+        shown_extent = f"{eh}x{ew}" if code == "err.kernel_too_large" else str((eh, ew))
+        raise CodedError(code, name=name, extent=shown_extent, padded=f"{hp}x{wp}")
 
 
 def check_index(value: object, name: str, stop: int) -> int:

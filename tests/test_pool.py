@@ -113,7 +113,7 @@ def test_steps_walk_one_channel():
         (dict(size=2, stride=0), "`stride` must be >= 1"),
         (dict(size=2, padding=-1), "`padding` must be >= 0"),
         (dict(size=2, padding=2), "`padding` .* must be at most half of `size`"),
-        (dict(size=9), r"`size` \(extent 9x9\) is larger than the padded input \(4x4\)"),
+        (dict(size=9), r"`size` \(9, 9\) is larger than the padded input"),
         (dict(size=2, mode="median"), "`mode` must be one of"),
     ],
 )
