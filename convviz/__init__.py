@@ -4,7 +4,15 @@ The pure core: NumPy, Pillow and plotly figure builders. Streamlit is imported
 only by :mod:`convviz.ui`.
 """
 
-from convviz.activations import ACTIVATIONS, leaky_relu, relu, sigmoid, softmax, tanh
+from convviz.activations import (
+    ACTIVATIONS,
+    activation_label,
+    leaky_relu,
+    relu,
+    sigmoid,
+    softmax,
+    tanh,
+)
 from convviz.conv import ConvStep, conv2d, conv2d_naive, conv2d_step, conv2d_steps
 from convviz.images import (
     SAMPLES,
@@ -29,6 +37,7 @@ __all__ = [
     "ImageLoadError",
     "Kernel",
     "PoolStep",
+    "activation_label",
     "conv2d",
     "conv2d_naive",
     "conv2d_step",

@@ -1,6 +1,8 @@
-"""Element-wise activations applied to feature maps.
+"""Element-wise activations applied to feature maps, and their display names.
 
-Each takes any real array and returns a float array of the same shape.
+Each takes any real array and returns a float array of the same shape. The
+names people read are catalogue entries ``act.<name>`` (``core`` domain), so
+every page shows the same words in either language: :func:`activation_label`.
 """
 
 from __future__ import annotations
@@ -9,13 +11,29 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["ACTIVATIONS", "identity", "leaky_relu", "relu", "sigmoid", "softmax", "tanh"]
+from convviz.errors import CodedError
+from convviz.i18n import Translator, translator
+from convviz.shapes import check_real, shown
+
+__all__ = [
+    "ACTIVATIONS",
+    "LEAKY_SLOPE",
+    "activation_label",
+    "identity",
+    "leaky_relu",
+    "relu",
+    "sigmoid",
+    "softmax",
+    "tanh",
+]
+
+#: Default slope of :func:`leaky_relu` (the one ``ACTIVATIONS["leaky_relu"]`` uses).
+LEAKY_SLOPE = 0.01
 
 
 def _float(x: np.ndarray | float) -> np.ndarray:
     a = np.asarray(x)
-    if a.dtype.kind not in "biuf":
-        raise ValueError(f"`x` must be a real numeric array, got dtype {a.dtype}")
+    check_real(a, "x")
     return a.astype(np.result_type(a.dtype, np.float32), copy=False)
 
 
@@ -37,14 +55,14 @@ def relu(x: np.ndarray) -> np.ndarray:
     return np.maximum(_float(x), 0)
 
 
-def leaky_relu(x: np.ndarray, alpha: float = 0.01) -> np.ndarray:
+def leaky_relu(x: np.ndarray, alpha: float = LEAKY_SLOPE) -> np.ndarray:
     """``x`` where positive, ``alpha * x`` elsewhere.
 
     >>> leaky_relu([-2.0, 3.0], alpha=0.1).tolist()
     [-0.2, 3.0]
     """
     if not np.isfinite(alpha) or alpha < 0:
-        raise ValueError(f"`alpha` must be a finite number >= 0, got {alpha!r}")
+        raise CodedError("err.finite_non_negative", name="alpha", value=shown(alpha))
     a = _float(x)
     return np.where(a > 0, a, a * a.dtype.type(alpha))
 
@@ -90,3 +108,34 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "sigmoid": sigmoid,
     "tanh": tanh,
 }
+
+
+def activation_label(
+    name: str, t: Translator | None = None, *, slope: float | None = None, raw: bool = False
+) -> str:
+    """The display name of an activation: the catalogue entry ``act.<name>``.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`ACTIVATIONS`, or ``"softmax"``.
+    t : Translator, optional
+        The reader's language; English when None.
+    slope : float, optional
+        For ``"leaky_relu"``: write the slope in the name (``act.leaky_relu.slope``).
+    raw : bool
+        For ``"none"``: say that the map is the raw one (``act.none.raw``).
+
+    >>> activation_label("relu"), activation_label("leaky_relu", slope=0.01)
+    ('ReLU', 'Leaky ReLU (0.01)')
+    >>> activation_label("leaky_relu", translator("pt"), slope=0.2)
+    'Leaky ReLU (0,2)'
+    >>> activation_label("none", translator("pt"), raw=True)
+    'Nenhuma (mapa de características bruto)'
+    """
+    t = t or translator("en")
+    if name == "leaky_relu" and slope is not None:
+        return t("act.leaky_relu.slope", slope=shown(slope))
+    if name == "none" and raw:
+        return t("act.none.raw")
+    return t(f"act.{name}")

@@ -20,11 +20,18 @@ from functools import lru_cache
 
 import numpy as np
 
+from convviz.errors import CodedError
 from convviz.shapes import (
     PAD_MODES,
     Padding,
     as_pair,
-    first_nonfinite,
+    check_bool,
+    check_choice,
+    check_finite,
+    check_fits,
+    check_input,
+    check_not_empty,
+    check_real,
     flat_index,
     resolve_padding,
 )
@@ -55,14 +62,43 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="convviz-conv")
 
 
-def _check_real(a: np.ndarray, name: str) -> None:
-    if a.dtype.kind not in "biuf":
-        raise ValueError(f"`{name}` must be a real numeric array, got dtype {a.dtype}")
-    if a.size == 0:
-        raise ValueError(f"`{name}` must not be empty, got shape {a.shape}")
-    idx = first_nonfinite(a)
-    if idx is not None:
-        raise ValueError(f"`{name}` has a non-finite value ({a[idx]}) at index {idx}")
+METHODS = ("auto", "direct", "fft")
+
+
+def _check_kernel(w: np.ndarray, c: int) -> np.ndarray:
+    """The kernel rules: 2-D, 3-D or 4-D, real, not empty, finite, ``c`` input channels.
+
+    Returns the kernel as ``(F, C, kh, kw)`` (a 2-D kernel broadcast over the channels).
+    """
+    if w.ndim not in (2, 3, 4):
+        raise CodedError("err.kernel_ndim", shape=str(w.shape))
+    check_real(w, "w")
+    check_not_empty(w, "w")
+    check_finite(w, "w")
+    if w.ndim == 2:
+        return np.broadcast_to(w, (1, c, *w.shape))  # same kernel on every channel
+    if w.ndim == 3:
+        if w.shape[0] != c:
+            raise CodedError("err.kernel_channels", kernel=w.shape[0], input=c)
+        return w[None]
+    if w.shape[1] != c:
+        raise CodedError("err.kernel_in_channels", kernel=w.shape[1], input=c)
+    return w
+
+
+def _check_bias(b: object, f: int) -> np.ndarray:
+    """The bias rules: None, a real scalar or ``(F,)``, finite. Returns ``(F,)``."""
+    if b is None:
+        return np.zeros(f)
+    bias = np.asarray(b)
+    if bias.dtype.kind not in "biuf":
+        raise CodedError("err.bias_dtype", dtype=str(bias.dtype))
+    if bias.ndim == 0:
+        bias = np.full(f, bias)
+    elif bias.shape != (f,):
+        raise CodedError("err.bias_shape", filters=f, shape=str(bias.shape))
+    check_finite(bias, "b")
+    return bias
 
 
 @dataclass(frozen=True)
@@ -79,62 +115,24 @@ class _Prepared:
 
 
 def _prepare(x, w, b, stride, padding, dilation, pad_mode, flip) -> _Prepared:
-    x = np.asarray(x)
+    x = check_input(x, "x")
     w = np.asarray(w)
-    if x.ndim not in (2, 3):
-        raise ValueError(f"`x` must be 2-D (H, W) or 3-D (C, H, W), got shape {x.shape}")
-    _check_real(x, "x")
-    if w.ndim not in (2, 3, 4):
-        raise ValueError(
-            f"`w` must be 2-D (kh, kw), 3-D (C, kh, kw) or 4-D (F, C, kh, kw), got shape {w.shape}"
-        )
-    _check_real(w, "w")
     x3 = x[None] if x.ndim == 2 else x  # (C, H, W)
-    c = x3.shape[0]
-    if w.ndim == 2:
-        w4 = np.broadcast_to(w, (1, c, *w.shape))  # same kernel on every channel
-    elif w.ndim == 3:
-        if w.shape[0] != c:
-            raise ValueError(f"`w` has {w.shape[0]} channel(s) but `x` has {c}")
-        w4 = w[None]
-    else:
-        if w.shape[1] != c:
-            raise ValueError(f"`w` has {w.shape[1]} input channel(s) but `x` has {c}")
-        w4 = w
+    w4 = _check_kernel(w, x3.shape[0])  # (F, C, kh, kw)
     f = w4.shape[0]
     single = w.ndim < 4
-
-    if b is None:
-        bias = np.zeros(f)
-    else:
-        bias = np.asarray(b)
-        if bias.dtype.kind not in "biuf":
-            raise ValueError(f"`b` must be a real number or array, got dtype {bias.dtype}")
-        if bias.ndim == 0:
-            bias = np.full(f, bias)
-        elif bias.shape != (f,):
-            raise ValueError(f"`b` must be a scalar or have shape ({f},), got shape {bias.shape}")
-        idx = first_nonfinite(bias)
-        if idx is not None:
-            raise ValueError(f"`b` has a non-finite value ({bias[idx]}) at index {idx}")
-
+    bias = _check_bias(b, f)
     s = as_pair(stride, "stride")
     d = as_pair(dilation, "dilation")
-    if not isinstance(pad_mode, str) or pad_mode not in PAD_MODES:
-        raise ValueError(f"`pad_mode` must be one of {sorted(PAD_MODES)}, got {pad_mode!r}")
-    if not isinstance(flip, bool | np.bool_):
-        raise ValueError(f"`flip` must be True or False, got {flip!r}")
+    check_choice(pad_mode, "pad_mode", PAD_MODES)
+    check_bool(flip, "flip")
 
     kh, kw = w4.shape[2:]
     h, wd = x3.shape[1:]
     pad = resolve_padding(padding, (h, wd), (kh, kw), s, d)
     hp, wp = h + sum(pad[0]), wd + sum(pad[1])
     eh, ew = d[0] * (kh - 1) + 1, d[1] * (kw - 1) + 1  # dilated kernel extent
-    if eh > hp or ew > wp:
-        raise ValueError(
-            f"kernel (extent {eh}x{ew} with dilation) is larger than the padded input "
-            f"({hp}x{wp}): make the kernel smaller, or add padding"
-        )
+    check_fits((eh, ew), (hp, wp), "w", "err.kernel_too_large")
     out_shape = ((hp - eh) // s[0] + 1, (wp - ew) // s[1] + 1)
 
     dtype = np.result_type(x.dtype, w.dtype, np.float32)
@@ -334,13 +332,12 @@ def conv2d(
     >>> conv2d(x, [[0, 1, 0], [1, 0, 1], [0, 1, 0]]).astype(int).tolist()
     [[181, 303, 618], [115, 338, 605], [189, 351, 660]]
     """
-    if method not in ("auto", "direct", "fft"):
-        raise ValueError(f"`method` must be 'auto', 'direct' or 'fft', got {method!r}")
+    check_choice(method, "method", METHODS)
     xa, wa = np.asarray(x), np.asarray(w)
     if wa.ndim == 2 and xa.ndim == 3 and xa.shape[0] > 1 and wa.dtype.kind in "biuf":
         # The same kernel on every channel: correlation and every pad mode are
         # linear, so summing the channels first gives the same map at 1/C the cost.
-        _check_real(xa, "x")
+        xa = check_input(xa, "x")
         x = xa.sum(axis=0, dtype=np.result_type(xa.dtype, wa.dtype, np.float32))
     p = _prepare(x, w, b, stride, padding, dilation, pad_mode, flip)
     use_fft = method == "fft" or (method == "auto" and _use_fft(p))
@@ -438,10 +435,7 @@ def conv2d_naive(
 
 def _single_output(p: _Prepared, name: str) -> None:
     if p.w.shape[0] != 1:
-        raise ValueError(
-            f"`w` must describe one output map for {name} ((kh, kw), (C, kh, kw) or "
-            f"(1, C, kh, kw)), got {p.w.shape[0]} filters"
-        )
+        raise CodedError("err.one_output_map", function=name, filters=p.w.shape[0])
 
 
 def conv2d_steps(

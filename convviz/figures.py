@@ -5,28 +5,48 @@ Two ways to draw a 2-D map, picked by size (see STYLE.md latency notes):
 - :func:`heatmap_figure` - a ``go.Heatmap`` with a hover value on every cell
   (and the numbers written in the cells when the map is small). Right for
   kernels, patches, zoomed neighbourhoods and small outputs.
-- :func:`image_figure` - the map colourised here and shipped as one PNG
-  (``go.Image``). A 512x512 heatmap ships megabytes of JSON per rerun; the PNG
-  is ~100 KB, so big maps repaint several times faster.
+- :func:`image_figure` - the map colourised and encoded by :mod:`convviz.render`
+  (its one cached PNG encoder) and shipped as one PNG (``go.Image``). A 512x512
+  heatmap ships megabytes of JSON per rerun; the PNG is ~100 KB, so big maps
+  repaint several times faster.
 
 :func:`map_figure` chooses between them. Colour scales are consistent across
 the app: :data:`DIVERGING` (blue - white - red, symmetric around 0) for signed
 maps and :data:`GREYS` for images and non-negative maps.
+
+Words: every builder that writes some (axis titles, hover text, legends)
+takes ``t``, a :class:`~convviz.i18n.Translator` (None: English), reads them
+from the ``figures`` catalogue (``fig.*``), sets ``layout.separators`` for the
+locale (plotly then writes hover numbers as ``0,5`` in pt-BR) and writes the
+numbers in cells with :func:`num_text`. Titles passed in are shown as given.
 """
 
 from __future__ import annotations
 
-import base64
-import functools
-import hashlib
-import io
+import math
 from collections.abc import Callable, Mapping, Sequence
+from decimal import ROUND_HALF_EVEN, Decimal
 
 import numpy as np
 import plotly.graph_objects as go
-from PIL import Image
-from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
+
+from convviz.errors import CodedError
+from convviz.i18n import Translator, translator
+
+# Colour scales, scaling and the PNG encoder live in convviz.render; the names
+# the pages import from here are re-exported.
+from convviz.render import (
+    DIVERGING,
+    GREYS,
+    colorbar_strip,
+    colorize,
+    png_bytes,
+    png_data_url,
+    png_from_map,
+    value_range,
+)
+from convviz.shapes import check_integer
 
 __all__ = [
     "DIVERGING",
@@ -45,15 +65,14 @@ __all__ = [
     "image_figure",
     "map_figure",
     "not_yet_shapes",
+    "num_text",
     "pad_shapes",
     "plot_config",
+    "png_bytes",
     "value_range",
     "window_shape",
 ]
 
-DIVERGING = "RdBu_r"  # negative blue, zero white, positive red
-# Linear black -> white (plotly's named "Greys" is a 9-step ramp, not linear).
-GREYS = ((0.0, "rgb(0,0,0)"), (1.0, "rgb(255,255,255)"))
 HEATMAP_MAX_CELLS = 64 * 64  # above this a map is sent as a PNG image instead
 TEXT_MAX_CELLS = 16 * 16  # at or below this the numbers are written in the cells
 
@@ -74,157 +93,45 @@ def plot_config(filename: str = "convviz") -> dict:
     }
 
 
-def value_range(
-    a: np.ndarray, *, signed: bool | None = None, robust: bool = False
-) -> tuple[float, float, str | tuple]:
-    """Colour limits and scale for a map: ``(vmin, vmax, colorscale)``.
+def _tr(t: Translator | None) -> Translator:
+    return translator("en") if t is None else t
 
-    Signed maps (``signed=None`` means "has a negative value") get a symmetric
-    range around 0 on :data:`DIVERGING`, so white always means 0; other maps
-    get ``[min, max]`` on :data:`GREYS`. ``robust`` uses the 1st/99th
-    percentiles so a few outliers do not wash the map out. Never zero-width.
 
-    >>> value_range(np.array([[-1.0, 3.0]]))
-    (-3.0, 3.0, 'RdBu_r')
-    >>> value_range(np.array([[2.0, 2.0]]))[:2]
-    (1.5, 2.5)
+def num_text(v: float, decimals: int, t: Translator | None = None) -> str:
+    """``v`` with up to ``decimals`` decimals, as ``t.num(v, decimals, fixed=False)`` writes it.
+
+    The same text as :meth:`Translator.num` (rounding half to even on the
+    decimal value, grouping, no trailing zeros) without Babel's pattern
+    machinery: about 4 µs a number instead of 16 (measured here), for figures
+    that label hundreds of cells on every rerun. ``-0`` is written ``0``.
+
+    >>> num_text(1234.5, 2), num_text(1234.5, 2, translator("pt")), num_text(-0.0004, 3)
+    ('1,234.5', '1.234,5', '0')
     """
-    x = np.asarray(a, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return (0.0, 1.0, GREYS)
-    lo, hi = np.percentile(x, [1, 99]) if robust else (x.min(), x.max())
-    lo, hi = float(lo), float(hi)
-    if signed is None:
-        signed = bool(x.min() < 0)
-    if signed:
-        m = max(abs(lo), abs(hi))
-        m = m if m > 0 else 1.0
-        return (-m, m, DIVERGING)
-    if hi <= lo:  # constant map: centre it so it shows mid-grey, not black
-        return (lo - 0.5, lo + 0.5, GREYS)
-    return (lo, hi, GREYS)
+    t = _tr(t)
+    v = float(v)
+    if not math.isfinite(v):
+        return t.num(v)
+    d = Decimal(repr(v)).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_EVEN)
+    text = f"{d:,f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    if text == "-0":
+        return "0"
+    dec, group = t.separators
+    return text.translate({ord(","): group, ord("."): dec})
 
 
-@functools.lru_cache(maxsize=16)
-def _lut(colorscale: str | tuple) -> np.ndarray:  # (256, 3) uint8
-    scale = colorscale if isinstance(colorscale, str) else [list(c) for c in colorscale]
-    colours = sample_colorscale(scale, np.linspace(0, 1, 256).tolist(), colortype="tuple")
-    return np.rint(np.asarray(colours, dtype=np.float64) * 255).astype(np.uint8)
+def _sig_text(v: float, digits: int, t: Translator) -> str:
+    """``v`` to ``digits`` significant digits (whole numbers in full), the locale's way."""
+    if v == 0 or not math.isfinite(v):
+        return num_text(v, 0, t)
+    decimals = min(12, max(0, digits - 1 - math.floor(math.log10(abs(v)))))
+    return num_text(v, decimals, t)
 
 
-def colorize(
-    a: np.ndarray, vmin: float, vmax: float, colorscale: str | tuple = GREYS
-) -> np.ndarray:
-    """Map a 2-D array through a plotly colour scale to ``(H, W, 3)`` uint8.
-
-    NaN and inf are drawn as the low end of the scale (they never reach the
-    app's maps; this only keeps the PNG encoder safe).
-
-    >>> colorize(np.array([[0.0, 1.0]]), 0.0, 1.0).tolist()
-    [[[0, 0, 0], [255, 255, 255]]]
-    """
-    if vmax <= vmin:
-        raise ValueError(f"`vmax` must be greater than `vmin`, got {vmin}, {vmax}")
-    x = np.asarray(a, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"`a` must be 2-D, got shape {x.shape}")
-    return _lut(colorscale)[_indices(x, vmin, vmax)]
-
-
-def colorbar_strip(colorscale: str | tuple = GREYS, width: int = 256, height: int = 10):
-    """A horizontal ``(height, width, 3)`` uint8 gradient of a colour scale (low on the left).
-
-    >>> colorbar_strip(width=4, height=1)[0, [0, -1]].tolist()
-    [[0, 0, 0], [255, 255, 255]]
-    """
-    ramp = np.linspace(0.0, 1.0, width)[None, :].repeat(height, axis=0)
-    return colorize(ramp, 0.0, 1.0, colorscale)
-
-
-def _indices(x: np.ndarray, vmin: float, vmax: float) -> np.ndarray:  # (H, W) uint8
-    t = (np.asarray(x, dtype=np.float64) - vmin) * (255.0 / (vmax - vmin))
-    t = np.nan_to_num(t, nan=0.0, posinf=255.0, neginf=0.0)
-    return np.clip(np.rint(t), 0, 255).astype(np.uint8)
-
-
-def _png_uri(rgb: np.ndarray) -> str:
-    buf = io.BytesIO()
-    # compress_level=1: encoding speed matters more than bytes on a local app
-    Image.fromarray(rgb).save(buf, format="PNG", compress_level=1)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _indexed_png_uri(idx: np.ndarray, colorscale: str | tuple) -> str:
-    # A palette PNG: one byte per pixel, a third of the RGB work to encode and ship.
-    im = Image.fromarray(idx, mode="L").convert("P")
-    im.putpalette(_lut(colorscale).ravel().tolist())
-    buf = io.BytesIO()
-    im.save(buf, format="PNG", compress_level=1)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-@functools.lru_cache(maxsize=24)
-def _cached_map_uri(digest: bytes, a: _Frozen, vmin: float, vmax: float, scale) -> str:
-    return _indexed_png_uri(_indices(a.array, vmin, vmax), scale)
-
-
-class _Frozen:
-    """Carries an array through lru_cache, hashed by a digest computed once."""
-
-    __slots__ = ("array", "digest")
-
-    def __init__(self, array: np.ndarray) -> None:
-        self.array = array
-        self.digest = hashlib.blake2b(
-            array.tobytes() + str((array.shape, array.dtype.str)).encode(), digest_size=16
-        ).digest()
-
-    def __hash__(self) -> int:
-        return hash(self.digest)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Frozen) and other.digest == self.digest
-
-
-def _map_uri(a: np.ndarray, vmin: float, vmax: float, colorscale: str | tuple) -> str:
-    """PNG data URI of a 2-D map; repeated calls with the same map and colours are free."""
-    f = _Frozen(np.ascontiguousarray(a))
-    return _cached_map_uri(f.digest, f, float(vmin), float(vmax), colorscale)
-
-
-@functools.lru_cache(maxsize=24)
-def _cached_png(digest: bytes, a: _Frozen, vmin: float, vmax: float, scale) -> bytes:
-    a = a.array
-    if a.ndim == 3:  # an RGB picture in [0, 1]
-        im = Image.fromarray(np.clip(np.rint(a * 255.0), 0, 255).astype(np.uint8), mode="RGB")
-    else:  # a map: one palette index per pixel
-        im = Image.fromarray(_indices(a, vmin, vmax), mode="L").convert("P")
-        im.putpalette(_lut(scale).ravel().tolist())
-    buf = io.BytesIO()
-    im.save(buf, format="PNG", compress_level=1)  # speed over bytes on a local app
-    return buf.getvalue()
-
-
-def png_bytes(
-    a: np.ndarray, vmin: float = 0.0, vmax: float = 1.0, colorscale: str | tuple = GREYS
-) -> bytes:
-    """PNG of a 2-D map through a colour scale, or of an ``(H, W, 3)`` picture in [0, 1].
-
-    Encoded once per distinct content (an unchanged input costs nothing on a
-    rerun) as a palette PNG at low compression: several times faster than
-    handing ``st.image`` an RGB array, which it re-encodes at every rerun.
-
-    >>> png_bytes(np.array([[0.0, 1.0]]))[1:4]
-    b'PNG'
-    """
-    arr = np.ascontiguousarray(a)
-    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] != 3):
-        raise ValueError(f"`a` must be (H, W) or (H, W, 3), got shape {arr.shape}")
-    if arr.ndim == 2 and vmax <= vmin:
-        raise ValueError(f"`vmax` must be greater than `vmin`, got {vmin}, {vmax}")
-    f = _Frozen(arr)
-    return _cached_png(f.digest, f, float(vmin), float(vmax), colorscale)
+def _cell_hover(t: Translator) -> str:
+    return t("fig.hover.cell", row="%{y}", col="%{x}")
 
 
 def _axes(h: int, w: int, r0: int = 0, c0: int = 0, ticks: bool = False) -> dict:
@@ -237,8 +144,9 @@ def _axes(h: int, w: int, r0: int = 0, c0: int = 0, ticks: bool = False) -> dict
     }
 
 
-def _base(title: str, height: int | None) -> dict:
+def _base(title: str, height: int | None, t: Translator) -> dict:
     return {
+        "separators": t.separators,
         "title": {"text": title, "font": {"size": 14}} if title else None,
         "margin": {"l": 10, "r": 10, "t": 36 if title else 10, "b": 10},
         "height": height,
@@ -246,8 +154,8 @@ def _base(title: str, height: int | None) -> dict:
     }
 
 
-def _layout(fig: go.Figure, title: str, height: int | None) -> go.Figure:
-    fig.update_layout(_base(title, height))
+def _layout(fig: go.Figure, title: str, height: int | None, t: Translator) -> go.Figure:
+    fig.update_layout(_base(title, height, t))
     return fig
 
 
@@ -281,6 +189,7 @@ def image_figure(
     extent: tuple[int, int] | None = None,
     colorbar: bool = True,
     shapes: Sequence[dict] = (),
+    t: Translator | None = None,
 ) -> go.Figure:
     """A map shipped as one PNG: ``a`` is ``(H, W)`` values or ``(H, W, 3)`` RGB in [0, 1].
 
@@ -294,29 +203,24 @@ def image_figure(
     """
     x = np.asarray(a)
     if x.ndim == 3 and x.shape[2] == 3:
-        rgb = np.clip(np.rint(np.nan_to_num(x.astype(np.float64)) * 255), 0, 255)
-        source = _png_uri(rgb.astype(np.uint8))
+        source = png_data_url(png_bytes(x))
         colorbar = False
     elif x.ndim == 2:
         lo, hi, scale = value_range(x)
         vmin = lo if vmin is None else vmin
         vmax = hi if vmax is None else vmax
         colorscale = scale if colorscale is None else colorscale
-        source = _map_uri(x, vmin, vmax, colorscale)
+        source = png_data_url(png_from_map(x, vmin, vmax, colorscale))
     else:
-        raise ValueError(f"`a` must be (H, W) or (H, W, 3), got shape {x.shape}")
-    data = [go.Image(source=source, hovertemplate="row %{y}, col %{x}<extra></extra>")]
+        raise CodedError("err.map_or_rgb", name="a", shape=str(x.shape))
+    t = _tr(t)
+    data = [go.Image(source=source, hovertemplate=_cell_hover(t) + "<extra></extra>")]
     if colorbar:
         data.append(_colorbar_trace(float(vmin), float(vmax), colorscale))
     h, w = extent if extent is not None else x.shape[:2]
     # One constructor call: plotly validates each update, and that adds up per rerun.
-    layout = {**_base(title, height), **_axes(h, w), "shapes": list(shapes)}
+    layout = {**_base(title, height, t), **_axes(h, w), "shapes": list(shapes)}
     return go.Figure(data=data, layout=layout)
-
-
-def _label(v: float, digits: int) -> str:
-    s = f"{v:.{digits}g}"
-    return "0" if s == "-0" else s  # products like -1 x 0 read as 0, not -0
 
 
 def heatmap_figure(
@@ -333,8 +237,9 @@ def heatmap_figure(
     extent: tuple[int, int] | None = None,
     origin: tuple[int, int] = (0, 0),
     colorbar: bool = True,
-    hover_name: str = "value",
+    hover_name: str | None = None,
     shapes: Sequence[dict] = (),
+    t: Translator | None = None,
 ) -> go.Figure:
     """A ``go.Heatmap`` with the value of every cell on hover.
 
@@ -342,14 +247,19 @@ def heatmap_figure(
     ----------
     a : ndarray, shape (H, W)
     text : bool, optional
-        Write the numbers in the cells; by default when ``a.size <= TEXT_MAX_CELLS``.
+        Write the numbers in the cells (``digits`` significant digits, whole
+        numbers in full, the locale's way); by default when ``a.size <= TEXT_MAX_CELLS``.
     mask : ndarray of bool, shape (H, W), optional
         Cells that are False are left blank (not computed yet, or padding).
     origin : (int, int)
         Row and column of ``a[0, 0]``, so a zoomed crop keeps its real coordinates.
+    hover_name : str, optional
+        The value's name on hover; ``fig.value`` ("value") by default.
     shapes : sequence of dict
         Layout shapes (:func:`window_shape`, :func:`pad_shapes`), set at construction:
         plotly validates every later update, which costs more than building the map.
+    t : Translator, optional
+        The reader's language (English when None).
 
     >>> fig = heatmap_figure(np.array([[1.0, -2.0]]))
     >>> fig.data[0].type, list(fig.data[0].text[0])
@@ -357,17 +267,21 @@ def heatmap_figure(
     """
     x = np.asarray(a, dtype=np.float64)
     if x.ndim != 2:
-        raise ValueError(f"`a` must be 2-D, got shape {x.shape}")
+        raise CodedError("err.must_be_2d", name="a", shape=str(x.shape))
     lo, hi, scale = value_range(x if mask is None else x[np.asarray(mask, bool)])
     vmin = lo if vmin is None else vmin
     vmax = hi if vmax is None else vmax
     colorscale = scale if colorscale is None else colorscale
     z = x if mask is None else np.where(np.asarray(mask, bool), x, np.nan)
+    t = _tr(t)
     if text is None:
         text = x.size <= TEXT_MAX_CELLS
-    labels = np.vectorize(lambda v: _label(v, digits), otypes=[object])(x) if x.size else x
-    if mask is not None and x.size:
-        labels = np.where(np.asarray(mask, bool), labels, "")
+    labels = None
+    if text and x.size:  # formatted only when written: hover numbers are plotly's
+        labels = np.vectorize(lambda v: _sig_text(v, digits, t), otypes=[object])(x)
+        if mask is not None:
+            labels = np.where(np.asarray(mask, bool), labels, "")
+    name = t("fig.value") if hover_name is None else hover_name
     r0, c0 = origin
     trace = go.Heatmap(
         z=z,
@@ -379,7 +293,7 @@ def heatmap_figure(
         text=labels,
         texttemplate="%{text}" if text else None,
         textfont={"size": 12 if x.size <= 49 else 10},
-        hovertemplate=f"row %{{y}}, col %{{x}}<br>{hover_name} %{{z:.6g}}<extra></extra>",
+        hovertemplate=_cell_hover(t) + f"<br>{name} %{{z:.6g}}<extra></extra>",
         showscale=colorbar,
         colorbar={"thickness": 12, "len": 0.9},
         xgap=1 if x.size <= TEXT_MAX_CELLS else 0,
@@ -387,7 +301,7 @@ def heatmap_figure(
     )
     h, w = extent if extent is not None else x.shape
     axes = _axes(h, w, r0, c0, ticks=max(h, w) <= 32)
-    layout = {**_base(title, height), **axes, "shapes": list(shapes)}
+    layout = {**_base(title, height, t), **axes, "shapes": list(shapes)}
     return go.Figure(data=[trace], layout=layout)
 
 
@@ -400,7 +314,7 @@ def map_figure(a: np.ndarray, **kwargs) -> go.Figure:
     x = np.asarray(a)
     if x.ndim == 2 and x.size <= HEATMAP_MAX_CELLS:
         return heatmap_figure(x, **kwargs)
-    keep = ("title", "vmin", "vmax", "colorscale", "height", "extent", "colorbar", "shapes")
+    keep = ("title", "vmin", "vmax", "colorscale", "height", "extent", "colorbar", "shapes", "t")
     kwargs = {k: v for k, v in kwargs.items() if k in keep}
     return image_figure(x, **kwargs)
 
@@ -490,7 +404,14 @@ def not_yet_shapes(out_shape: tuple[int, int], oy: int, ox: int) -> list[dict]:
     return shapes
 
 
-def histogram_figure(a: np.ndarray, *, bins: int = 60, title: str = "", height: int = 220):
+def histogram_figure(
+    a: np.ndarray,
+    *,
+    bins: int = 60,
+    title: str = "",
+    height: int = 220,
+    t: Translator | None = None,
+) -> go.Figure:
     """Histogram of the finite values, binned here (ships ``bins`` bars, not every value).
 
     >>> fig = histogram_figure(np.array([0.0, 0.0, 1.0]), bins=2)
@@ -516,8 +437,9 @@ def histogram_figure(a: np.ndarray, *, bins: int = 60, title: str = "", height: 
             hovertemplate="[%{customdata[0]:.4g}, %{customdata[1]:.4g}): %{y}<extra></extra>",
         )
     )
-    fig.update_layout(bargap=0, xaxis_title="value", yaxis_title="count")
-    return _layout(fig, title, height)
+    t = _tr(t)
+    fig.update_layout(bargap=0, xaxis_title=t("fig.value"), yaxis_title=t("fig.count"))
+    return _layout(fig, title, height, t)
 
 
 def activation_curves_figure(
@@ -527,8 +449,12 @@ def activation_curves_figure(
     hi: float = 5.0,
     highlight: str | None = None,
     height: int = 300,
+    t: Translator | None = None,
 ) -> go.Figure:
     """Plot ``f(x)`` for each activation over ``[lo, hi]``; ``highlight`` drawn thick.
+
+    The legend shows the keys of ``functions`` as given (for example
+    :func:`~convviz.activations.activation_label` names).
 
     >>> fig = activation_curves_figure({"id": lambda v: v}, lo=-1, hi=1)
     >>> float(fig.data[0].y[0]), float(fig.data[0].y[-1])
@@ -548,12 +474,13 @@ def activation_curves_figure(
                 opacity=1.0 if thick or highlight is None else 0.45,
             )
         )
+    t = _tr(t)
     fig.update_layout(
-        xaxis_title="input",
-        yaxis_title="output",
+        xaxis_title=t("fig.input"),
+        yaxis_title=t("fig.output"),
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02},
     )
-    return _layout(fig, "", height)
+    return _layout(fig, "", height, t)
 
 
 def feature_grid_figure(
@@ -563,17 +490,21 @@ def feature_grid_figure(
     ncols: int = 4,
     signed: bool | None = None,
     cell_height: int = 230,
+    t: Translator | None = None,
 ) -> go.Figure:
     """A grid of feature maps, each its own PNG with its own colour range.
+
+    ``titles`` (one per map) are shown as given, over each map and on hover.
 
     >>> fig = feature_grid_figure([np.zeros((3, 3)), np.ones((3, 3))], ["a", "b"], ncols=2)
     >>> [t.type for t in fig.data]
     ['image', 'image']
     """
     if len(maps) != len(titles):
-        raise ValueError("`titles` must have one entry per map")
-    if ncols < 1:
-        raise ValueError(f"`ncols` must be >= 1, got {ncols}")
+        raise CodedError("err.entries", name="titles", count=len(maps), got=len(titles))
+    ncols = check_integer(ncols, "ncols", 1)
+    t = _tr(t)
+    hover = _cell_hover(t)
     n = max(len(maps), 1)
     nrows = -(-n // ncols)
     fig = make_subplots(
@@ -587,8 +518,8 @@ def feature_grid_figure(
         lo, hi, scale = value_range(m, signed=signed, robust=True)
         fig.add_trace(
             go.Image(
-                source=_map_uri(m, lo, hi, scale),
-                hovertemplate="row %{y}, col %{x}<extra>" + titles[i] + "</extra>",
+                source=png_data_url(png_from_map(m, lo, hi, scale)),
+                hovertemplate=hover + "<extra>" + titles[i] + "</extra>",
             ),
             row=i // ncols + 1,
             col=i % ncols + 1,
@@ -603,5 +534,6 @@ def feature_grid_figure(
         height=cell_height * nrows + 30,
         margin={"l": 5, "r": 5, "t": 30, "b": 5},
         showlegend=False,
+        separators=t.separators,
     )
     return fig

@@ -1,4 +1,4 @@
-"""Image decoding with safety checks, bundled sample images and display helpers.
+"""Image decoding with safety checks and bundled sample images.
 
 Everything that turns bytes into pixels lives here, so that the rest of
 convviz only ever sees C-contiguous ``float32`` arrays in ``[0, 1]``:
@@ -15,8 +15,13 @@ Untrusted uploads are handled defensively, in this order:
    state);
 4. decode fully inside the guard, so truncated files fail here and not later.
 
-Every failure is an :class:`ImageLoadError` whose message is written for a
-person and never contains Pillow's own text (which can hold paths or URLs).
+Turning arrays back into pixels (``to_display``, ``to_uint8``, ``encode_png``,
+``symmetric_range``) is :mod:`convviz.render`'s job; the names are re-exported here.
+
+Every failure is an :class:`ImageLoadError` (a
+:class:`~convviz.errors.CodedError`: a catalogue code, ``err.image.*``, with
+named parameters) whose message is written for a person and never contains
+Pillow's own text or a path (either can hold internal names or URLs).
 """
 
 from __future__ import annotations
@@ -24,7 +29,6 @@ from __future__ import annotations
 import functools
 import io
 import logging
-import math
 import numbers
 import os
 import warnings
@@ -33,6 +37,12 @@ from typing import IO, Literal
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from convviz.errors import CodedError
+
+# Scaling and PNG encoding live in convviz.render; re-exported for the pages and Python users.
+from convviz.render import encode_png, symmetric_range, to_display, to_uint8
+from convviz.shapes import check_choice, shown
 
 __all__ = [
     "ALLOWED_FORMATS",
@@ -65,19 +75,25 @@ Source = bytes | bytearray | memoryview | str | os.PathLike | IO[bytes]
 # ITU-R 601-2 luma weights, the ones Pillow uses for mode "L".
 _LUMA = np.array([0.299, 0.587, 0.114])
 
-_MSG_NOT_IMAGE = "This file is not an image we can read (PNG, JPEG, GIF, WebP, BMP or TIFF)."
-_MSG_DAMAGED = "The file is damaged or incomplete."
-_MSG_EMPTY = "The file is empty."
-_MSG_UNREADABLE = "The file could not be read."
-_MSG_TOO_BIG_TO_PROCESS = "This image is too large to process."
+# Catalogue codes (the core domain) of the refusals that carry no parameters.
+_MSG_NOT_IMAGE = "err.image.not_image"
+_MSG_DAMAGED = "err.image.damaged"
+_MSG_EMPTY = "err.image.empty"
+_MSG_UNREADABLE = "err.image.unreadable"
+_MSG_TOO_BIG_TO_PROCESS = "err.image.too_big_to_process"
 
 
-class ImageLoadError(ValueError):
+class ImageLoadError(CodedError):
     """An image could not be loaded; the message is safe to show to a user.
 
-    The message never contains internals (Pillow's own error text, paths,
-    tracebacks). The underlying exception is logged at DEBUG level on the
+    A :class:`~convviz.errors.CodedError` (so a ``ValueError``): ``str(exc)``
+    is the English text, ``exc.code`` / ``exc.params`` give it in the reader's
+    language. Neither ever holds internals (Pillow's own error text, paths,
+    tracebacks): the underlying exception is logged at DEBUG level on the
     ``convviz.images`` logger instead of being chained.
+
+    >>> ImageLoadError("err.image.empty").code, str(ImageLoadError("err.image.empty"))
+    ('err.image.empty', 'The file is empty.')
     """
 
 
@@ -85,23 +101,29 @@ class ImageLoadError(ValueError):
 
 
 def _check_int(value: object, name: str, minimum: int) -> int:
+    # Stricter than shapes.check_integer: a size limit given as 1e6 is a mistake.
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"`{name}` must be an integer, got {value!r}")
+        raise CodedError("err.not_an_integer", name=name, value=shown(value))
     if value < minimum:
-        raise ValueError(f"`{name}` must be >= {minimum}, got {value}")
+        if minimum == 1:
+            raise CodedError("err.must_be_positive", name=name, value=int(value))
+        raise CodedError("err.must_be_at_least", name=name, minimum=minimum, value=int(value))
     return int(value)
 
 
 def _check_mode(mode: object) -> str:
-    if mode not in ("gray", "rgb"):
-        raise ValueError(f"`mode` must be 'gray' or 'rgb', got {mode!r}")
-    return str(mode)
+    return check_choice(mode, "mode", ("gray", "rgb"))
 
 
-def _too_large_message(width: int, height: int, limit: int) -> str:
-    return (
-        f"This image is too large: {width} x {height} pixels declared, "
-        f"the limit is {limit:,} pixels ({limit / 1e6:g} megapixels)."
+def _too_large(width: int, height: int, limit: int) -> ImageLoadError:
+    # Sides as plain digits ("20000 x 20000", as image sizes are written); the
+    # limit with the reader's grouping.
+    return ImageLoadError(
+        "err.image.too_many_pixels",
+        width=str(width),
+        height=str(height),
+        limit=limit,
+        megapixels=shown(limit / 1e6),
     )
 
 
@@ -139,8 +161,9 @@ def _read_source(source: Source, max_bytes: int) -> bytes:
         raise ImageLoadError(_MSG_EMPTY)
     if len(data) > max_bytes:
         raise ImageLoadError(
-            f"This file is too large: the limit is {max_bytes / 2**20:.3g} MB "
-            f"({max_bytes:,} bytes)."
+            "err.image.file_too_large",
+            megabytes=shown(float(f"{max_bytes / 2**20:.3g}")),
+            limit=max_bytes,
         )
     return data
 
@@ -159,10 +182,7 @@ def _open_checked(data: bytes, max_pixels: int) -> Image.Image:
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         _log.debug("Pillow decompression-bomb guard tripped", exc_info=True)
         limit = min(max_pixels, Image.MAX_IMAGE_PIXELS or max_pixels)
-        raise ImageLoadError(
-            f"This image is too large: it declares more pixels than the limit of "
-            f"{limit:,} pixels ({limit / 1e6:g} megapixels)."
-        ) from None
+        raise ImageLoadError("err.image.bomb", limit=limit, megapixels=shown(limit / 1e6)) from None
     except UnidentifiedImageError:
         raise ImageLoadError(_MSG_NOT_IMAGE) from None
     except Exception:
@@ -170,16 +190,16 @@ def _open_checked(data: bytes, max_pixels: int) -> Image.Image:
         _log.debug("image header could not be parsed", exc_info=True)
         raise ImageLoadError(_MSG_DAMAGED) from None
     width, height = im.size
-    message = None
+    error = None
     if im.format not in _OPENED_FORMATS:  # defence in depth; `formats=` already limits this
-        message = _MSG_NOT_IMAGE
+        error = ImageLoadError(_MSG_NOT_IMAGE)
     elif width < 1 or height < 1:
-        message = _MSG_DAMAGED
+        error = ImageLoadError(_MSG_DAMAGED)
     elif width * height > max_pixels:
-        message = _too_large_message(width, height, max_pixels)
-    if message is not None:
+        error = _too_large(width, height, max_pixels)
+    if error is not None:
         im.close()
-        raise ImageLoadError(message)
+        raise error
     return im
 
 
@@ -456,160 +476,7 @@ def sample_image(name: str, *, mode: ImageMode = "gray", max_side: int = 512) ->
     >>> img.shape, img.dtype
     ((100, 100), dtype('float32'))
     """
-    if not isinstance(name, str) or name not in _SAMPLE_SOURCES:
-        raise ValueError(f"`name` must be one of {', '.join(SAMPLES)}; got {name!r}")
+    check_choice(name, "name", SAMPLES)
     mode = _check_mode(mode)
     max_side = _check_int(max_side, "max_side", 1)
     return _sample_cached(name, mode, max_side).copy()
-
-
-# --------------------------------------------------------------------------- display
-
-
-def _check_array(a: object) -> np.ndarray:
-    arr = np.asarray(a)
-    if arr.ndim not in (2, 3):
-        raise ValueError(f"`a` must be a 2-D or 3-D array, got {arr.ndim}-D")
-    if not (
-        arr.dtype == np.bool_
-        or np.issubdtype(arr.dtype, np.integer)
-        or np.issubdtype(arr.dtype, np.floating)
-    ):
-        raise ValueError(f"`a` must hold bool, integer or float values, got {arr.dtype}")
-    return arr
-
-
-def _check_limit(value: float | None, name: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"`{name}` must be a real number or None, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"`{name}` must be finite, got {value!r}")
-    return float(value)
-
-
-def to_display(
-    a: np.ndarray, *, vmin: float | None = None, vmax: float | None = None
-) -> np.ndarray:
-    """Map any 2-D or 3-D array to finite ``float32`` in ``[0, 1]`` for ``st.image``.
-
-    Parameters
-    ----------
-    a : array_like, shape (H, W) or (H, W, C)
-        Bool, integer or float values; NaN and +-inf are allowed.
-    vmin, vmax : float, optional
-        Values mapped to 0 and 1 (values outside are clipped). Each defaults to
-        the minimum / maximum of the finite values (min-max stretch). Pass the
-        result of :func:`symmetric_range` for signed maps so 0 is mid-grey.
-
-    Returns
-    -------
-    ndarray of float32, same shape as ``a``
-        C-contiguous, finite, in ``[0, 1]``.
-
-    Notes
-    -----
-    - ``bool`` maps False -> 0 and True -> 1 (no stretching).
-    - NaN and +-inf count as missing: ignored for the range, shown as 0.
-    - A constant array has no contrast to stretch: a constant already within
-      ``[0, 1]`` is kept as it is (an all-zero ReLU map stays black), any other
-      constant shows as mid-grey 0.5.
-    - An empty array gives a 1x1 black image (``(1, 1)`` or ``(1, 1, C)``), so
-      ``st.image`` never crashes.
-
-    Examples
-    --------
-    >>> to_display(np.array([[-2.0, 0.0], [2.0, np.nan]])).tolist()
-    [[0.0, 0.5], [1.0, 0.0]]
-    >>> to_display(np.zeros((2, 2))).tolist()
-    [[0.0, 0.0], [0.0, 0.0]]
-    >>> to_display(np.array([[-1.0, 0.5]]), vmin=-2, vmax=2).tolist()
-    [[0.25, 0.625]]
-    """
-    arr = _check_array(a)
-    vmin = _check_limit(vmin, "vmin")
-    vmax = _check_limit(vmax, "vmax")
-    if vmin is not None and vmax is not None and not vmax > vmin:
-        raise ValueError(f"`vmax` must be greater than `vmin`, got vmin={vmin}, vmax={vmax}")
-    if arr.size == 0:
-        channels = arr.shape[2:] if arr.ndim == 3 and arr.shape[2] > 0 else ()
-        return np.zeros((1, 1, *channels), dtype=np.float32)
-    if arr.dtype == np.bool_:
-        return np.ascontiguousarray(arr, dtype=np.float32)
-
-    x = arr.astype(np.float64)
-    finite = np.isfinite(x)
-    if not finite.any():
-        return np.zeros(arr.shape, dtype=np.float32)
-    lo = float(x[finite].min()) if vmin is None else vmin
-    hi = float(x[finite].max()) if vmax is None else vmax
-    if hi > lo:
-        y = (x - lo) / (hi - lo)
-    elif vmin is not None:
-        y = np.zeros_like(x)  # every value is at or below the given `vmin`
-    elif vmax is not None:
-        y = np.ones_like(x)  # every value is at or above the given `vmax`
-    else:
-        # A constant: no contrast to stretch. Keep it if it is a valid intensity.
-        y = np.full_like(x, lo if 0.0 <= lo <= 1.0 else 0.5)
-    y = np.where(finite, np.clip(y, 0.0, 1.0), 0.0)
-    return np.ascontiguousarray(y, dtype=np.float32)
-
-
-def to_uint8(a: np.ndarray, *, vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
-    """:func:`to_display` then round to ``uint8`` 0..255 (same shape).
-
-    Pass ``vmin=0, vmax=1`` to export an image that is already in ``[0, 1]``
-    without stretching its contrast.
-
-    >>> to_uint8(np.array([[0.0, 0.5, 1.0]]), vmin=0, vmax=1).tolist()
-    [[0, 128, 255]]
-    """
-    d = to_display(a, vmin=vmin, vmax=vmax)
-    return np.ascontiguousarray(np.rint(d * 255.0), dtype=np.uint8)
-
-
-def encode_png(a: np.ndarray, *, vmin: float | None = None, vmax: float | None = None) -> bytes:
-    """Encode an array as PNG bytes (for download buttons).
-
-    Parameters
-    ----------
-    a : array_like, shape (H, W) or (H, W, C) with C in {1, 3, 4}
-        Scaled with :func:`to_uint8` (``vmin`` / ``vmax`` as in :func:`to_display`).
-
-    Returns
-    -------
-    bytes
-        A greyscale, RGB or RGBA PNG.
-
-    >>> encode_png(np.eye(3)).startswith(b"\\x89PNG")
-    True
-    """
-    u8 = to_uint8(a, vmin=vmin, vmax=vmax)
-    if u8.ndim == 3:
-        if u8.shape[2] == 1:
-            u8 = u8[..., 0]
-        elif u8.shape[2] not in (3, 4):
-            raise ValueError(f"`a` must have 1, 3 or 4 channels, got {u8.shape[2]}")
-    buf = io.BytesIO()
-    Image.fromarray(u8).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def symmetric_range(a: np.ndarray) -> tuple[float, float]:
-    """``(-m, m)`` with ``m = max |a|`` over finite values, for diverging colour scales.
-
-    Never zero-width: an all-zero, empty or all-non-finite array gives ``(-1.0, 1.0)``.
-
-    >>> symmetric_range(np.array([[-3.0, 1.0], [2.0, np.inf]]))
-    (-3.0, 3.0)
-    >>> symmetric_range(np.zeros((2, 2)))
-    (-1.0, 1.0)
-    """
-    x = np.asarray(a, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    m = float(np.abs(x).max()) if x.size else 0.0
-    if m == 0.0:
-        m = 1.0
-    return (-m, m)

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from convviz.shapes import as_pair, first_nonfinite, flat_index
+from convviz.errors import CodedError
+from convviz.shapes import as_pair, check_choice, check_fits, check_index, check_input, flat_index
 
 __all__ = ["POOL_MODES", "PoolStep", "pool2d", "pool2d_naive", "pool2d_step", "pool2d_steps"]
 
@@ -31,29 +32,23 @@ class _Prepared:
     squeeze: bool  # the input was 2-D
 
 
+def _check_padding(pad: tuple[int, int], size: tuple[int, int]) -> None:
+    """Pool-only rule: at most half the window of padding (PyTorch's), so no window is all pad."""
+    if 2 * pad[0] > size[0] or 2 * pad[1] > size[1]:
+        raise CodedError("err.pool_padding_half", padding=str(pad), size=str(size))
+
+
 def _prepare(x, size, stride, padding, mode) -> _Prepared:
-    x = np.asarray(x)
-    if x.ndim not in (2, 3):
-        raise ValueError(f"`x` must be 2-D (H, W) or 3-D (C, H, W), got shape {x.shape}")
-    if x.dtype.kind not in "biuf":
-        raise ValueError(f"`x` must be a real numeric array, got dtype {x.dtype}")
-    if x.size == 0:
-        raise ValueError(f"`x` must not be empty, got shape {x.shape}")
-    idx = first_nonfinite(x)
-    if idx is not None:
-        raise ValueError(f"`x` has a non-finite value ({x[idx]}) at index {idx}")
-    if mode not in POOL_MODES:
-        raise ValueError(f"`mode` must be one of {POOL_MODES}, got {mode!r}")
+    x = check_input(x, "x")
+    check_choice(mode, "mode", POOL_MODES)
     k = as_pair(size, "size")
     s = k if stride is None else as_pair(stride, "stride")
     pad = as_pair(padding, "padding", minimum=0)
-    if 2 * pad[0] > k[0] or 2 * pad[1] > k[1]:
-        raise ValueError(f"`padding` {pad} must be at most half of `size` {k}")
+    _check_padding(pad, k)
     x3 = x[None] if x.ndim == 2 else x
     h, w = x3.shape[1:]
     hp, wp = h + 2 * pad[0], w + 2 * pad[1]
-    if k[0] > hp or k[1] > wp:
-        raise ValueError(f"`size` {k} is larger than the padded input ({hp}x{wp})")
+    check_fits(k, (hp, wp), "size")
     dtype = np.result_type(x.dtype, np.float32)
     xf = x3.astype(dtype, copy=False)
     if any(pad):
@@ -192,16 +187,13 @@ def pool2d_steps(
     """
     p = _prepare(x, size, stride, padding, mode)
     c = p.xp.shape[0]
-    if isinstance(channel, bool) or not isinstance(channel, int | np.integer):
-        raise ValueError(f"`channel` must be an integer, got {channel!r}")
-    if not 0 <= channel < c:
-        raise ValueError(f"`channel` must be in [0, {c}), got {channel}")
+    channel = check_index(channel, "channel", c)
 
     def gen() -> Iterator[PoolStep]:
         ho, wo = p.out_shape
         for oy in range(ho):
             for ox in range(wo):
-                yield _window(p, int(channel), oy, ox)
+                yield _window(p, channel, oy, ox)
 
     return gen()
 
@@ -223,9 +215,6 @@ def pool2d_step(
     """
     p = _prepare(x, size, stride, padding, mode)
     c = p.xp.shape[0]
-    if isinstance(channel, bool) or not isinstance(channel, int | np.integer):
-        raise ValueError(f"`channel` must be an integer, got {channel!r}")
-    if not 0 <= channel < c:
-        raise ValueError(f"`channel` must be in [0, {c}), got {channel}")
+    channel = check_index(channel, "channel", c)
     oy, ox = flat_index(index, p.out_shape)
-    return _window(p, int(channel), oy, ox)
+    return _window(p, channel, oy, ox)

@@ -1,23 +1,47 @@
-"""Output-size arithmetic and argument validation shared by every op.
+"""Output-size arithmetic and every argument check shared by the ops.
 
-One ``ValueError`` per rule, each naming the parameter it is about, in the
-manner of ``skimage.util.view_as_windows``.
+One rule per function, each raising one :class:`~convviz.errors.CodedError`
+(a ``ValueError``) that names the parameter it is about, in the manner of
+``skimage.util.view_as_windows``; :mod:`convviz.conv` and :mod:`convviz.pool`
+call them in order:
+
+- :func:`check_integer`, :func:`as_pair`: whole numbers, at least a minimum;
+- :func:`check_input`: a 2-D/3-D (:func:`check_image_ndim`), real
+  (:func:`check_real`), non-empty (:func:`check_not_empty`), finite
+  (:func:`check_finite`) array;
+- :func:`check_choice`, :func:`check_bool`: one of a few names, True or False;
+- :func:`check_fits`: the (dilated) window fits in the padded input;
+- :func:`check_index`, :func:`flat_index`: a channel, a stepper position.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
+
+from convviz.errors import CodedError
 
 __all__ = [
     "PAD_MODES",
     "as_pair",
+    "check_bool",
+    "check_choice",
+    "check_finite",
+    "check_fits",
+    "check_image_ndim",
+    "check_index",
+    "check_input",
+    "check_integer",
+    "check_not_empty",
+    "check_real",
     "first_nonfinite",
+    "flat_index",
     "output_size",
     "resolve_padding",
+    "shown",
 ]
 
 # Our pad-mode names -> numpy.pad modes (and the scipy.ndimage names in comments).
@@ -32,17 +56,53 @@ Pair = tuple[int, int]
 Padding = int | Sequence[int] | str
 
 
-def _as_int(value: object, name: str, minimum: int) -> int:
+def shown(value: object) -> object:
+    """``value`` as an error parameter: a number stays a number, anything else its repr.
+
+    Numbers are written the reader's way by the catalogue (``0,5`` in pt-BR),
+    up to 3 decimals, so a number that needs more is handed over as text.
+
+    >>> shown(2), shown(0.5), shown(1e-05), shown("x"), shown(True)
+    (2, 0.5, '1e-05', "'x'", 'True')
+    """
     if isinstance(value, bool | np.bool_):
-        raise ValueError(f"`{name}` must be an integer, got {value!r}")
+        return repr(bool(value))
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        v = float(value)
+        if not math.isfinite(v) or (abs(v) < 1e15 and round(v, 3) == v):
+            return v
+        return f"{v:.6g}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _choices(choices: Collection[object]) -> str:
+    return ", ".join(repr(c) for c in choices)
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+def check_integer(value: object, name: str, minimum: int) -> int:
+    """``value`` as an int (an integral float is accepted), at least ``minimum``.
+
+    >>> check_integer(3.0, "stride", 1)
+    3
+    """
+    if isinstance(value, bool | np.bool_):
+        raise CodedError("err.not_an_integer", name=name, value=shown(value))
     if not isinstance(value, numbers.Integral):
         if isinstance(value, numbers.Real) and float(value).is_integer():
             value = int(value)
         else:
-            raise ValueError(f"`{name}` must be an integer, got {value!r}")
+            raise CodedError("err.not_an_integer", name=name, value=shown(value))
     value = int(value)
     if value < minimum:
-        raise ValueError(f"`{name}` must be >= {minimum}, got {value}")
+        if minimum == 1:
+            raise CodedError("err.must_be_positive", name=name, value=value)
+        raise CodedError("err.must_be_at_least", name=name, minimum=minimum, value=value)
     return value
 
 
@@ -55,14 +115,101 @@ def as_pair(value: int | Sequence[int], name: str, minimum: int = 1) -> Pair:
     (1, 3)
     """
     if isinstance(value, str):
-        raise ValueError(f"`{name}` must be an integer or a pair of integers, got {value!r}")
+        raise CodedError("err.int_or_pair", name=name, value=shown(value))
     if isinstance(value, Sequence | np.ndarray):
         items = list(value)
         if len(items) != 2:
-            raise ValueError(f"`{name}` must be an integer or a pair of integers, got {value!r}")
-        return (_as_int(items[0], name, minimum), _as_int(items[1], name, minimum))
-    v = _as_int(value, name, minimum)
+            raise CodedError("err.int_or_pair", name=name, value=shown(value))
+        return (check_integer(items[0], name, minimum), check_integer(items[1], name, minimum))
+    v = check_integer(value, name, minimum)
     return (v, v)
+
+
+def check_choice(value: object, name: str, choices: Collection[str]) -> str:
+    """``value`` is one of ``choices`` (names, compared exactly).
+
+    >>> check_choice("max", "mode", ("max", "avg"))
+    'max'
+    """
+    if not isinstance(value, str) or value not in choices:
+        raise CodedError("err.one_of", name=name, choices=_choices(choices), value=shown(value))
+    return value
+
+
+def check_bool(value: object, name: str) -> bool:
+    """``value`` is True or False (a NumPy bool too), not merely truthy."""
+    if not isinstance(value, bool | np.bool_):
+        raise CodedError("err.not_bool", name=name, value=shown(value))
+    return bool(value)
+
+
+# --------------------------------------------------------------------------- arrays
+
+
+def check_image_ndim(a: np.ndarray, name: str = "x") -> None:
+    """``a`` is ``(H, W)`` or ``(C, H, W)``."""
+    if a.ndim not in (2, 3):
+        raise CodedError("err.input_ndim", name=name, shape=str(a.shape))
+
+
+def check_real(a: np.ndarray, name: str) -> None:
+    """``a`` holds real numbers (bool, integers or floats; not complex, text or objects)."""
+    if a.dtype.kind not in "biuf":
+        raise CodedError("err.not_real", name=name, dtype=str(a.dtype))
+
+
+def check_not_empty(a: np.ndarray, name: str) -> None:
+    """``a`` has at least one element."""
+    if a.size == 0:
+        raise CodedError("err.empty", name=name, shape=str(a.shape))
+
+
+def check_finite(a: np.ndarray, name: str) -> None:
+    """``a`` holds no NaN or inf; the error names the first bad cell."""
+    idx = first_nonfinite(a)
+    if idx is not None:
+        raise CodedError("err.not_finite", name=name, value=shown(a[idx]), index=str(idx))
+
+
+def check_input(x: object, name: str = "x") -> np.ndarray:
+    """The input rules of every op, in order: 2-D or 3-D, real, not empty, finite.
+
+    >>> check_input([[1, 2], [3, 4]]).shape
+    (2, 2)
+    """
+    a = np.asarray(x)
+    check_image_ndim(a, name)
+    check_real(a, name)
+    check_not_empty(a, name)
+    check_finite(a, name)
+    return a
+
+
+def check_fits(extent: Pair, padded: Pair, name: str, code: str = "err.window_too_large") -> None:
+    """The window (``extent`` rows x cols, dilation included) fits in the padded input.
+
+    ``code`` words the refusal for the op: ``err.kernel_too_large`` (a
+    convolution kernel, with dilation) or ``err.window_too_large`` (a pooling window).
+
+    >>> check_fits((3, 3), (5, 5), "w")
+    """
+    (eh, ew), (hp, wp) = extent, padded
+    if eh > hp or ew > wp:
+        shown_extent = f"{eh}x{ew}" if code == "err.kernel_too_large" else str((eh, ew))
+        raise CodedError(code, name=name, extent=shown_extent, padded=f"{hp}x{wp}")
+
+
+def check_index(value: object, name: str, stop: int) -> int:
+    """``value`` is an integer in ``[0, stop)`` (a channel number).
+
+    >>> check_index(1, "channel", 2)
+    1
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise CodedError("err.not_an_integer", name=name, value=shown(value))
+    if not 0 <= int(value) < stop:
+        raise CodedError("err.index_range", name=name, stop=stop, value=int(value))
+    return int(value)
 
 
 def output_size(
@@ -104,16 +251,16 @@ def output_size(
     >>> output_size(7, 3, dilation=2)
     3
     """
-    n = _as_int(n, "n", 0)
-    k = _as_int(k, "k", 1)
-    s = _as_int(stride, "stride", 1)
-    d = _as_int(dilation, "dilation", 1)
+    n = check_integer(n, "n", 0)
+    k = check_integer(k, "k", 1)
+    s = check_integer(stride, "stride", 1)
+    d = check_integer(dilation, "dilation", 1)
     if isinstance(padding, Sequence):
         if len(padding) != 2:
-            raise ValueError(f"`padding` must be an int or (before, after), got {padding!r}")
-        total = _as_int(padding[0], "padding", 0) + _as_int(padding[1], "padding", 0)
+            raise CodedError("err.padding_pair", value=shown(padding))
+        total = check_integer(padding[0], "padding", 0) + check_integer(padding[1], "padding", 0)
     else:
-        total = 2 * _as_int(padding, "padding", 0)
+        total = 2 * check_integer(padding, "padding", 0)
     return (n + total - d * (k - 1) - 1) // s + 1
 
 
@@ -152,9 +299,7 @@ def resolve_padding(
     if isinstance(padding, str):
         how = padding.lower()
         if how not in ("valid", "same", "full"):
-            raise ValueError(
-                f"`padding` must be an int, a pair, 'valid', 'same' or 'full', got {padding!r}"
-            )
+            raise CodedError("err.padding_spec", value=shown(padding))
         return (
             _resolve_axis(in_shape[0], k_shape[0], stride[0], dilation[0], how),
             _resolve_axis(in_shape[1], k_shape[1], stride[1], dilation[1], how),
@@ -190,13 +335,13 @@ def flat_index(index: object, out_shape: tuple[int, int]) -> tuple[int, int]:
     ho, wo = out_shape
     if isinstance(index, numbers.Integral) and not isinstance(index, bool):
         if not 0 <= int(index) < ho * wo:
-            raise ValueError(f"`index` must be in [0, {ho * wo}), got {index}")
+            raise CodedError("err.index_range", name="index", stop=ho * wo, value=int(index))
         oy, ox = divmod(int(index), wo)
         return (oy, ox)
     try:
         oy, ox = (int(v) for v in index)  # type: ignore[attr-defined]
     except (TypeError, ValueError):
-        raise ValueError(f"`index` must be an int or (row, col), got {index!r}") from None
+        raise CodedError("err.index_spec", value=shown(index)) from None
     if not (0 <= oy < ho and 0 <= ox < wo):
-        raise ValueError(f"`index` {(oy, ox)} is outside the output shape {(ho, wo)}")
+        raise CodedError("err.index_outside", index=str((oy, ox)), shape=str((ho, wo)))
     return (oy, ox)

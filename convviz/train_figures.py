@@ -11,6 +11,10 @@ kept light (see STYLE.md latency notes):
   picture each, for ``st.image`` (a small PNG instead of megabytes of JSON).
 
 Kernels use the Keras layout ``(kh, kw, C, F)``; feature maps ``(H, W, C)``.
+
+Builders that write words take ``t`` (a :class:`~convviz.i18n.Translator`,
+None: English) and read them from the ``figures`` catalogue (``fig.*``), with
+``layout.separators`` set for the locale; titles passed in are shown as given.
 """
 
 from __future__ import annotations
@@ -23,7 +27,11 @@ import plotly.graph_objects as go
 from PIL import Image, ImageDraw, ImageFont
 from plotly.subplots import make_subplots
 
-from convviz.figures import DIVERGING, GREYS, colorize
+from convviz.errors import CodedError
+from convviz.figures import num_text
+from convviz.i18n import Translator, translator
+from convviz.render import DIVERGING, GREYS, colorize
+from convviz.shapes import check_index, check_integer
 
 __all__ = [
     "bars_image",
@@ -56,15 +64,22 @@ def thin(x: Sequence[float], y: Sequence[float], max_points: int = 600) -> tuple
     ([1, 2], [3, 4])
     """
     if max_points < 2:
-        raise ValueError(f"`max_points` must be >= 2, got {max_points}")
+        raise CodedError("err.must_be_at_least", name="max_points", minimum=2, value=max_points)
     x, y = list(x), list(y)
     if len(x) != len(y):
-        raise ValueError(f"`y` must have {len(x)} entries, got {len(y)}")
+        raise CodedError("err.entries", name="y", count=len(x), got=len(y))
     n = len(x)
     if n <= max_points:
         return x, y
     idx = np.unique(np.linspace(0, n - 1, max_points).round().astype(int))
     return [x[i] for i in idx], [y[i] for i in idx]
+
+
+def _curve_hover(t: Translator, name_key: str, fmt: str) -> str:
+    return (
+        t("fig.hover.curve", step="%{x}", name=t(name_key), value=f"%{{y:{fmt}}}")
+        + "<extra></extra>"
+    )
 
 
 def curves_figure(
@@ -74,6 +89,7 @@ def curves_figure(
     total_steps: int | None = None,
     max_points: int = 600,
     height: int = 300,
+    t: Translator | None = None,
 ) -> go.Figure:
     """Loss and accuracy against optimizer step: train (per chunk) as lines, validation as dots.
 
@@ -90,6 +106,8 @@ def curves_figure(
     history : mapping with ``val_step``, ``val_loss``, ``val_acc``
     total_steps : int, optional
         The run's length; the step axis spans it. None: fit the data.
+    t : Translator, optional
+        The reader's language (English when None): curve names, axis titles, hover.
 
     >>> fig = curves_figure({"step": [1, 2], "loss": [2.3, 2.1], "acc": [0.1, 0.2]},
     ...                     {"val_step": [2], "val_loss": [2.0], "val_acc": [0.3]},
@@ -99,6 +117,8 @@ def curves_figure(
     >>> fig.layout.xaxis.range
     (0, 10)
     """
+    t = translator("en") if t is None else t
+    train, validation = t("fig.train"), t("fig.validation")
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1)
     steps = chunks.get("step", ())
     vsteps = history.get("val_step", ())
@@ -110,11 +130,11 @@ def curves_figure(
                 x=x,
                 y=y,
                 mode="lines",
-                name="train",
+                name=train,
                 legendgroup="train",
                 showlegend=col == 2,
                 line={"color": _TRAIN_COLOUR, "width": 1.5},
-                hovertemplate=f"step %{{x}}<br>train {key} %{{y:{fmt}}}<extra></extra>",
+                hovertemplate=_curve_hover(t, f"fig.curve.train_{key}", fmt),
             ),
             row=1,
             col=col,
@@ -125,23 +145,29 @@ def curves_figure(
                 x=vx,
                 y=vy,
                 mode="lines+markers",
-                name="validation",
+                name=validation,
                 legendgroup="validation",
                 showlegend=col == 2,
                 marker={"color": _VAL_COLOUR, "size": 7},
                 line={"color": _VAL_COLOUR, "width": 1, "dash": "dot"},
-                hovertemplate=f"step %{{x}}<br>validation {key} %{{y:{fmt}}}<extra></extra>",
+                hovertemplate=_curve_hover(t, f"fig.curve.val_{key}", fmt),
             ),
             row=1,
             col=col,
         )
     xrange = {} if not total_steps else {"range": [0, int(total_steps)], "autorange": False}
-    fig.update_xaxes(title_text="step", automargin=False, **xrange)
-    fig.update_yaxes(title_text="loss", rangemode="tozero", automargin=False, row=1, col=1)
+    fig.update_xaxes(title_text=t("fig.step"), automargin=False, **xrange)
+    fig.update_yaxes(title_text=t("fig.loss"), rangemode="tozero", automargin=False, row=1, col=1)
     fig.update_yaxes(
-        title_text="accuracy", range=[0, 1.02], tickformat=".0%", automargin=False, row=1, col=2
+        title_text=t("fig.accuracy"),
+        range=[0, 1.02],
+        tickformat=".0%",
+        automargin=False,
+        row=1,
+        col=2,
     )
     fig.update_layout(
+        separators=t.separators,
         height=height,
         margin={"l": 60, "r": 10, "t": 10, "b": 45, "autoexpand": False},
         legend={
@@ -168,11 +194,9 @@ def tile(maps: np.ndarray, ncols: int, gap: int = 1, fill: float = np.nan) -> np
     """
     maps = np.asarray(maps, dtype=np.float64)
     if maps.ndim != 3 or len(maps) == 0:
-        raise ValueError(f"`maps` must have shape (N, h, w) with N >= 1, got {maps.shape}")
-    if ncols < 1:
-        raise ValueError(f"`ncols` must be >= 1, got {ncols}")
-    if gap < 0:
-        raise ValueError(f"`gap` must be >= 0, got {gap}")
+        raise CodedError("err.stack_shape", name="maps", shape=str(maps.shape))
+    ncols = check_integer(ncols, "ncols", 1)
+    gap = check_integer(gap, "gap", 0)
     n, h, w = maps.shape
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
@@ -186,11 +210,10 @@ def tile(maps: np.ndarray, ncols: int, gap: int = 1, fill: float = np.nan) -> np
 def _filters_of(kernel: np.ndarray, channel: int | None) -> np.ndarray:
     k = np.asarray(kernel, dtype=np.float64)
     if k.ndim != 4:
-        raise ValueError(f"`kernel` must have shape (kh, kw, C, F), got {k.shape}")
+        raise CodedError("err.shape", name="kernel", expected="(kh, kw, C, F)", shape=str(k.shape))
     if channel is None:
         return np.moveaxis(k, (2, 3), (1, 0)).reshape(-1, *k.shape[:2])  # (F*C, kh, kw)
-    if not 0 <= channel < k.shape[2]:
-        raise ValueError(f"`channel` must be in [0, {k.shape[2]}), got {channel}")
+    channel = check_index(channel, "channel", k.shape[2])
     return np.moveaxis(k[:, :, channel, :], 2, 0)  # (F, kh, kw)
 
 
@@ -200,7 +223,12 @@ def _symmetric(a: np.ndarray) -> float:
 
 
 def filters_figure(
-    kernel: np.ndarray, *, channel: int | None = 0, ncols: int = 8, height: int | None = None
+    kernel: np.ndarray,
+    *,
+    channel: int | None = 0,
+    ncols: int = 8,
+    height: int | None = None,
+    t: Translator | None = None,
 ) -> go.Figure:
     """All filters of a conv layer for one input ``channel``, as one tiled ``go.Heatmap``.
 
@@ -212,6 +240,7 @@ def filters_figure(
     >>> np.asarray(fig.data[0].z).shape, fig.data[0].zmax
     ((2, 8), 11.0)
     """
+    t = translator("en") if t is None else t
     maps = _filters_of(kernel, channel)  # (F, kh, kw)
     grid = tile(maps, ncols)
     m = _symmetric(grid)
@@ -225,7 +254,8 @@ def filters_figure(
             zmin=-m,
             zmax=m,
             colorscale=DIVERGING,
-            hovertemplate="filter %{customdata}<br>weight %{z:.4f}<extra></extra>",
+            hovertemplate=t("fig.hover.filter_weight", filter="%{customdata}", weight="%{z:.4f}")
+            + "<extra></extra>",
             hoverongaps=False,
             xgap=0,
             ygap=0,
@@ -240,6 +270,7 @@ def filters_figure(
         # Room for the colour bar kept by hand: letting it push the margin makes
         # plotly measure and draw twice on every refresh.
         margin={"l": 0, "r": 60, "t": 0, "b": 0, "autoexpand": False},
+        separators=t.separators,
         plot_bgcolor="rgba(0,0,0,0)",
         paper_bgcolor="rgba(0,0,0,0)",
     )
@@ -289,7 +320,7 @@ def feature_maps_image(
     """
     a = np.asarray(fmap, dtype=np.float64)
     if a.ndim != 3:
-        raise ValueError(f"`fmap` must have shape (H, W, C), got {a.shape}")
+        raise CodedError("err.shape", name="fmap", expected="(H, W, C)", shape=str(a.shape))
     maps = np.moveaxis(a[:, :, :max_channels], 2, 0)  # (C, H, W)
     zoom = max(1, -(-min_side // max(a.shape[:2])))
     grid = tile(maps, ncols)
@@ -309,8 +340,11 @@ def dense_figure(
     highlight: int | None = None,
     probability: bool = False,
     height: int = 200,
+    t: Translator | None = None,
 ) -> go.Figure:
     """Bar chart of a dense layer's outputs (or softmax probabilities when ``probability``).
+
+    ``title`` and ``labels`` are shown as given; ``t`` sets the number separators.
 
     >>> fig = dense_figure(np.array([0.1, 0.9]), "softmax", probability=True, highlight=1)
     >>> list(fig.data[0].y), fig.layout.yaxis.range
@@ -319,7 +353,7 @@ def dense_figure(
     v = np.asarray(values, dtype=np.float64).ravel()
     x = list(labels) if labels is not None else [str(i) for i in range(len(v))]
     if len(x) != len(v):
-        raise ValueError(f"`labels` must have {len(v)} entries, got {len(x)}")
+        raise CodedError("err.entries", name="labels", count=len(v), got=len(x))
     colours = [_VAL_COLOUR if i == highlight else _TRAIN_COLOUR for i in range(len(v))]
     fmt = ".1%" if probability else ".4f"
     fig = go.Figure(
@@ -331,6 +365,7 @@ def dense_figure(
         )
     )
     fig.update_layout(
+        separators=(translator("en") if t is None else t).separators,
         title={"text": title, "font": {"size": 13}},
         height=height,
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
@@ -342,8 +377,13 @@ def dense_figure(
     return fig
 
 
-def confusion_figure(confusion: np.ndarray, *, title: str = "", height: int = 380) -> go.Figure:
+def confusion_figure(
+    confusion: np.ndarray, *, title: str = "", height: int = 380, t: Translator | None = None
+) -> go.Figure:
     """Confusion matrix ``[true, predicted]`` as an annotated heatmap (diagonal = right).
+
+    Axis titles and hover in the language of ``t`` (English when None); counts
+    are written with the locale's grouping.
 
     >>> cm = np.array([[5, 1], [0, 4]])
     >>> fig = confusion_figure(cm)
@@ -352,24 +392,32 @@ def confusion_figure(confusion: np.ndarray, *, title: str = "", height: int = 38
     """
     cm = np.asarray(confusion)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
-        raise ValueError(f"`confusion` must be a square 2-D array, got shape {cm.shape}")
+        raise CodedError("err.square", name="confusion", shape=str(cm.shape))
+    t = translator("en") if t is None else t
     n = cm.shape[0]
     names = [str(i) for i in range(n)]
+    counts = cm.astype(int)
     fig = go.Figure(
         go.Heatmap(
             z=cm,
             x=names,
             y=names,
-            text=cm.astype(int).astype(str),
+            text=np.vectorize(lambda c: num_text(c, 0, t), otypes=[object])(counts)
+            if counts.size
+            else counts.astype(str),
             texttemplate="%{text}",
             colorscale="Blues",
-            hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>",
+            hovertemplate=t("fig.hover.confusion", true="%{y}", predicted="%{x}", count="%{z}")
+            + "<extra></extra>",
             showscale=False,
         )
     )
-    fig.update_xaxes(title_text="predicted", type="category", side="top")
-    fig.update_yaxes(title_text="true", type="category", autorange="reversed", scaleanchor="x")
+    fig.update_xaxes(title_text=t("fig.predicted"), type="category", side="top")
+    fig.update_yaxes(
+        title_text=t("fig.true"), type="category", autorange="reversed", scaleanchor="x"
+    )
     fig.update_layout(
+        separators=t.separators,
         title={"text": title, "font": {"size": 13}} if title else None,
         height=height,
         margin={"l": 10, "r": 10, "t": 50 if title else 30, "b": 10},
@@ -412,7 +460,7 @@ def bars_image(
     """
     v = np.asarray(values, dtype=np.float64).ravel()
     if v.size == 0:
-        raise ValueError("`values` must not be empty")
+        raise CodedError("err.empty", name="values", shape=str(v.shape))
     bad = ~np.isfinite(v)  # a diverged run: marked in red on the zero line, not drawn
     v = np.where(bad, 0.0, v)
     n = v.size
@@ -464,7 +512,7 @@ def confusion_image(confusion: np.ndarray, *, cell: int = 30) -> np.ndarray:
     """
     cm = np.asarray(confusion)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
-        raise ValueError(f"`confusion` must be a square 2-D array, got shape {cm.shape}")
+        raise CodedError("err.square", name="confusion", shape=str(cm.shape))
     n = cm.shape[0]
     top = max(1, int(cm.max()))
     shades = colorize(cm.astype(np.float64), 0.0, float(top), "Blues")  # (n, n, 3)
@@ -499,7 +547,7 @@ def digit_tile(image: np.ndarray, correct: bool | None = None, *, zoom: int = 2)
     """
     img = np.asarray(image)
     if img.ndim != 2:
-        raise ValueError(f"`image` must be 2-D, got shape {img.shape}")
+        raise CodedError("err.must_be_2d", name="image", shape=str(img.shape))
     g = np.clip(img, 0, 255).astype(np.uint8)
     rgb = np.repeat(g[:, :, None], 3, axis=2)
     if correct is not None:
@@ -512,15 +560,22 @@ def digit_tile(image: np.ndarray, correct: bool | None = None, *, zoom: int = 2)
     return rgb
 
 
-def format_duration(seconds: float | None) -> str:
+def format_duration(seconds: float | None, t: Translator | None = None) -> str:
     """``75 -> '1:15'``, ``3725 -> '1:02:05'``; ``None`` or not finite -> ``'–'``.
+
+    The one duration formatter of the app: hours, minutes and seconds as a
+    clock (``fig.duration.hms`` / ``fig.duration.ms`` in the language of ``t``).
 
     >>> format_duration(75), format_duration(3725.2), format_duration(None)
     ('1:15', '1:02:05', '–')
     """
+    t = translator("en") if t is None else t
     if seconds is None or not np.isfinite(seconds) or seconds < 0:
-        return "–"
+        return t("fig.duration.unknown")
     s = round(seconds)
     h, rem = divmod(s, 3600)
     m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+    if h:
+        # Text, not numbers: a clock is not grouped (pt-BR would write 1.000 h otherwise).
+        return t("fig.duration.hms", h=str(h), m=f"{m:02d}", s=f"{s:02d}")
+    return t("fig.duration.ms", m=str(m), s=f"{s:02d}")

@@ -28,8 +28,10 @@ from convviz.figures import (
     histogram_figure,
     image_figure,
     map_figure,
+    num_text,
     value_range,
 )
+from convviz.i18n import translator
 from convviz.ui.params import (
     CLASSIC_KERNEL,
     ConvSettings,
@@ -334,3 +336,59 @@ def test_stepper_neighbourhood_view_matches_the_core_patch(pad_mode: str) -> Non
     for idx in (0, 5, 17, 40):
         step = conv2d_step(x, w, index=idx, padding="full", dilation=2, pad_mode=pad_mode)
         np.testing.assert_array_equal(xp[:, step.rows][:, :, step.cols], step.patch)
+
+
+# --------------------------------------------------------------------------- languages
+PT = translator("pt")
+
+
+def test_figures_default_to_english_words_and_separators() -> None:
+    fig = heatmap_figure(np.array([[1.0, -2.5]]))
+    assert fig.layout.separators == ".,"
+    assert fig.data[0].hovertemplate.startswith("row %{y}, col %{x}<br>value %{z")
+    assert histogram_figure(np.arange(5.0)).layout.xaxis.title.text == "value"
+
+
+def test_heatmap_in_portuguese() -> None:
+    a = np.array([[1.0, -2.5], [1234.7, 0.125]])
+    fig = heatmap_figure(a, t=PT, title="Kernel")
+    assert fig.layout.separators == ",."
+    assert fig.layout.title.text == "Kernel"  # titles from the caller stay as given
+    assert fig.data[0].hovertemplate.startswith("linha %{y}, coluna %{x}<br>valor %{z:.6g}")
+    assert [list(r) for r in fig.data[0].text] == [["1", "-2,5"], ["1.235", "0,125"]]
+    named = heatmap_figure(a, t=PT, hover_name="peso")
+    assert "<br>peso %{z" in named.data[0].hovertemplate
+
+
+def test_every_map_figure_carries_portuguese_words() -> None:
+    img = image_figure(np.zeros((4, 6)), t=PT)
+    assert img.layout.separators == ",." and img.data[0].hovertemplate.startswith("linha")
+    big = map_figure(np.zeros((100, 100)), t=PT)
+    assert big.data[0].type == "image" and big.layout.separators == ",."
+    hist = histogram_figure(np.arange(10.0), t=PT)
+    assert (hist.layout.xaxis.title.text, hist.layout.yaxis.title.text) == ("valor", "contagem")
+    assert hist.layout.separators == ",."
+    curves = activation_curves_figure({"ReLU": np.tanh}, t=PT)
+    assert (curves.layout.xaxis.title.text, curves.layout.yaxis.title.text) == ("entrada", "saída")
+    assert curves.layout.separators == ",." and curves.data[0].name == "ReLU"
+    grid = feature_grid_figure([np.zeros((3, 3))], ["Sobel x"], ncols=1, t=PT)
+    assert grid.data[0].hovertemplate == "linha %{y}, coluna %{x}<extra>Sobel x</extra>"
+    assert grid.layout.separators == ",." and grid.layout.annotations[0].text == "Sobel x"
+
+
+@pytest.mark.parametrize("lang", ["en", "pt"])
+def test_num_text_writes_what_translator_num_writes(lang) -> None:
+    """The fast cell formatter against Babel (through Translator.num), ties included."""
+    t = translator(lang)
+    rng = np.random.default_rng(5)
+    values = np.concatenate(
+        [
+            rng.normal(scale=10.0 ** rng.integers(-4, 7, 300)),
+            [0.0, -0.0, 0.5, 1.5, 2.5, -2.5, 0.125, 2.675, 1e-9, -1e-9, 123456789.0, 1 / 3],
+        ]
+    )
+    for v in values:
+        for d in (0, 1, 3, 6):
+            want = t.num(v, d, fixed=False)
+            want = "0" if want == "-0" else want
+            assert num_text(v, d, t) == want, (v, d)

@@ -9,6 +9,7 @@ scikit-image's data arrays.
 from __future__ import annotations
 
 import io
+import pickle
 import socket
 import struct
 import warnings
@@ -20,6 +21,8 @@ import skimage.data
 from PIL import Image, ImageFile
 
 from convviz import images
+from convviz.errors import CodedError
+from convviz.i18n import translator
 from convviz.images import (
     SAMPLES,
     ImageLoadError,
@@ -214,13 +217,46 @@ def test_real_format_wins_over_file_name(tmp_path):
     np.testing.assert_array_equal(load_image(path), f32(arr / 255))
 
 
+def test_load_errors_are_coded_in_both_languages(tmp_path):
+    """A refusal carries a catalogue code and parameters (never a path or Pillow's text)."""
+    path = tmp_path / "secret-dir" / "holiday.png"
+    path.parent.mkdir()
+    path.write_text("not a picture\n" * 5)
+    cases = [
+        (lambda: load_image(b""), "err.image.empty"),
+        (lambda: load_image(path), "err.image.not_image"),
+        (lambda: load_image(str(tmp_path / "missing.png")), "err.image.unreadable"),
+        (lambda: load_image(noise_png()[:200]), "err.image.damaged"),
+        (lambda: load_image(noise_png(), max_bytes=100), "err.image.file_too_large"),
+        (lambda: load_image(png_with_declared_size(300, 200), max_pixels=1000),
+         "err.image.too_many_pixels"),
+    ]  # fmt: skip
+    pt = translator("pt")
+    for load, code in cases:
+        with pytest.raises(ImageLoadError) as ei:
+            load()
+        err = ei.value
+        assert isinstance(err, CodedError) and isinstance(err, ValueError)
+        assert err.code == code
+        for value in err.params.values():
+            assert str(tmp_path) not in str(value) and "PIL" not in str(value)
+        assert pt(err.code, **err.params) != str(err)  # a Portuguese message exists
+        assert pickle.loads(pickle.dumps(err)).code == code  # crosses process boundaries
+    err = ImageLoadError("err.image.too_many_pixels", width="300", height="200", limit=1000,
+                         megapixels=0.001)  # fmt: skip
+    assert pt(err.code, **err.params) == (
+        "Esta imagem é grande demais: declara 300 x 200 pixels, e o limite é de 1.000 pixels "
+        "(0,001 megapixels)."
+    )
+
+
 # --------------------------------------------------------------------------- argument validation
 
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"mode": "grey"}, r"`mode` must be 'gray' or 'rgb'"),
+        ({"mode": "grey"}, r"`mode` must be one of 'gray', 'rgb', got 'grey'"),
         ({"max_side": 0}, r"`max_side` must be >= 1"),
         ({"max_side": 2.5}, r"`max_side` must be an integer"),
         ({"max_side": True}, r"`max_side` must be an integer"),

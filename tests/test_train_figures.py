@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from convviz.figures import DIVERGING, colorize
+from convviz.i18n import translator
 from convviz.train_figures import (
     bars_image,
     confusion_figure,
@@ -18,6 +19,7 @@ from convviz.train_figures import (
     feature_maps_image,
     filters_figure,
     filters_image,
+    format_duration,
     thin,
     tile,
 )
@@ -63,7 +65,7 @@ def test_thin_keeps_ends_and_limit():
     assert ty == [v * 2 for v in tx]
     with pytest.raises(ValueError, match="`max_points` must be >= 2"):
         thin(x, x, max_points=1)
-    with pytest.raises(ValueError, match="`y` must have 1000 entries"):
+    with pytest.raises(ValueError, match="`y` must have 1,000 entries"):
         thin(x, x[:3])
 
 
@@ -200,3 +202,49 @@ def test_curves_figure_spans_the_run_with_fixed_margins():
     assert fig.layout.margin.autoexpand is False
     assert fig.layout.xaxis.automargin is False and fig.layout.yaxis2.automargin is False
     assert curves_figure({}, {}).layout.xaxis.range is None  # no run length: fit the data
+
+
+# --------------------------------------------------------------------------- languages
+PT = translator("pt")
+
+
+def test_curves_figure_in_portuguese():
+    fig = curves_figure(
+        {"step": [1, 2], "loss": [2.3, 2.1], "acc": [0.1, 0.2]},
+        {"val_step": [2], "val_loss": [2.0], "val_acc": [0.3]},
+        t=PT,
+    )
+    assert fig.layout.separators == ",."
+    assert [t.name for t in fig.data] == ["treino", "validação", "treino", "validação"]
+    assert fig.layout.xaxis.title.text == "iteração"
+    assert (fig.layout.yaxis.title.text, fig.layout.yaxis2.title.text) == ("perda", "acurácia")
+    assert fig.data[0].hovertemplate == "iteração %{x}<br>perda no treino %{y:.4f}<extra></extra>"
+    assert "acurácia na validação %{y:.2%}" in fig.data[3].hovertemplate
+    en = curves_figure({"step": [1], "loss": [2.3], "acc": [0.1]}, {})
+    assert en.layout.separators == ".," and en.layout.yaxis2.title.text == "accuracy"
+    assert en.data[0].hovertemplate == "step %{x}<br>train loss %{y:.4f}<extra></extra>"
+
+
+def test_filters_dense_and_confusion_in_portuguese():
+    k = np.ones((3, 3, 1, 2))
+    f = filters_figure(k, t=PT)
+    assert f.layout.separators == ",."
+    assert f.data[0].hovertemplate == "filtro %{customdata}<br>peso %{z:.4f}<extra></extra>"
+    d = dense_figure(np.array([0.1, 0.9]), "softmax", probability=True, t=PT)
+    assert d.layout.separators == ",." and d.layout.title.text == "softmax"
+    cm = np.array([[1234, 1], [0, 56]])
+    c = confusion_figure(cm, t=PT)
+    assert (c.layout.xaxis.title.text, c.layout.yaxis.title.text) == ("prevista", "real")
+    assert c.data[0].hovertemplate == "real %{y}, prevista %{x}: %{z}<extra></extra>"
+    assert c.data[0].text.tolist() == [["1.234", "1"], ["0", "56"]]
+    assert confusion_figure(cm).data[0].text.tolist() == [["1,234", "1"], ["0", "56"]]
+    assert c.layout.separators == ",."
+
+
+def test_format_duration_is_one_formatter_in_both_languages():
+    for t in (None, PT):
+        assert format_duration(75, t) == "1:15"
+        assert format_duration(3725.2, t) == "1:02:05"
+        assert format_duration(36000 * 100, t) == "1000:00:00"  # a clock: no grouping
+        assert format_duration(float("nan"), t) == format_duration(-1, t) == "–"
+    assert format_duration(59.6) == "1:00"
