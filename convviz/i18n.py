@@ -22,6 +22,7 @@ Nothing here imports streamlit; :mod:`convviz.ui.i18n` picks the language of a s
 
 from __future__ import annotations
 
+import datetime
 import functools
 import gettext
 import numbers
@@ -162,6 +163,9 @@ def translator(lang: str = DEFAULT) -> Translator:
     return Translator(lang)
 
 
+_EPOCH = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+
+
 def compile_catalogues() -> list[Path]:
     """Compile every ``.po`` to its ``.mo`` with Babel; returns the files written."""
     from babel.messages.mofile import write_mo
@@ -171,6 +175,9 @@ def compile_catalogues() -> list[Path]:
     for po in sorted(LOCALE_DIR.glob("*/LC_MESSAGES/*.po")):
         with po.open("rb") as f:
             catalog = read_po(f, locale=po.parent.parent.name)
+        # read_po stamps "now" into the header: a fixed date makes the same .po
+        # compile to the same bytes (no .mo churn in commits).
+        catalog.creation_date = catalog.revision_date = _EPOCH
         mo = po.with_suffix(".mo")
         with mo.open("wb") as f:
             write_mo(f, catalog, use_fuzzy=False)
