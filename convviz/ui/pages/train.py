@@ -501,7 +501,14 @@ def _live(manager: RunManager, run: Run, live: bool, t: Translator) -> None:
 
 
 def _live_slow(run_id: str) -> None:
-    """The heavier views (a dozen images, feature maps, the confusion matrix), on a slower timer."""
+    """The heavier views (a dozen images, feature maps, the confusion matrix), on a slower timer.
+
+    A fragment: its own reruns do not pass through :func:`render`'s guard, so it has one.
+    """
+    run_guarded(lambda: _slow_views(run_id))
+
+
+def _slow_views(run_id: str) -> None:
     t = tr()
     ss = st.session_state
     run = _manager().get(run_id)
