@@ -436,6 +436,13 @@ _feeders_lock = threading.Lock()
 
 def feeder(interval: float) -> Feeder:
     """The process's feeder writing every ``interval`` seconds (made once)."""
+    # pandas fully imported before a feeder thread builds a figure: plotly uses
+    # sys.modules["pandas"] when it is there, and while a script thread was still
+    # importing it (Streamlit loads it lazily, for a component's arguments) the
+    # feeder's first build failed on the half-made module (AttributeError: 'pandas'
+    # has no attribute 'Series'; seen in test_browser_train on a loaded machine).
+    import pandas  # noqa: F401
+
     root = _component_dir()
     with _feeders_lock:
         if interval not in _feeders:
