@@ -28,7 +28,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from convviz.nn.train import TrainConfig, Trainer
+from convviz.nn import TrainConfig, Trainer, build_model
 from tests.support.browser import chromium_page, wait_ready
 from tests.support.train_browser import panel_frame, start_training, train_server
 
@@ -70,10 +70,9 @@ def page_open(model: str, start: int, stop: int) -> tuple[float, float]:
         wait_ready(page)
         start_training(page, epochs=20, model=model)
 
-        expander = (
-            page.locator("[data-testid='stExpander']").filter(has_text="parameters").inner_text()
-        )
-        assert model in expander, expander
+        n_params = f"{build_model(model).count_params():,} parameters"  # the page's summary
+        expander = page.locator("[data-testid='stExpander']").filter(has_text=n_params)
+        assert expander.count() == 1, f"the page does not show {model}'s {n_params}"
 
         # The page records its own redraws: a MutationObserver in the live panel's frame
         # notes (time, step) whenever the progress text changes. Python looks only once a

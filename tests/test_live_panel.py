@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import time
 
 import numpy as np
@@ -256,3 +257,21 @@ def test_live_panel_page_polls_the_seq_file_then_the_blocks():
     page = (live_panel._component_dir() / "index.html").read_text()
     assert '".seq?t="' in page and 'cache: "no-store"' in page
     assert "streamlit:setComponentValue" in page  # asks for a rerun when the state changes
+
+
+def test_the_page_has_no_words_of_its_own():
+    """Every word a panel shows comes from Python (in the reader's language): the page's
+    markup has no text, and its script's strings are element, class and message names."""
+    page = (live_panel._component_dir() / "index.html").read_text()
+    markup = re.sub(r"<script.*?</script>|<style.*?</style>", "", page, flags=re.S)
+    assert re.sub(r"<[^>]+>", " ", markup).split() == []
+    js = page.split("<script>", 1)[1]
+    strings = set(re.findall(r'"((?:[^"\\]|\\.)*)"', js)) - {"use strict"}
+    assert strings, "the scan found no strings"
+    assert {s for s in strings if not re.fullmatch(r"[A-Za-z0-9:_\-.?=/%* ]*", s)} == set()
+    assert {s for s in strings if re.search(r"[A-Z]", s.split(":")[-1][:1])} == set()
+    assert {s for s in strings if re.search(r"[a-z]{2,} [a-z]{2,}", s)} == set()
+    # No literal is ever shown: none set as text, none as a fallback for missing text.
+    assert re.findall(r'(?:setText\([^,]+,|textContent\s*=)\s*"', js) == []
+    assert re.findall(r'\|\|\s*"[A-Za-z][^"]*"', js) == []
+    assert "document.documentElement.lang = a.lang" in js  # the language Python sends

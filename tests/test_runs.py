@@ -8,6 +8,7 @@ per-step losses must equal that serial run's exactly.
 from __future__ import annotations
 
 import math
+import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -15,9 +16,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from convviz.nn.data import load_mnist, to_batch
-from convviz.nn.train import TrainConfig, Trainer, evaluate
-from convviz.runs import Run, RunManager, RunOptions, _ViewTrainer
+from convviz.nn import TrainConfig, Trainer, evaluate, load_mnist, load_model, to_batch
+from convviz.runs import Run, RunManager, RunOptions
+from convviz.runs.observe import RecordingTrainer
 
 TIMEOUT = 60.0
 
@@ -28,7 +29,8 @@ def small(**kw) -> TrainConfig:
 
 
 # Short chunks: pauses act within a few steps, so the serial replays stay short.
-OPTS = RunOptions(test_size=200, strip_size=6, gallery_size=10, target_chunk_s=0.05)
+SAMPLE = (0, 5, 17, 42, 99, 1234)
+OPTS = RunOptions(test_size=200, sample=SAMPLE, max_misclassified=10, target_chunk_s=0.05)
 
 
 @pytest.fixture
@@ -77,10 +79,58 @@ def test_run_trains_like_a_headless_trainer(manager):
     np.testing.assert_array_equal(
         dict(snap.kernels)["conv2d"], dict(ref.model.layer_weights())["conv2d"]["kernel"]
     )
-    strip = ref.model.predict_proba(to_batch(load_mnist().test_images[list(snap.strip_indices)]))
-    np.testing.assert_allclose(snap.strip_probs, strip, rtol=1e-5, atol=1e-7)
-    assert snap.model_npz is not None and snap.eta_s is None
+    data = load_mnist()
+    assert snap.sample_indices == SAMPLE
+    np.testing.assert_array_equal(snap.sample_images, data.test_images[list(SAMPLE)])
+    np.testing.assert_array_equal(snap.sample_labels, data.test_labels[list(SAMPLE)])
+    sample = ref.model.predict_proba(to_batch(data.test_images[list(SAMPLE)]))
+    np.testing.assert_allclose(snap.sample_probs, sample, rtol=1e-5, atol=1e-7)
+    probe = ref.model.predict_proba(to_batch(data.test_images[:1]))[0]
+    np.testing.assert_allclose(snap.probs, probe, rtol=1e-5, atol=1e-7)
+    assert snap.model is not None and snap.eta_s is None
     assert not snap.kernels[0][1].flags.writeable  # snapshots are read-only
+
+
+def test_a_settled_run_carries_a_read_only_copy_of_its_model(manager, tmp_path):
+    """The copy predicts like the trained model, survives more training, and saves to a file
+    that loads back to the same predictions."""
+    cfg = small(epochs=30)
+    run = manager.create(cfg, options=OPTS)
+    run.step(3)
+    settled(run)
+    snap = run.snapshot()
+    copy = snap.model
+    assert copy is not None and copy is not run._trainer.model
+    x = to_batch(load_mnist().test_images[:50])
+    ref = headless(cfg, 3).model
+    np.testing.assert_array_equal(copy.predict_proba(x), ref.predict_proba(x))
+    assert all(not p.flags.writeable for _, p, _ in copy.parameters())
+    run.step(2)  # the live model trains on; the copy in the old snapshot does not change
+    settled(run)
+    np.testing.assert_array_equal(copy.predict_proba(x), ref.predict_proba(x))
+    assert run.snapshot().model is not copy  # a new copy for the new weights
+    run.start()
+    run.wait(lambda s: s.state == "running" and s.step > 5, TIMEOUT)
+    assert run.snapshot().model is None  # no copy while it trains
+    run.pause()
+    settled(run)
+    path = tmp_path / "model.npz"
+    run.snapshot().model.save(path)  # the copy saves like any model
+    back = load_model(path)
+    np.testing.assert_array_equal(back.predict_proba(x), run.snapshot().model.predict_proba(x))
+
+
+def test_a_failing_worker_is_reported_as_failed_and_frees_its_slot(manager, caplog):
+    run = manager.create(small(epochs=30), options=OPTS)
+
+    def broken(n):
+        raise RuntimeError("a bug")
+
+    run._trainer.train_steps = broken
+    run.start()
+    snap = run.wait(lambda s: s.failed, TIMEOUT)
+    assert snap.state == "failed" and manager.active_ids == []
+    assert "training run" in caplog.text and "failed" in caplog.text
 
 
 def test_misclassified_gallery_matches_the_confusion_matrix(manager):
@@ -88,22 +138,34 @@ def test_misclassified_gallery_matches_the_confusion_matrix(manager):
     snap = manager.create(cfg, options=OPTS, start=True).wait(lambda s: s.finished, TIMEOUT)
     ref = headless(cfg, 8)
     wrong = int(ref.confusion.sum() - np.trace(ref.confusion))
-    assert len(snap.misclassified) == min(OPTS.gallery_size, wrong)
-    pred = ref.model.predict(to_batch(ref.val_images))
-    expected = np.flatnonzero(pred != ref.val_labels)[: OPTS.gallery_size]
+    assert len(snap.misclassified) == min(OPTS.max_misclassified, wrong)
+    probs = ref.model.predict_proba(to_batch(ref.val_images))
+    pred = probs.argmax(axis=1)
+    expected = np.flatnonzero(pred != ref.val_labels)[: OPTS.max_misclassified]
     for (img, true, p, conf), i in zip(snap.misclassified, expected, strict=True):
         np.testing.assert_array_equal(img, ref.val_images[i])
-        assert (true, p) == (ref.val_labels[i], pred[i]) and 0 < conf <= 1
+        assert (true, p) == (ref.val_labels[i], pred[i])
+        assert conf == pytest.approx(probs[i].max(), rel=1e-5)
 
 
-def test_view_trainer_evaluate_matches_module_evaluate():
-    t = _ViewTrainer(small())
+def test_recording_trainer_validates_like_nn_evaluate_and_keeps_the_predictions():
+    t = RecordingTrainer(small())
     t.train_steps(3)
     loss, acc, cm = t.evaluate(t.val_images, t.val_labels)
     ref = evaluate(t.model, t.val_images, t.val_labels, batch_size=t.config.val_batch_size)
-    assert loss == pytest.approx(ref[0], rel=1e-6) and acc == ref[1]
+    assert (loss, acc) == ref[:2]
     np.testing.assert_array_equal(cm, ref[2])
-    np.testing.assert_array_equal(t.val_pred, t.model.predict(to_batch(t.val_images)))
+    probs = t.model.predict_proba(to_batch(t.val_images))
+    np.testing.assert_array_equal(t.val_pred, probs.argmax(axis=1))
+    np.testing.assert_allclose(t.val_conf, probs.max(axis=1), rtol=1e-5)
+    # The confusion matrix counts exactly these predictions.
+    again = np.zeros((10, 10), np.int64)
+    np.add.at(again, (t.val_labels, t.val_pred), 1)
+    np.testing.assert_array_equal(again, cm)
+    # The test set goes through nn's evaluate untouched: no predictions kept.
+    before = t.val_pred
+    t.test_accuracy(100)
+    assert t.val_pred is before
 
 
 def test_pause_stops_training_and_resume_continues(manager):
@@ -115,7 +177,7 @@ def test_pause_stops_training_and_resume_continues(manager):
     step = run.snapshot().step
     time.sleep(0.4)
     snap = run.snapshot()
-    assert snap.step == step and snap.state == "paused" and snap.model_npz is not None
+    assert snap.step == step and snap.state == "paused" and snap.model is not None
     assert run.resume() == "running"
     snap = run.wait(lambda s: s.step >= step + 2, TIMEOUT)
     run.pause()
@@ -289,8 +351,7 @@ def test_manager_validates(kwargs, message):
         ({"target_chunk_s": 0}, "`target_chunk_s` must be > 0"),
         ({"max_chunk_steps": 0}, "`max_chunk_steps` must be >= 1"),
         ({"view_interval_s": -1}, "`view_interval_s` must be >= 0"),
-        ({"strip_size": -1}, "`strip_size` must be >= 0"),
-        ({"gallery_size": -1}, "`gallery_size` must be >= 0"),
+        ({"max_misclassified": -1}, "`max_misclassified` must be >= 0"),
         ({"test_size": 0}, "`test_size` must be None or >= 1"),
     ],
 )
@@ -304,20 +365,27 @@ def test_bad_config_raises_at_create(manager):
         manager.create(small(train_size=59_990), options=OPTS)
     with pytest.raises(ValueError, match="`probe_index` must be in"):
         manager.create(small(), options=RunOptions(probe_index=-1))
+    with pytest.raises(ValueError, match="`sample` must hold indices in"):
+        manager.create(small(), options=RunOptions(sample=(0, 10_000)))
 
 
-def test_the_server_manager_shortens_the_gil_switch_interval():
-    """Training threads next to a server get the GIL back within 0.5 ms, not 5 ms."""
+def test_get_manager_is_one_per_process(monkeypatch):
     from convviz.runs import manager as runs
 
-    old = sys.getswitchinterval()
-    saved, runs._manager = runs._manager, None
+    monkeypatch.setattr(runs, "_manager", None)
+    monkeypatch.setenv("CONVVIZ_MAX_TRAINING_RUNS", "3")
+    manager = runs.get_manager()
     try:
-        sys.setswitchinterval(0.005)
-        manager = runs.get_manager()
-        assert runs.get_manager() is manager  # one per process
-        assert sys.getswitchinterval() == pytest.approx(runs.SERVER_SWITCH_INTERVAL_S)
-        manager.shutdown()
+        assert runs.get_manager() is manager and manager.max_active == 3
     finally:
-        runs._manager = saved
-        sys.setswitchinterval(old)
+        manager.shutdown()
+
+
+def test_runs_import_neither_streamlit_nor_page_code():
+    code = (
+        "import sys, convviz.runs; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'streamlit' "
+        "or m.startswith('convviz.ui') or m == 'convviz.train_figures'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

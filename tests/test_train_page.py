@@ -1,26 +1,57 @@
-"""The Train a CNN page under Streamlit's AppTest: it renders, and its controls drive the run."""
+"""The Train a CNN page under Streamlit's AppTest: it renders, its controls drive the run, every
+widget works once, and in Portuguese it shows no English text of its catalogue."""
 
 from __future__ import annotations
 
+import io
 import json
+import re
+import string
+import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from google.protobuf.json_format import MessageToDict
 from streamlit.testing.v1 import AppTest
 
-from convviz.nn.presets import build_model
+from convviz.i18n import translator
+from convviz.nn import build_model, load_mnist, load_model, to_batch
 from convviz.runs import get_manager
+from convviz.ui import train_views
+from convviz.ui.pages import train as page
 
 APP = str(Path(__file__).parent / "apps" / "train_app.py")
+MODELS = Path(__file__).resolve().parents[1] / "assets" / "models"
 TIMEOUT = 60.0
+EN, PT = translator("en"), translator("pt")
+
+
+def new_app(lang: str | None = None) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=60)
+    if lang:
+        app.query_params["lang"] = lang
+    return app
 
 
 @pytest.fixture
 def at():
-    app = AppTest.from_file(APP, default_timeout=60)
+    app = new_app()
     app.run()
     yield app
+    discard(app)
+
+
+@pytest.fixture
+def at_pt():
+    app = new_app("pt")
+    app.run()
+    yield app
+    discard(app)
+
+
+def discard(app: AppTest) -> None:
     rid = app.query_params.get("run")
     if rid:
         get_manager().discard(rid if isinstance(rid, str) else rid[0])
@@ -79,12 +110,62 @@ def chart_types(block: dict) -> set[str]:
     return {t.get("type", "scatter") for t in json.loads(block["spec"])["data"]}
 
 
+def page_texts(app: AppTest) -> list[str]:
+    """Every string the page sends: labels, help texts, options, captions, alerts, and the
+    live panels' words (not their plotly specs, whose words are the figure builders')."""
+    out: list[str] = []
+
+    def strings(value) -> None:
+        if isinstance(value, str):
+            out.append(value)
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                if k == "jsonArgs":
+                    strings(json.loads(v))
+                # Not: plotly specs, pictures, and code (the Keras-style summary table).
+                elif k not in ("spec", "src", "config", "key", "id", "formId", "codeText"):
+                    strings(v)
+        elif isinstance(value, list):
+            for v in value:
+                strings(v)
+
+    def visit(node) -> None:
+        if getattr(node, "proto", None) is not None:
+            strings(MessageToDict(node.proto))
+        for child in getattr(node, "children", {}).values():
+            visit(child)
+
+    visit(app._tree)
+    return out
+
+
+def english_fragments() -> set[str]:
+    """The words of the train catalogue's English texts that its Portuguese does not share."""
+    from tests.test_i18n import _entries
+
+    en, pt = _entries("en"), _entries("pt_BR")
+    frags = set()
+    for key, text in en.items():
+        if not key.startswith("train."):
+            continue
+        for literal, *_ in string.Formatter().parse(text):
+            for part in re.split(r"[()*`{}.,:;/·…|]+", literal):
+                part = part.strip()
+                if re.search(r"[A-Za-z]{3}", part) and part not in pt[key]:
+                    frags.add(part)
+    return frags
+
+
+# ------------------------------------------------------------------ rendering and controls
 def test_page_renders_without_a_run(at):
     assert not at.exception
     assert at.title[0].value == "Train a CNN"
     assert "Start" in labels(at) and "Step" in labels(at)
     n_params = build_model("tiny").count_params()
     assert f"Total params: {n_params:,}" in at.code[0].value  # tiny's summary table
+    assert at.expander[0].label == f"Architecture: {n_params:,} parameters"
+    assert any(i.value == EN("train.hint") for i in at.info)
+    assert [c.value for c in at.sidebar.caption] == [EN("train.preset.tiny")]
 
 
 def test_controls_drive_the_run(at):
@@ -116,10 +197,13 @@ def test_controls_drive_the_run(at):
     assert filters["items"][0]["src"].startswith("data:image/png;base64,")
     blocks = [b for p in panels(at) for b in walk(p)]
     strip = next(b for b in blocks if b.get("name") == "strip")
-    assert len(strip["items"]) >= 10 and all("%)" in i["caption"] for i in strip["items"])
+    assert len(strip["items"]) == len(page.SAMPLE) and all(
+        "%)" in i["caption"] for i in strip["items"]
+    )
     maps = [b["items"][0]["caption"] for b in blocks if b["kind"] == "pictures" and b["items"]]
     assert any(c.startswith("conv2d (Conv2D) 26×26×") for c in maps), maps
     assert any(c.startswith("softmax: predicts") for c in maps), maps
+    assert not any("Flatten" in c for c in maps), maps  # a reshape is not shown
     assert not [b for b in blocks if b["kind"] == "chart"][1:]  # only the curves
     assert not at.get("plotly_chart")
 
@@ -142,6 +226,11 @@ def test_controls_drive_the_run(at):
     settle(run)
     assert run.snapshot().history["lr"][-1] == 0.01
 
+    at.button(key="train_start").click().run()  # Resume
+    assert not at.exception and run.state == "running" and "Pause" in labels(at)
+    at.button(key="train_pause").click().run()
+    settle(run)
+
     at.button(key="train_reset").click().run()
     settle(run)
     snap = run.snapshot()
@@ -150,12 +239,70 @@ def test_controls_drive_the_run(at):
     assert not at.exception and "Start" in labels(at)
 
 
+def test_new_run_takes_the_sidebar_s_current_settings(at):
+    """Start, Step, Pause, Resume, Reset, then New run with another architecture and settings:
+    a new run with exactly the sidebar's settings replaces the old one (issue 13: it crashed)."""
+    small(at)
+    at.sidebar.number_input(key="train_epochs").set_value(20)
+    at.button(key="train_step").click().run()  # no run yet: a run that takes one step
+    assert not at.exception
+    first = the_run(at)
+    settle(first)
+    assert first.snapshot().step == 1
+    at.button(key="train_start").click().run()
+    first.wait(lambda s: s.step >= 3, TIMEOUT)
+    at.button(key="train_pause").click().run()
+    at.button(key="train_start").click().run()  # Resume
+    at.button(key="train_reset").click().run()
+    settle(first)
+    assert not at.exception and first.snapshot().step == 0
+
+    at.sidebar.selectbox(key="train_model").set_value("classic")
+    at.sidebar.selectbox(key="train_optimizer").set_value("sgd")
+    at.sidebar.select_slider(key="train_batch").set_value(32)
+    at.sidebar.number_input(key="train_epochs").set_value(2)
+    at.sidebar.number_input(key="train_seed").set_value(7)
+    at.number_input(key="train_eval_every").set_value(20)
+    at.run()
+    assert any(c.value == EN("train.differs") for c in at.caption)
+    assert at.sidebar.caption[0].value == EN("train.preset.classic")
+    at.button(key="train_new").click().run()
+    assert not at.exception
+    second = the_run(at)
+    assert second is not first and get_manager().get(first.id) is None  # the old one is freed
+    assert first.state == "discarded"
+    expected = page.Settings(
+        model="classic",
+        optimizer="sgd",
+        lr=1e-3,
+        batch=32,
+        epochs=2,
+        train_size=1_000,
+        val_size=200,
+        seed=7,
+        eval_every=20,
+        test_size=500,
+    )
+    assert second.config == expected.config()
+    assert second.options.test_size == 500 and second.options.sample == page.SAMPLE
+    snap = second.snapshot()
+    assert (snap.state, snap.step, snap.model_name, snap.init) == ("ready", 0, "classic", "random")
+    assert not any(c.value == EN("train.differs") for c in at.caption)
+
+
+def test_settings_come_from_the_widget_keys_and_build_the_config():
+    s = page.Settings(train_size=0, lr=0.01)
+    c = s.config()
+    assert (c.train_size, c.lr, c.batch_size, c.epochs, c.model) == (None, 0.01, 64, 5, "tiny")
+    assert page.STATE_KEYS == tuple(f"train_{f}" for f in page.Settings.__dataclass_fields__)
+
+
 def test_reload_reattaches_to_the_run(at):
     small(at)
     at.button(key="train_step").click().run()
     run = the_run(at)
     settle(run)
-    again = AppTest.from_file(APP, default_timeout=60)
+    again = new_app()
     again.query_params["run"] = run.id
     again.run()
     assert not again.exception
@@ -168,7 +315,7 @@ def test_unknown_run_id_is_reported(at):
     at.query_params["run"] = "no-such-run"
     at.run()
     assert not at.exception
-    assert any("has ended" in i.value for i in at.info)
+    assert [i.value for i in at.info][:1] == [EN("train.run_gone")]
     assert "run" not in at.query_params
 
 
@@ -209,3 +356,147 @@ def test_validation_and_probe_digit_views(at):
     digit = after["columns"][0][0]["items"][0]
     assert digit["caption"] == "input"
     assert digit["src"] != before["columns"][0][0]["items"][0]["src"]
+    at.button(key="train_random").click().run()
+    assert not at.exception
+    assert at.number_input(key="train_probe").value == run.snapshot().probe_index
+
+    # The deeper layers' filters, per input channel.
+    at.toggle(key="train_deeper").set_value(True).run()
+    assert at.selectbox(key="train_deeper_layer").options == ["conv2d_1", "conv2d_2"]
+    at.selectbox(key="train_deeper_layer").set_value("conv2d_2").run()
+    (image,) = at.image
+    assert not at.exception
+    at.selectbox(key="train_deeper_channel").set_value(3).run()
+    assert not at.exception
+    assert at.selectbox(key="train_deeper_channel").format_func(3) == "channel 3"
+    (image,) = at.image
+    k = dict(run.snapshot().kernels)["conv2d_2"]
+    assert image.proto.imgs[0].caption == f"kernel 3×3, {k.shape[2]} in × {k.shape[3]} out"
+
+
+def test_a_finished_run_shows_its_test_accuracy_and_a_model_file(at):
+    small(at)
+    at.sidebar.number_input(key="train_epochs").set_value(1)
+    at.button(key="train_start").click().run()
+    run = the_run(at)
+    snap = run.wait(lambda s: s.finished and not run.busy, TIMEOUT)
+    at.run()
+    assert not at.exception
+    assert [s.value for s in at.success] == [
+        EN("train.test_acc", acc=EN.pct(snap.test_acc, 2), n=500)
+    ]
+    assert at.caption and any(c.value == "Finished." for c in at.caption)
+    (button,) = at.get("download_button")
+    assert button.label == "Download the model (.npz)"
+    # The file (written when clicked) is the trained model: same predictions, with metadata.
+    data = train_views.model_file(snap)
+    model = load_model(io.BytesIO(data))
+    x = to_batch(load_mnist().test_images[:40])
+    np.testing.assert_array_equal(model.predict_proba(x), snap.model.predict_proba(x))
+    assert model.metadata["trained_steps"] == snap.step == snap.total_steps
+    assert model.metadata["test_acc"] == snap.test_acc
+    assert train_views.model_file_name(snap) == f"convviz-tiny-step{snap.step}.npz"
+
+
+def test_start_from_the_shipped_pretrained_model(at):
+    small(at)
+    at.sidebar.radio(key="train_init").set_value("pretrained").run()
+    assert not at.exception and not at.sidebar.warning
+    at.button(key="train_step").click().run()
+    run = the_run(at)
+    settle(run)
+    assert run.snapshot().init == "pretrained"
+    run.reset()
+    settle(run)  # back to the shipped weights, not random ones
+    shipped = load_model(MODELS / "tiny.npz")
+    np.testing.assert_array_equal(
+        dict(run.snapshot().kernels)["conv2d"], dict(shipped.layer_weights())["conv2d"]["kernel"]
+    )
+
+
+def test_an_uploaded_model_starts_a_run_and_a_bad_file_is_refused(at_pt):
+    at = at_pt
+    small(at)
+    at.sidebar.radio(key="train_init").set_value("upload").run()
+    assert [i.value for i in at.sidebar.info] == [PT("train.init.upload_missing")]
+    name = "[click](https://example.com) **bold**.npz"
+    at.sidebar.file_uploader(key="train_upload").set_value((name, b"not a zip", "application/zip"))
+    at.run()
+    assert not at.exception
+    (err,) = at.sidebar.error
+    reason = PT("train.err.not_a_model")
+    assert err.value == PT("train.upload.bad", reason=reason)
+    assert "example.com" not in " ".join(page_texts(at))  # the file name is never shown
+    good = (MODELS / "classic.npz").read_bytes()
+    at.sidebar.file_uploader(key="train_upload").set_value(("m.npz", good, "application/zip"))
+    at.run()
+    assert not at.sidebar.error and not at.exception
+    n = load_model(MODELS / "classic.npz").count_params()
+    assert at.expander[0].label == PT("train.summary", n=n)
+    at.button(key="train_step").click().run()
+    run = the_run(at)
+    settle(run)
+    assert run.snapshot().init == "upload" and run.snapshot().model_name == "classic"
+
+
+# ------------------------------------------------------------------ Portuguese
+def test_portuguese_page_has_no_english_of_its_catalogue(at_pt):
+    at = at_pt
+    assert at.title[0].value == "Treinar uma CNN"
+    assert "Iniciar" in labels(at)
+    english = english_fragments()
+    assert len(english) > 100  # the check has teeth
+
+    def leftovers() -> set[str]:
+        texts = page_texts(at)
+        return {e for e in english if any(e in text for text in texts)}
+
+    assert leftovers() == set()
+    small(at)
+    at.sidebar.number_input(key="train_epochs").set_value(20)
+    at.sidebar.select_slider(key="train_train_size").set_value(0).run()
+    assert at.sidebar.select_slider(key="train_train_size").format_func(0) == "todas (59.800)"
+    at.sidebar.select_slider(key="train_train_size").set_value(1_000)
+    at.button(key="train_start").click().run()
+    run = the_run(at)
+    run.wait(lambda s: s.confusion is not None and s.step >= 2, TIMEOUT)
+    at.run()
+    assert not at.exception
+    assert leftovers() == set()
+    progress = live_panel(at)["progress"]["text"]
+    assert re.fullmatch(r"Época \d+/20 · iteração \d+/320 · [\d.]+ imagens/s · faltam .+", progress)
+    metrics = live_panel(at)["metrics"]["items"]
+    assert metrics[1]["label"] == "Acurácia no treino" and "," in metrics[1]["value"]
+    at.button(key="train_pause").click().run()
+    settle(run)
+    at.run()
+    assert "Continuar" in labels(at) and leftovers() == set()
+    at.toggle(key="train_deeper").set_value(True).run()
+    assert leftovers() == set()
+    assert at.selectbox(key="train_deeper_channel").format_func(-1) == PT("train.deeper.all")
+    langs = {json.loads(c.proto.json_args)["lang"] for c in at.get("component_instance")}
+    assert langs == {"pt"}  # each panel's frame says its language
+    curves = json.loads(live_panel(at)["chart"]["spec"])
+    assert curves["layout"]["separators"] == ",."  # pt-BR decimals in the charts
+
+
+def test_learning_rates_are_written_the_locale_s_way():
+    assert [train_views.sig(EN, v) for v in (1e-4, 3e-3, 0.1)] == ["0.0001", "0.003", "0.1"]
+    assert train_views.sig(PT, 0.000734) == "0,000734" and train_views.sig(PT, 0.3) == "0,3"
+
+
+# ------------------------------------------------------------------ the server
+def test_tune_for_training_shortens_the_gil_switch_interval():
+    """Training threads next to a server get the GIL back within 0.5 ms, not 5 ms."""
+    from convviz.ui.server import SERVER_SWITCH_INTERVAL_S, tune_for_training
+
+    old = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)
+        tune_for_training()
+        assert sys.getswitchinterval() == pytest.approx(SERVER_SWITCH_INTERVAL_S, rel=0.05)
+        sys.setswitchinterval(0.0001)
+        tune_for_training()  # never lengthens a shorter one
+        assert sys.getswitchinterval() == pytest.approx(0.0001, rel=0.05)
+    finally:
+        sys.setswitchinterval(old)

@@ -69,7 +69,10 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 _PAGE = Path(__file__).resolve().parent / "live_panel" / "index.html"
-_FONT = {"family": '"Source Sans", "Source Sans Pro", sans-serif', "color": "#31333F"}
+_FONT = {
+    "family": '"Source Sans", "Source Sans Pro", sans-serif',  # i18n: not text
+    "color": "#31333F",
+}
 _lock = threading.Lock()
 _root: list[Path] = []
 
@@ -154,7 +157,8 @@ def _plotly_js() -> Path:
 def _font() -> Path | None:
     """Streamlit's Source Sans (variable, upright), or None (the panel falls back to sans-serif)."""
     media = Path(streamlit.__file__).resolve().parent / "static" / "static" / "media"
-    return next(iter(sorted(media.glob("SourceSansVF-Upright*.woff2"))), None)
+    fonts = media.glob("SourceSansVF-Upright*.woff2")  # i18n: not text
+    return next(iter(sorted(fonts)), None)
 
 
 def _component_dir() -> Path:
@@ -166,7 +170,7 @@ def _component_dir() -> Path:
             shutil.copyfile(_PAGE, root / "index.html")
             shutil.copyfile(_plotly_js(), root / "plotly.min.js")
             if (font := _font()) is not None:
-                shutil.copyfile(font, root / "SourceSans.woff2")
+                shutil.copyfile(font, root / "SourceSans.woff2")  # i18n: not text
             _root.append(root)
         return _root[0]
 
@@ -278,6 +282,7 @@ def live_panel(
     poll_s: float = 1.0,
     state: str | None = None,
     version: int | None = None,
+    lang: str | None = None,
 ) -> None:
     """Draw ``blocks`` in one element; a later call with the same ``key`` updates it in place.
 
@@ -287,9 +292,14 @@ def live_panel(
     Streamlit for a rerun, once per new state. ``version`` orders the data: fed
     blocks older than the ones drawn now (their ``version`` from ``build``) are
     ignored, newer ones replace them (whichever came first, the rerun or the feed).
+    ``lang``: the language of the text in ``blocks`` (the frame's ``lang`` attribute).
+
+    Every word the panel shows comes from ``blocks``: its page holds none of its own.
     """
     args = panel_args(blocks)
-    args.update(feed=feed, poll_ms=round(float(poll_s) * 1000), state=state, version=version)
+    args.update(
+        feed=feed, poll_ms=round(float(poll_s) * 1000), state=state, version=version, lang=lang
+    )
     # Declared on every call: cheap, and right for each Streamlit runtime (tests make several).
     component = components.declare_component("live_panel", path=str(_component_dir()))
     component(**args, key=key, default=None)
@@ -426,6 +436,13 @@ _feeders_lock = threading.Lock()
 
 def feeder(interval: float) -> Feeder:
     """The process's feeder writing every ``interval`` seconds (made once)."""
+    # pandas fully imported before a feeder thread builds a figure: plotly uses
+    # sys.modules["pandas"] when it is there, and while a script thread was still
+    # importing it (Streamlit loads it lazily, for a component's arguments) the
+    # feeder's first build failed on the half-made module (AttributeError: 'pandas'
+    # has no attribute 'Series'; seen in test_browser_train on a loaded machine).
+    import pandas  # noqa: F401
+
     root = _component_dir()
     with _feeders_lock:
         if interval not in _feeders:

@@ -26,7 +26,7 @@ def start_training(page, epochs: int, model: str | None = None, timeout: float =
         page.locator("[data-testid='stSelectbox']").filter(has_text="Architecture").click()
         page.get_by_role("option", name=model, exact=True).click()
         wait_ready(page)
-    box = page.get_by_label("Epochs")
+    box = page.get_by_role("spinbutton", name="Epochs", exact=True)
     box.fill(str(epochs))
     box.press("Enter")
     wait_ready(page)

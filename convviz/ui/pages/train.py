@@ -1,10 +1,12 @@
 """Train a CNN page: start a NumPy CNN on MNIST and watch it learn, live.
 
-Training runs in a background worker owned by :mod:`convviz.runs` (a thread
-per run, state outside the script run): this page only sends commands (start,
-pause, step, reset, learning rate, probe digit) and draws the run's latest
-immutable snapshot, so the controls stay responsive; a browser refresh
-reattaches to the run through ``?run=<id>`` in the URL.
+Read the widgets -> call :mod:`convviz.runs` -> render. The sidebar's choices
+are one :class:`Settings` (each widget key owns its field); training runs in a
+background worker owned by :mod:`convviz.runs` (a thread per run, state
+outside the script run): this page only sends commands (start, pause, step,
+reset, learning rate, probe digit) and draws the run's latest immutable
+snapshot through :mod:`convviz.ui.train_views`, so the controls stay
+responsive; a browser refresh reattaches to the run through ``?run=<id>``.
 
 The live views are :func:`~convviz.ui.live_panel.live_panel` components, one
 element per group of views, updated in place: on this 2-core machine the
@@ -17,57 +19,41 @@ no Streamlit rerun; a fragment redraws the heavier views every few seconds.
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import secrets
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
-from convviz.nn.model import load_model
-from convviz.nn.optim import OPTIMIZERS
-from convviz.nn.presets import PRESETS, build_model
-from convviz.nn.train import TrainConfig
+from convviz.errors import CodedError
+from convviz.i18n import Translator
+from convviz.nn import OPTIMIZERS, PRESETS, TrainConfig, build_model, load_model
 from convviz.runs import Run, RunManager, RunOptions, Snapshot, get_manager
-from convviz.train_figures import (
-    bars_image,
-    confusion_figure,
-    confusion_image,
-    curves_figure,
-    dense_figure,
-    digit_tile,
-    feature_maps_image,
-    filters_figure,
-    filters_image,
-    format_duration,
-)
-from convviz.ui.common import plot_config, run_guarded
-from convviz.ui.live_panel import (
-    Block,
-    Chart,
-    Metric,
-    Metrics,
-    Pic,
-    Pictures,
-    Progress,
-    Row,
-    live_panel,
-)
+from convviz.train_figures import filters_image
+from convviz.ui import train_views as views
+from convviz.ui.common import run_guarded
+from convviz.ui.i18n import error_text, tr
 from convviz.ui.live_panel import feeder as live_panel_feeder
+from convviz.ui.live_panel import live_panel
 
-__all__ = ["STATE_KEYS", "render"]
+__all__ = ["STATE_KEYS", "Settings", "render"]
 
 _log = logging.getLogger(__name__)
 
-MODELS_DIR = Path(__file__).resolve().parents[2] / "assets" / "models"
-MNIST_TRAIN = 60_000
+MODELS_DIR = Path(__file__).resolve().parents[3] / "assets" / "models"
+MNIST_TRAIN, MNIST_TEST = 60_000, 10_000
 LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3)
 BATCHES = (16, 32, 64, 128, 256)
 TRAIN_SIZES = (1_000, 2_000, 5_000, 10_000, 20_000, 30_000, 0)  # 0: all that is left
 VAL_SIZES = (200, 500, 1_000, 2_000, 5_000)
 TEST_SIZES = (500, 1_000, 2_000, 5_000, 10_000)
-INITS = {"random": "Random weights", "pretrained": "Shipped pretrained model", "upload": "Upload"}
+INITS = ("random", "pretrained", "upload")  # labels: train.init.*
+# The test digits of the prediction strip: a fixed seeded sample, the same for every run.
+SAMPLE = tuple(int(i) for i in np.sort(np.random.default_rng(1234).choice(MNIST_TEST, 12, False)))
 # Two timers: progress, metrics, curves and first-layer filters redraw at
 # ~1.2 Hz; the heavy views (prediction strip, activations, confusion matrix,
 # gallery: two dozen pictures) every 4 s. The browser shares the 2 cores with
@@ -75,32 +61,66 @@ INITS = {"random": "Random weights", "pretrained": "Shipped pretrained model", "
 # open over headless, heavy views every 1 s: 0.74-0.79; every 2 s: 0.79-0.87;
 # every 4 s: 0.87-0.92 (target >= 0.80).
 REFRESH_S = 0.85
-CURVES_H = 300  # pixels
 SLOW_REFRESH_S = 4.0
 P = "train_"  # widget key prefix
-STATE_KEYS = tuple(
-    P + k
-    for k in (
-        "model",
-        "optimizer",
-        "lr",
-        "batch",
-        "epochs",
-        "train_size",
-        "val_size",
-        "eval_every",
-        "seed",
-        "init",
-        "test_size",
-    )
-)
-_STATE_TEXT = {
-    "ready": "Ready: press **Start** (or **Step** for one optimizer step).",
-    "running": "Training…",
-    "paused": "Paused.",
-    "finished": "Finished.",
-    "failed": "Training stopped because of an internal error.",
-}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The sidebar's choices, one field per widget (its key: ``train_<field>``).
+
+    The defaults are the page's first run. Measured on this 2-core machine:
+    ``tiny`` trains 5 epochs of 5,000 images (395 steps) in about 5 s, to
+    97.12% test accuracy; ``classic`` takes about 9 s, to 96.47%.
+    """
+
+    model: str = "tiny"  # a preset of convviz.nn
+    init: str = "random"  # what the run starts from: one of INITS
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    batch: int = 64
+    epochs: int = 5  # ~400 steps of tiny: long enough to watch it learn
+    train_size: int = 5_000  # 0: all the images left after the validation split
+    val_size: int = 1_000
+    seed: int = 0
+    eval_every: int = 50  # validate every this many steps; 0: at epoch ends only
+    test_size: int = 10_000  # test images for the final accuracy
+
+    @classmethod
+    def from_widgets(cls) -> Settings:
+        """The settings as the widgets hold them now (callbacks run before the widgets redraw)."""
+        ss = st.session_state
+        return cls(**{f.name: ss.get(P + f.name, f.default) for f in fields(cls)})
+
+    def config(self) -> TrainConfig:
+        return TrainConfig(
+            model=self.model,
+            optimizer=self.optimizer,
+            lr=float(self.lr),
+            batch_size=int(self.batch),
+            epochs=int(self.epochs),
+            train_size=int(self.train_size) or None,
+            val_size=int(self.val_size),
+            seed=int(self.seed),
+            eval_every=int(self.eval_every),
+        )
+
+    def options(self) -> RunOptions:
+        return RunOptions(sample=SAMPLE, test_size=int(self.test_size))
+
+
+STATE_KEYS = tuple(P + f.name for f in fields(Settings))
+DEFAULTS = Settings()
+
+
+@dataclass(frozen=True)
+class Start:
+    """What a new run starts from, once the choice is checked (it falls back to random weights)."""
+
+    init: str  # "random", "pretrained" or "upload"
+    source: bytes | None = None  # the starting model's .npz (None: the preset, random weights)
+    notice: str | None = None  # catalogue key of why the choice fell back
+    error: CodedError | None = None  # what was wrong with an uploaded file
 
 
 @st.cache_resource(show_spinner=False)
@@ -115,12 +135,12 @@ def render() -> None:
 
 
 # ---------------------------------------------------------------------------- run lookup
-def _current_run(manager: RunManager) -> Run | None:
+def _current_run(manager: RunManager, t: Translator) -> Run | None:
     ss = st.session_state
     rid = st.query_params.get("run") or ss.get(P + "run_id")
     run = manager.get(rid)
     if rid and run is None:
-        st.info("That training run has ended (idle runs are freed after a while). Start a new one.")
+        st.info(t("train.run_gone"))
         ss.pop(P + "run_id", None)
         if "run" in st.query_params:
             del st.query_params["run"]
@@ -153,126 +173,119 @@ def _alive_check():
 
 
 def _adopt_settings(snap: Snapshot) -> None:
-    """After a reload, show the reattached run's settings in the sidebar widgets."""
+    """Once per run (after a reload): show the reattached run's settings in the widgets."""
     ss = st.session_state
     if ss.get(P + "adopted") == snap.run_id:
         return
     ss[P + "adopted"] = snap.run_id
-    c = snap.config
-    if snap.init != "upload" and c["model"] in PRESETS:
-        ss[P + "model"] = c["model"]
-    ss[P + "optimizer"] = c["optimizer"]
-    ss[P + "lr"] = min(LRS, key=lambda v: abs(np.log(v / c["lr"])))
-    ss[P + "batch"] = c["batch_size"] if c["batch_size"] in BATCHES else 64
-    ss[P + "epochs"] = int(c["epochs"])
-    ss[P + "train_size"] = c["train_size"] if c["train_size"] in TRAIN_SIZES else 0
-    ss[P + "val_size"] = c["val_size"] if c["val_size"] in VAL_SIZES else 1_000
-    ss[P + "eval_every"] = int(c["eval_every"])
-    ss[P + "seed"] = int(c["seed"])
-    if snap.init in INITS:
-        ss[P + "init"] = snap.init
-    ss[P + "test_size"] = snap.test_size if snap.test_size in TEST_SIZES else 10_000
+    c, now = snap.config, Settings.from_widgets()
+    adopted = replace(
+        now,
+        model=c["model"] if snap.init != "upload" and c["model"] in PRESETS else now.model,
+        init=snap.init if snap.init in INITS else now.init,
+        optimizer=c["optimizer"],
+        lr=min(LRS, key=lambda v: abs(np.log(v / c["lr"]))),
+        batch=c["batch_size"] if c["batch_size"] in BATCHES else DEFAULTS.batch,
+        epochs=int(c["epochs"]),
+        train_size=c["train_size"] if c["train_size"] in TRAIN_SIZES else 0,
+        val_size=c["val_size"] if c["val_size"] in VAL_SIZES else DEFAULTS.val_size,
+        seed=int(c["seed"]),
+        eval_every=int(c["eval_every"]),
+        test_size=snap.test_size if snap.test_size in TEST_SIZES else DEFAULTS.test_size,
+    )
+    for f in fields(Settings):
+        ss[P + f.name] = getattr(adopted, f.name)
 
 
 # ---------------------------------------------------------------------------- settings
-def _settings(run: Run | None) -> tuple[TrainConfig, str, object, RunOptions]:
-    """Sidebar widgets -> (config, init, model factory or None, options)."""
+def _sidebar(t: Translator) -> tuple[Settings, Start]:
+    """The sidebar's widgets; returns what they hold and what a new run would start from."""
     ss = st.session_state
+    for f in fields(Settings):
+        ss.setdefault(P + f.name, f.default)
     sb = st.sidebar
-    sb.header("Network")
-    ss.setdefault(P + "model", "tiny")
-    name = sb.selectbox("Architecture", list(PRESETS), key=P + "model")
-    sb.caption(PRESETS[name])
-    ss.setdefault(P + "init", "random")
-    init = sb.radio("Start from", list(INITS), format_func=INITS.get, key=P + "init")
-    source = None  # the starting model's .npz bytes (None: the preset, random weights)
-    if init == "pretrained":
-        path = MODELS_DIR / f"{name}.npz"
-        if path.is_file():
-            source = path.read_bytes()
-        else:
-            sb.warning(f"No pretrained `{name}` model ships with this copy; using random weights.")
-            init = "random"
-    elif init == "upload":
-        up = sb.file_uploader("Model (.npz saved by this page)", type=["npz"], key=P + "upload")
-        if up is None:
-            sb.info("Upload a model, or start from random weights.")
-            init = "random"
-        else:
-            data = up.getvalue()
-            try:
-                _check_model(data)
-                source = data
-            except ValueError as exc:
-                sb.error(f"Could not use {up.name!r}: {exc}")
-                init = "random"
+    sb.header(t("train.sidebar.network"))
+    name = sb.selectbox(t("train.model"), list(PRESETS), key=P + "model")
+    if t.has(f"train.preset.{name}"):
+        sb.caption(t(f"train.preset.{name}"))
+    sb.radio(t("train.init"), INITS, format_func=lambda k: t(f"train.init.{k}"), key=P + "init")
+    if ss[P + "init"] == "upload":
+        sb.file_uploader(t("train.upload"), type=["npz"], key=P + "upload")
+    start = _start_from(Settings.from_widgets())
+    if start.error is not None:
+        sb.error(t("train.upload.bad", reason=error_text(start.error, t)))
+    elif start.notice == "train.init.no_pretrained":
+        sb.warning(t(start.notice, name=name))
+    elif start.notice is not None:
+        sb.info(t(start.notice))
 
-    sb.header("Training")
-    ss.setdefault(P + "optimizer", "adam")
-    sb.selectbox("Optimizer", sorted(OPTIMIZERS), key=P + "optimizer")
-    ss.setdefault(P + "lr", 1e-3)
+    sb.header(t("train.sidebar.training"))
+    sb.selectbox(t("train.optimizer"), sorted(OPTIMIZERS), key=P + "optimizer")
     sb.select_slider(
-        "Learning rate",
+        t("train.lr"),
         LRS,
         key=P + "lr",
-        format_func=lambda v: f"{v:g}",
+        format_func=lambda v: views.sig(t, v),
         on_change=_lr_changed,
-        help="Changes the current run's learning rate too, from its next chunk of steps.",
+        help=t("train.lr.help"),
     )
-    ss.setdefault(P + "batch", 64)
-    sb.select_slider("Batch size", BATCHES, key=P + "batch")
-    ss.setdefault(P + "epochs", 5)  # ~400 steps of tiny: long enough to watch it learn
-    sb.number_input("Epochs", 1, 20, step=1, key=P + "epochs")
-    ss.setdefault(P + "val_size", 1_000)
+    sb.select_slider(t("train.batch"), BATCHES, key=P + "batch", help=t("train.batch.help"))
+    sb.number_input(t("train.epochs"), 1, 20, step=1, key=P + "epochs", help=t("train.epochs.help"))
     val_size = sb.select_slider(
-        "Validation images", VAL_SIZES, key=P + "val_size", format_func=lambda v: f"{v:,}"
+        t("train.val_size"), VAL_SIZES, key=P + "val_size", format_func=t.int
     )
-    ss.setdefault(P + "train_size", 5_000)
     sb.select_slider(
-        "Training images",
+        t("train.train_size"),
         TRAIN_SIZES,
         key=P + "train_size",
-        format_func=lambda v: f"{v:,}" if v else f"all ({MNIST_TRAIN - val_size:,})",
+        format_func=lambda v: (
+            t.int(v) if v else t("train.train_size.all", n=MNIST_TRAIN - val_size)
+        ),
     )
-    ss.setdefault(P + "seed", 0)
-    sb.number_input("Seed", 0, 2**31 - 1, step=1, key=P + "seed")
-    with sb.expander("More"):
-        ss.setdefault(P + "eval_every", 50)
-        st.number_input(
-            "Validate every … steps (0: at epoch ends only)",
-            0,
-            10_000,
-            step=10,
-            key=P + "eval_every",
-        )
-        ss.setdefault(P + "test_size", 10_000)
-        st.select_slider(
-            "Test images for the final accuracy",
-            TEST_SIZES,
-            key=P + "test_size",
-            format_func=lambda v: f"{v:,}",
-        )
-    ss[P + "source"] = (init, source)
-    return _from_state()
+    sb.number_input(
+        t("train.seed"), 0, 2**31 - 1, step=1, key=P + "seed", help=t("train.seed.help")
+    )
+    with sb.expander(t("train.more")):
+        st.number_input(t("train.eval_every"), 0, 10_000, step=10, key=P + "eval_every")
+        st.select_slider(t("train.test_size"), TEST_SIZES, key=P + "test_size", format_func=t.int)
+    return Settings.from_widgets(), start
 
 
-def _from_state() -> tuple[TrainConfig, str, object, RunOptions]:
-    """The settings as the widgets hold them now (callbacks run before the widgets redraw)."""
-    ss = st.session_state
-    init, source = ss.get(P + "source", ("random", None))
-    config = TrainConfig(
-        model=ss[P + "model"],
-        optimizer=ss[P + "optimizer"],
-        lr=float(ss[P + "lr"]),
-        batch_size=int(ss[P + "batch"]),
-        epochs=int(ss[P + "epochs"]),
-        train_size=int(ss[P + "train_size"]) or None,
-        val_size=int(ss[P + "val_size"]),
-        seed=int(ss[P + "seed"]),
-        eval_every=int(ss[P + "eval_every"]),
-    )
-    factory = None if source is None else _loader(source)
-    return config, init, factory, RunOptions(test_size=int(ss[P + "test_size"]))
+def _start_from(s: Settings) -> Start:
+    """What a run with settings ``s`` starts from: the choice, or random weights and why."""
+    if s.init == "pretrained":
+        source = _pretrained(s.model)
+        if source is None:
+            return Start("random", notice="train.init.no_pretrained")
+        return Start("pretrained", source)
+    if s.init == "upload":
+        up = st.session_state.get(P + "upload")
+        if up is None:
+            return Start("random", notice="train.init.upload_missing")
+        data = up.getvalue()
+        problem = _model_problem(data)
+        if problem is not None:
+            return Start("random", error=problem)
+        return Start("upload", data)
+    return Start("random")
+
+
+@functools.cache
+def _pretrained(name: str) -> bytes | None:
+    path = MODELS_DIR / f"{name}.npz"
+    return path.read_bytes() if path.is_file() else None
+
+
+@functools.lru_cache(maxsize=4)  # the same upload is checked at every rerun
+def _model_problem(data: bytes) -> CodedError | None:
+    """Why ``data`` cannot start a run (a coded error), or None."""
+    try:
+        model = load_model(io.BytesIO(data))
+    except Exception:  # zip, npy and JSON errors: say it plainly, never str(exc)
+        return CodedError("train.err.not_a_model")
+    if tuple(model.input_shape) != (28, 28, 1) or tuple(model.output_shape) != (10,):
+        return CodedError("train.err.model_shape")
+    return None
 
 
 def _loader(data: bytes):
@@ -280,17 +293,6 @@ def _loader(data: bytes):
         return load_model(io.BytesIO(data))
 
     return factory
-
-
-def _check_model(data: bytes) -> None:
-    try:
-        model = load_model(io.BytesIO(data))
-    except ValueError:
-        raise ValueError("it is not a model file saved by convviz") from None
-    except Exception:  # zip, npy and JSON errors: say it plainly, never str(exc)
-        raise ValueError("it is not a model file saved by convviz") from None
-    if tuple(model.input_shape) != (28, 28, 1) or tuple(model.output_shape) != (10,):
-        raise ValueError("the model must take 28x28x1 digits and output 10 classes")
 
 
 def _lr_changed() -> None:
@@ -301,16 +303,26 @@ def _lr_changed() -> None:
 
 # ---------------------------------------------------------------------------- controls
 def _new_run(*, start: bool, steps: int = 0) -> None:
+    """A run with the sidebar's settings (the session's previous run is discarded)."""
     ss = st.session_state
-    config, init, factory, options = _from_state()
+    settings = Settings.from_widgets()
+    begin = _start_from(settings)
     manager = _manager()
     old = manager.get(ss.get(P + "run_id"))
     if old is not None:
         manager.discard(old.id)  # one run per session: the old one frees its memory
+    factory = None if begin.source is None else _loader(begin.source)
     try:
-        run = manager.create(config, model_factory=factory, init=init, options=options, start=start)
+        run = manager.create(
+            settings.config(),
+            model_factory=factory,
+            init=begin.init,
+            options=settings.options(),
+            start=start,
+        )
     except ValueError as exc:
-        ss[P + "error"] = str(exc)
+        _log.info("cannot start a run: %s", exc)
+        ss[P + "error"] = error_text(exc)
         return
     if steps:
         run.step(steps)
@@ -319,13 +331,11 @@ def _new_run(*, start: bool, steps: int = 0) -> None:
     st.query_params["run"] = run.id
 
 
-def _controls(run: Run | None, settings) -> Snapshot | None:
-    snap = run.snapshot() if run is not None else None
-    state = snap.state if snap else None
+def _controls(run: Run | None, t: Translator) -> Snapshot | None:
     cols = st.columns(5)
     if run is None:
         cols[0].button(
-            "Start",
+            t("train.start"),
             type="primary",
             icon=":material/play_arrow:",
             key=P + "start",
@@ -334,26 +344,29 @@ def _controls(run: Run | None, settings) -> Snapshot | None:
             width="stretch",
         )
         cols[1].button(
-            "Step",
+            t("train.step"),
             icon=":material/skip_next:",
             key=P + "step",
             on_click=_new_run,
             kwargs={"start": False, "steps": 1},
-            help="One optimizer step, then pause",
+            help=t("train.step.help_new"),
             width="stretch",
         )
         return None
+    snap = run.snapshot()
+    state = snap.state
     if state in ("running", "queued"):
         cols[0].button(
-            "Pause",
+            t("train.pause"),
             icon=":material/pause:",
             key=P + "pause",
             on_click=run.pause,
             width="stretch",
         )
     else:
+        label = "train.resume" if state == "paused" else "train.start"
         cols[0].button(
-            "Resume" if state == "paused" else "Start",
+            t(label),
             type="primary",
             icon=":material/play_arrow:",
             key=P + "start",
@@ -362,77 +375,81 @@ def _controls(run: Run | None, settings) -> Snapshot | None:
             width="stretch",
         )
     cols[1].button(
-        "Step",
+        t("train.step"),
         icon=":material/skip_next:",
         key=P + "step",
         on_click=run.step,
         disabled=state not in ("ready", "paused"),
-        help="One optimizer step (while paused)",
+        help=t("train.step.help"),
         width="stretch",
     )
     cols[2].button(
-        "Reset",
+        t("train.reset"),
         icon=":material/restart_alt:",
         key=P + "reset",
         on_click=run.reset,
-        help="Throw the weights away and start over with this run's settings",
+        help=t("train.reset.help"),
         width="stretch",
     )
     cols[3].button(
-        "New run",
+        t("train.new"),
         icon=":material/add:",
         key=P + "new",
         on_click=_new_run,
         kwargs={"start": False},
-        help="A fresh run with the sidebar's settings (this one is discarded)",
+        help=t("train.new.help"),
         width="stretch",
     )
     return snap
 
 
-def _summary(config: TrainConfig, factory) -> None:
+def _summary(settings: Settings, start: Start, t: Translator) -> None:
+    """The network a new run would train: its parameter count and Keras-style summary."""
     try:
-        model = factory() if factory is not None else _preset(config.model)
+        n, table = _described(start.source) if start.source else _described_preset(settings.model)
     except Exception:
         _log.exception("cannot build the model summary")
         return
-    with st.expander(f"Architecture: `{model.name}`, {model.count_params():,} parameters"):
-        st.code(model.summary(), language=None)
+    # Not the model's name in the title: an uploaded model's name is data, shown as code below.
+    with st.expander(t("train.summary", n=n)):
+        st.code(table, language=None)
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
-def _preset(name: str):
-    return build_model(name)  # read-only use: summary only
+@functools.lru_cache(maxsize=8)
+def _described_preset(name: str) -> tuple[int, str]:
+    model = build_model(name)
+    return model.count_params(), model.summary()
+
+
+@functools.lru_cache(maxsize=4)
+def _described(data: bytes) -> tuple[int, str]:
+    model = load_model(io.BytesIO(data))
+    return model.count_params(), model.summary()
 
 
 # ---------------------------------------------------------------------------- page
 def _render() -> None:
-    st.title("Train a CNN")
-    st.caption(
-        "A small convolutional network written in NumPy learns MNIST digits in the background; "
-        "the views below follow it live. Refreshing the page keeps the run."
-    )
+    t = tr()
+    st.title(t("train.title"))
+    st.caption(t("train.intro"))
     ss = st.session_state
     manager = _manager()
-    run = _current_run(manager)
+    run = _current_run(manager, t)
     if run is not None:
         _adopt_settings(run.snapshot())
-    settings = _settings(run)
+    settings, start = _sidebar(t)
     if ss.get(P + "error"):
         st.error(ss.pop(P + "error"))
-    snap = _controls(run, settings)
-    _summary(settings[0], settings[2])
+    snap = _controls(run, t)
+    _summary(settings, start, t)
     if run is None or snap is None:
-        st.info(
-            "Pick an architecture and settings in the sidebar, then press **Start**. "
-            "`tiny` trains at a few thousand images/s; `classic` is ~20x slower."
-        )
+        st.info(t("train.hint"))
         return
-    if snap.config["model"] != settings[0].model or snap.init != settings[1]:
-        st.caption("The sidebar's network differs from this run's: press **New run** to use it.")
+    if snap.config["model"] != settings.model or snap.init != start.init:
+        st.caption(t("train.differs"))
     ss[P + "shown"] = (snap.state, run.busy)
     live = snap.state in ("running", "queued") or run.busy or bool(snap.phase)
-    _live(manager, run, live)
+    _live(manager, run, live, t)
     st.fragment(run_every=SLOW_REFRESH_S if live else None)(_live_slow)(run.id)
 
 
@@ -441,7 +458,7 @@ def _settled_state(run: Run, snap: Snapshot) -> str:
     return "" if run.busy or snap.phase else snap.state
 
 
-def _live(manager: RunManager, run: Run, live: bool) -> None:
+def _live(manager: RunManager, run: Run, live: bool, t: Translator) -> None:
     """The views that change every second: one panel, fed between reruns while the run trains.
 
     While the run is live, a :class:`~convviz.ui.live_panel.Feeder` thread rebuilds the
@@ -451,7 +468,7 @@ def _live(manager: RunManager, run: Run, live: bool) -> None:
     """
     ss = st.session_state
     snap = run.snapshot()
-    _status(snap)
+    _status(snap, t)
     feed = None
     if live:
         token = ss.setdefault(P + "feed", secrets.token_urlsafe(12))
@@ -464,40 +481,39 @@ def _live(manager: RunManager, run: Run, live: bool) -> None:
             s = r.snapshot()
             return (s.version, s.state, s.queue_position, _settled_state(r, s))
 
-        def build():
+        def build():  # the feeder's thread: no st.* here (t is this session's translator)
             r = manager.get(run_id)
             s = r.snapshot()
-            return _fast_blocks(s), {"state": _settled_state(r, s), "version": s.version}
+            return views.fast_blocks(s, t), {"state": _settled_state(r, s), "version": s.version}
 
         feed = live_panel_feeder(REFRESH_S).register(token, version, build)
     elif token := ss.get(P + "feed"):
         live_panel_feeder(REFRESH_S).discard(token)  # settled: nothing left to feed
     live_panel(
-        _fast_blocks(snap),
+        views.fast_blocks(snap, t),
         key=P + "live",
         feed=feed,
         poll_s=REFRESH_S / 3,  # a new update shows within a third of a refresh
         state=snap.state,
         version=snap.version,
+        lang=t.lang,
     )
 
 
-def _fast_blocks(snap: Snapshot) -> list[Block]:
-    curves = curves_figure(snap.chunks, snap.history, total_steps=snap.total_steps, height=CURVES_H)
-    return [
-        Progress(snap.progress, _progress_text(snap)),
-        Metrics(_metrics(snap)),
-        Chart(curves, CURVES_H, plot_config("curves")),
-        *_first_filters(snap),
-    ]
-
-
 def _live_slow(run_id: str) -> None:
-    """The heavier views (a dozen images, feature maps, the confusion matrix), on a slower timer."""
+    """The heavier views (a dozen images, feature maps, the confusion matrix), on a slower timer.
+
+    A fragment: its own reruns do not pass through :func:`render`'s guard, so it has one.
+    """
+    run_guarded(lambda: _slow_views(run_id))
+
+
+def _slow_views(run_id: str) -> None:
+    t = tr()
     ss = st.session_state
     run = _manager().get(run_id)
     if run is None:
-        st.warning("This run has ended.")
+        st.warning(t("train.run_ended"))
         return
     run.touch()
     if token := ss.get(P + "feed"):
@@ -509,213 +525,95 @@ def _live_slow(run_id: str) -> None:
         # a command: a full rerun updates the buttons and the refresh timer. (The live
         # panel usually asks first, within a second.)
         st.rerun(scope="app")
-    _strip(snap)
-    _activations(run, snap)
-    _deeper_filters(snap)
-    _validation(snap)
-    _final(snap)
+    live_panel(views.sample_blocks(snap, t), key=P + "strip", lang=t.lang)
+    _activations(run, snap, t)
+    _deeper_filters(snap, t)
+    _validation(snap, t)
+    _final(snap, t)
 
 
-def _training(snap: Snapshot) -> bool:
-    """While a run trains, the views draw pictures instead of plotly charts (but the curves).
-
-    A plotly chart whose data change costs the browser a full redraw; with
-    several of them at every refresh it took CPU from the training on this
-    2-core machine (``benchmarks/bench_train_ui.py``). Hover values come back
-    when the run pauses or finishes. The loss and accuracy curves stay plotly
-    throughout (drawn with ``Plotly.react``, the user's zoom kept).
-    """
-    return snap.state in ("running", "queued")
-
-
-def _status(snap: Snapshot) -> None:
-    if snap.error:
-        st.error(snap.error)
+def _status(snap: Snapshot, t: Translator) -> None:
+    if snap.failed:
+        st.error(t("train.state.failed"))
     elif snap.state == "queued":
-        m = _manager()
         st.warning(
-            f"Queued: position {snap.queue_position} in line. At most {m.max_active} runs train "
-            "at once on this server; yours starts when one pauses or finishes.",
+            t("train.state.queued", position=snap.queue_position or 1, cap=_manager().max_active),
             icon=":material/hourglass_top:",
         )
     elif snap.phase == "testing":
-        st.info(f"Measuring the accuracy on {snap.test_size:,} test images…")
-    elif snap.state in _STATE_TEXT and snap.state != "running":
-        st.caption(_STATE_TEXT[snap.state])
+        st.info(t("train.state.testing", n=snap.test_size))
+    elif snap.state in ("ready", "paused", "finished"):
+        st.caption(t(f"train.state.{snap.state}"))
 
 
-def _progress_text(snap: Snapshot) -> str:
-    ips = snap.images_per_s
-    eta = format_duration(snap.eta_s if snap.state == "running" else None)
-    text = (
-        f"Epoch {min(snap.epoch + 1, snap.epochs)}/{snap.epochs} · "
-        f"step {snap.step:,}/{snap.total_steps:,}"
-    )
-    if np.isfinite(ips):
-        text += f" · {ips:,.0f} images/s · ETA {eta}"
-    return text
-
-
-def _metrics(snap: Snapshot) -> list[Metric]:
-    c = snap.chunks
-    h = snap.history
-    return [
-        Metric("Train loss (last chunk)", f"{c['loss'][-1]:.4f}" if c.get("loss") else "–"),
-        Metric("Train accuracy", f"{c['acc'][-1]:.1%}" if c.get("acc") else "–"),
-        Metric(
-            "Validation accuracy",
-            f"{h['val_acc'][-1]:.1%}" if h.get("val_acc") else "–",
-            help=f"On {snap.val_size:,} held-out training images",
-        ),
-        Metric("Learning rate", f"{snap.lr:.3g}"),
-        Metric("Training time", format_duration(snap.train_seconds)),
-    ]
-
-
-def _first_filters(snap: Snapshot) -> list[Pictures | Chart]:
-    """The first-layer filters: a picture while the run trains, a heatmap with hover values
-    when it holds still (see :func:`_training`)."""
-    if not snap.kernels:
-        return [Pictures([], "First-layer filters", "This model has no convolution layer.")]
-    name, k = snap.kernels[0]
-    title = f"First-layer filters ({name}, {k.shape[3]} of {k.shape[0]}×{k.shape[1]})"
-    note = "Blue < 0 < red. They start as noise and turn into edge and stroke detectors."
-    if not _training(snap):
-        fig = filters_figure(k, channel=0, ncols=min(8, k.shape[3]))
-        return [Pictures([], title, note), Chart(fig, config=plot_config("filters"))]
-    m = float(np.abs(k[:, :, 0, :]).max())
-    zoom = max(4, 72 // max(k.shape[:2]))  # ~ the size of the paused heatmap
-    pic = Pic(
-        filters_image(k, channel=0, ncols=min(8, k.shape[3]), zoom=zoom),
-        f"colour scale ±{m:.3g} (white = 0); pause to read each weight",
-    )
-    return [Pictures([pic], title, note, name="filters")]
-
-
-def _strip(snap: Snapshot) -> None:
-    title, note = "Predictions on test digits", "red frame: wrong"
-    if snap.strip_probs is None or snap.strip_images is None or not len(snap.strip_images):
-        live_panel([Pictures([], title, note)], key=P + "strip")
-        return
-    pred = snap.strip_probs.argmax(axis=1)
-    conf = snap.strip_probs.max(axis=1)
-    pics = [
-        Pic(digit_tile(img, bool(p == y)), f"{p} ({c:.0%})" + ("" if p == y else " ✗"), 64)
-        for img, p, c, y in zip(snap.strip_images, pred, conf, snap.strip_labels, strict=True)
-    ]
-    live_panel([Pictures(pics, title, note, name="strip")], key=P + "strip")
-
-
-def _activations(run: Run, snap: Snapshot) -> None:
-    st.subheader("Activations, layer by layer")
+def _activations(run: Run, snap: Snapshot, t: Translator) -> None:
+    st.subheader(t("train.act.header"))
     ss = st.session_state
     c1, c2, c3 = st.columns([2, 1, 5], vertical_alignment="bottom")
     ss.setdefault(P + "probe", snap.probe_index)
-    index = c1.number_input("Test digit #", 0, 9_999, step=1, key=P + "probe")
+    index = c1.number_input(t("train.probe"), 0, MNIST_TEST - 1, step=1, key=P + "probe")
 
     def pick_random() -> None:
-        ss[P + "probe"] = int(np.random.default_rng().integers(10_000))
+        ss[P + "probe"] = int(np.random.default_rng().integers(MNIST_TEST))
 
-    c2.button("Random", key=P + "random", on_click=pick_random, width="stretch")
+    c2.button(t("train.probe.random"), key=P + "random", on_click=pick_random, width="stretch")
     if int(index) != snap.probe_index:
         run.set_probe(int(index))
         try:  # the worker computes it between chunks: usually well under a second
             snap = run.wait(lambda s: s.probe_index == int(index), timeout=1.5)
         except TimeoutError:
-            st.caption("Computing the activations of that digit…")
+            st.caption(t("train.probe.computing"))
     if snap.probe_image is None:
         return
-    c3.caption(
-        f"Digit #{snap.probe_index}: label {snap.probe_label}. Conv and pooling outputs as "
-        "feature-map grids (brighter = stronger), dense layers as bars."
-    )
-    maps: list[Pictures | Chart] = []
-    last = len(snap.activations) - 1
-    for i, (name, kind, out) in enumerate(snap.activations):
-        if out.ndim == 3:
-            image = feature_maps_image(out, ncols=min(16, out.shape[2]))
-            caption = f"{name} ({kind}) {out.shape[0]}×{out.shape[1]}×{out.shape[2]}"
-            maps.append(Pictures([Pic(image, caption)]))
-            continue
-        probs = i == last and snap.probs is not None
-        values = snap.probs if probs else out
-        if probs:
-            pred = int(np.argmax(snap.probs))
-            title = f"softmax: predicts {pred} ({snap.probs[pred]:.1%})"
-        else:
-            pred, title = None, f"{name} ({kind}), {out.size} units"
-        if _training(snap):  # a picture while it changes (see _training)
-            bars = bars_image(values, probability=probs, highlight=pred)
-            maps.append(Pictures([Pic(bars, title)]))
-        else:
-            fig = dense_figure(values, title, probability=probs, highlight=pred)
-            maps.append(Chart(fig, config=plot_config("softmax" if probs else name)))
-    digit = Pictures([Pic(digit_tile(snap.probe_image, zoom=3), "input")])
-    live_panel([Row([[digit], maps], weights=[1, 6])], key=P + "activations")
+    c3.caption(t("train.probe.caption", index=snap.probe_index, label=snap.probe_label))
+    live_panel(views.activation_blocks(snap, t), key=P + "activations", lang=t.lang)
 
 
-def _deeper_filters(snap: Snapshot) -> None:
+def _deeper_filters(snap: Snapshot, t: Translator) -> None:
     if len(snap.kernels) < 2:
         return
-    if not st.toggle("Show deeper layers' filters", key=P + "deeper"):
+    if not st.toggle(t("train.deeper"), key=P + "deeper"):
         return
-    names = [n for n, _ in snap.kernels]
+    kernels = dict(snap.kernels)
     c1, c2 = st.columns(2)
-    name = c1.selectbox("Layer", names[1:], key=P + "deeper_layer")
-    k = dict(snap.kernels)[name]
-    channels = ["all", *range(k.shape[2])]
+    # Layer names are data (an uploaded model's): options are shown as plain text.
+    name = c1.selectbox(t("train.deeper.layer"), list(kernels)[1:], key=P + "deeper_layer")
+    k = kernels[name]
     ch = c2.selectbox(
-        "Input channel",
-        channels,
+        t("train.deeper.channel"),
+        [-1, *range(k.shape[2])],
         key=P + "deeper_channel",
-        format_func=lambda v: "all (one row per filter)" if v == "all" else f"channel {v}",
+        format_func=lambda v: t("train.deeper.all") if v < 0 else t("train.deeper.one", c=v),
     )
-    channel = None if ch == "all" else int(ch)
+    channel = None if ch < 0 else int(ch)
     shown = k if channel is not None or k.shape[3] <= 64 else k[..., :64]
     st.image(
         filters_image(shown, channel=channel, zoom=4 if channel is not None else 3),
-        caption=f"{name}: kernel {k.shape[0]}×{k.shape[1]}, {k.shape[2]} in × {k.shape[3]} out",
+        caption=t("train.deeper.caption", kh=k.shape[0], kw=k.shape[1], c=k.shape[2], f=k.shape[3]),
     )
 
 
-def _validation(snap: Snapshot) -> None:
-    st.subheader("Validation")
+def _validation(snap: Snapshot, t: Translator) -> None:
+    st.subheader(t("train.validation"))
     if snap.confusion is None:
-        st.caption("The confusion matrix appears after the first validation.")
+        st.caption(t("train.validation.none"))
         return
-    title = f"Confusion matrix after step {snap.confusion_step:,}"
-    note = "rows: true digit, columns: predicted"
-    if _training(snap):  # a picture while it changes (see _training)
-        confusion = [Pictures([Pic(confusion_image(snap.confusion), width=330)], title, note)]
-    else:
-        fig = confusion_figure(snap.confusion)
-        confusion = [Pictures([], title, note), Chart(fig, config=plot_config("confusion"))]
-    wrong = [
-        Pic(digit_tile(img, False), f"{t} → {p} ({c:.0%})", 64)
-        for img, t, p, c in snap.misclassified
-    ]
-    gallery = Pictures(
-        wrong,
-        f"Misclassified validation digits (first {len(wrong)})",
-        "" if wrong else "None: every validation digit is right.",
-        name="misclassified",
-    )
-    live_panel([Row([confusion, [gallery]], weights=[2, 3])], key=P + "validation")
+    live_panel(views.validation_blocks(snap, t), key=P + "validation", lang=t.lang)
 
 
-def _final(snap: Snapshot) -> None:
+def _final(snap: Snapshot, t: Translator) -> None:
     if snap.test_acc is not None:
         st.success(
-            f"Test accuracy: **{snap.test_acc:.2%}** on {snap.test_size:,} test images.",
+            t("train.test_acc", acc=t.pct(snap.test_acc, 2), n=snap.test_size),
             icon=":material/check_circle:",
         )
-    if snap.model_npz is not None and snap.state in ("paused", "finished", "ready"):
+    if snap.model is not None and snap.state in ("paused", "finished", "ready"):
         st.download_button(
-            "Download the model (.npz)",
-            data=snap.model_npz,
-            file_name=f"convviz-{snap.model_name}-step{snap.step}.npz",
+            t("train.download"),
+            data=functools.partial(views.model_file, snap),  # written only when clicked
+            file_name=views.model_file_name(snap),
             mime="application/octet-stream",
             key=P + "download",
             on_click="ignore",
-            help="Upload it again later with 'Start from: Upload'.",
+            help=t("train.download.help"),
         )

@@ -1,0 +1,429 @@
+"""One private training run: a trainer, its worker thread and the latest :class:`Snapshot`.
+
+Rules that keep it safe:
+
+* **One thread touches a model.** Only a run's worker thread calls its
+  :class:`~convviz.nn.train.Trainer` (training, validation, layer outputs of the
+  probe digit, predictions, the model copy). Commands (start, pause, step,
+  reset, lr, probe digit) only set flags under the lock; the worker applies
+  them between chunks.
+* **Immutable snapshots.** After each chunk the worker publishes a frozen
+  :class:`Snapshot` (copies of the history, kernels, layer outputs, confusion
+  matrix...; arrays read-only) and swaps it in under the lock. Readers never
+  see a half-updated model.
+
+Chunks are sized so one takes about ``target_chunk_s`` (0.3 s): short enough
+for pause and lr changes to act promptly, long enough that the per-chunk
+bookkeeping costs a few percent. The heavier readings (layer outputs, sample
+predictions) are recomputed at most every ``view_interval_s``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from convviz.nn import Mnist, TrainConfig, Trainer, build_model
+from convviz.runs.observe import (
+    RecordingTrainer,
+    conv_kernels,
+    frozen_copy,
+    layer_outputs,
+    probabilities,
+)
+from convviz.runs.snapshot import RunOptions, Snapshot, frozen
+
+if TYPE_CHECKING:
+    from convviz.runs.manager import RunManager
+
+__all__ = ["Run"]
+
+_log = logging.getLogger(__name__)
+
+
+class Run:
+    """One private training run: a trainer, a worker thread and its latest snapshot.
+
+    Create runs with :meth:`RunManager.create`. Methods are safe to call from any
+    thread; they return at once (the worker acts between chunks).
+    """
+
+    def __init__(
+        self,
+        manager: RunManager,
+        run_id: str,
+        config: TrainConfig,
+        *,
+        model_factory: Callable[[], Any] | None,
+        init: str,
+        options: RunOptions,
+        data: Mnist,
+    ) -> None:
+        self.manager = manager
+        self.id = run_id
+        self.config = replace(config)  # our own copy: set_lr changes it
+        self._initial = replace(config)  # what reset starts over from
+        self.init = init
+        self.options = options
+        self._model_factory = model_factory
+        self._data = data
+        self._lock = manager._lock
+        self._cond = threading.Condition(self._lock)
+        self.state = "ready"
+        self.created = time.time()
+        self.last_seen = time.monotonic()
+        self.alive: Callable[[], bool] | None = None  # "is the owner's session still there?"
+        # Commands, applied by the worker between chunks.
+        self._pending_steps = 0
+        self._pending_lr: float | None = None
+        self._probe = int(options.probe_index)
+        self._reset = False
+        self._stop = False
+        self._views_due = True
+        self._seq = 1  # commands issued ...
+        self._done = 0  # ... and those whose effect is published
+        self._version = 0
+        # The test digits whose predictions are reported (fixed for the run).
+        self._sample = np.asarray(options.sample, dtype=np.int64)
+        self._sample_images = frozen(data.test_images[self._sample])  # (S, 28, 28) uint8
+        self._sample_labels = frozen(data.test_labels[self._sample])
+        self._trainer = self._new_trainer()  # before the thread exists: no race
+        self._fresh_logs()
+        self._snapshot = self._build_snapshot(views=True)
+        self._thread = threading.Thread(
+            target=self._loop, name=f"convviz-run-{run_id}", daemon=True
+        )
+        self._thread.start()
+
+    # ------------------------------------------------------------------ commands
+    def touch(self, alive: Callable[[], bool] | None = None) -> None:
+        """Heartbeat from the page; ``alive`` replaces the session-liveness check."""
+        with self._lock:
+            self.last_seen = time.monotonic()
+            if alive is not None:
+                self.alive = alive
+
+    def start(self) -> str:
+        """Start (or resume) training; returns the new state ("running" or "queued")."""
+        with self._lock:
+            if self.state in ("ready", "paused"):
+                self.manager._admit(self)
+            return self.state
+
+    resume = start
+
+    def pause(self) -> str:
+        """Stop after the current chunk and free the training slot; returns the new state."""
+        with self._lock:
+            if self.state in ("running", "queued"):
+                self.manager._release(self, "paused")
+                self._views_due = True  # publish the settled state (and the model copy)
+                self._seq += 1
+                self._cond.notify_all()
+            return self.state
+
+    def step(self, n: int = 1) -> None:
+        """Run ``n`` optimizer steps while ready or paused (ignored while training)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"`n` must be an integer >= 1, got {n!r}")
+        with self._lock:
+            if self.state in ("ready", "paused"):
+                self._pending_steps += n
+                self._seq += 1
+                self._cond.notify_all()
+
+    def reset(self) -> None:
+        """Discard the trainer and start over (state "ready") with the same config."""
+        with self._lock:
+            if self.state == "discarded":
+                return
+            if self.state in ("running", "queued"):
+                self.manager._release(self, "ready")
+            self.state = "ready"
+            self._pending_steps = 0
+            self._pending_lr = None  # the original config's learning rate comes back
+            self._reset = True
+            self._seq += 1
+            self._cond.notify_all()
+
+    def set_lr(self, lr: float) -> None:
+        """Change the base learning rate; the next chunk uses it."""
+        if isinstance(lr, bool) or not isinstance(lr, int | float) or not math.isfinite(lr):
+            raise ValueError(f"`lr` must be a finite number, got {lr!r}")
+        if lr <= 0:
+            raise ValueError(f"`lr` must be > 0, got {lr!r}")
+        with self._lock:
+            self._pending_lr = float(lr)
+            self._seq += 1
+            self._cond.notify_all()
+
+    def set_probe(self, index: int) -> None:
+        """Report the layer outputs of test digit ``index`` from now on."""
+        n = len(self._data.test_labels)
+        if isinstance(index, bool) or not isinstance(index, int | np.integer):
+            raise ValueError(f"`index` must be an integer, got {index!r}")
+        if not 0 <= index < n:
+            raise ValueError(f"`index` must be in [0, {n}), got {index}")
+        with self._lock:
+            if self._probe != int(index):
+                self._probe = int(index)
+                self._views_due = True
+                self._seq += 1
+                self._cond.notify_all()
+
+    def snapshot(self) -> Snapshot:
+        """The latest published snapshot, with the current state and queue position."""
+        with self._lock:
+            snap = self._snapshot
+            return replace(snap, state=self.state, queue_position=self.manager._position(self))
+
+    def wait(
+        self, predicate: Callable[[Snapshot], bool], timeout: float = 30.0, poll: float = 0.02
+    ) -> Snapshot:
+        """Block until ``predicate(snapshot())`` holds (for tests and scripts); raise on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            snap = self.snapshot()
+            if predicate(snap):
+                return snap
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"run {self.id} did not reach the condition (state {snap.state})"
+                )
+            time.sleep(poll)
+
+    @property
+    def busy(self) -> bool:
+        """True until the effect of every command so far is in the published snapshot."""
+        with self._lock:
+            return self._done != self._seq
+
+    def _discard(self) -> None:  # called by the manager, lock held
+        self.state = "discarded"
+        self._stop = True
+        self._cond.notify_all()
+
+    # ------------------------------------------------------------------ worker
+    def _build_model(self) -> Any:
+        """A new starting model: the factory's, else the preset with its seeded random weights."""
+        if self._model_factory is not None:
+            return self._model_factory()
+        return build_model(self._initial.model, seed=self._initial.seed)
+
+    def _new_trainer(self) -> RecordingTrainer:
+        self.config = replace(self._initial)
+        return RecordingTrainer(self.config, model=self._build_model(), data=self._data)
+
+    def _fresh_logs(self) -> None:
+        self._chunks: dict[str, list] = {
+            k: [] for k in ("step", "epoch", "loss", "acc", "lr", "images_per_s")
+        }
+        self._rate: float | None = None  # EMA of steps per wall second
+        self._ips: float | None = None  # EMA of images per wall second
+        self._step_s: float | None = None  # EMA of seconds per step (sizes the chunks)
+        self._train_s = 0.0
+        self._views_at = -math.inf
+        self._views: dict[str, Any] = {}
+        self._test_acc: float | None = None
+        self._model_copy: Any = None
+        self._phase = ""
+
+    def _loop(self) -> None:
+        try:
+            self._work()
+        except Exception:  # a bug must not kill the server: record it, free the slot
+            _log.exception("training run %s failed", self.id)
+            with self._lock:
+                if self.state != "discarded":
+                    self.manager._release(self, "failed")
+        finally:
+            with self._lock:
+                self._trainer = None  # free the model as soon as the run is gone
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while not (
+                    self._stop
+                    or self._reset
+                    or self._pending_lr is not None
+                    or self.state == "running"
+                    or self._pending_steps
+                    or self._views_due
+                ):
+                    self._cond.wait()
+                if self._stop:
+                    return
+                reset, self._reset = self._reset, False
+                lr, self._pending_lr = self._pending_lr, None
+                if reset:
+                    steps = 0
+                elif self.state == "running":
+                    steps = self._chunk_steps()
+                else:
+                    steps, self._pending_steps = self._pending_steps, 0
+                probe = self._probe
+                taken = self._seq
+                asked, self._views_due = self._views_due, False
+            if reset:
+                self._trainer = self._new_trainer()
+                self._fresh_logs()
+            trainer = self._trainer
+            if lr is not None:
+                trainer.set_lr(lr)
+            if steps and not trainer.finished:
+                self._train(trainer, steps)
+            with self._lock:
+                done = trainer.finished and self.state in ("running", "ready", "paused")
+                settled = self.state != "running"
+            finishing = done and self._test_acc is None
+            if finishing:
+                self._finish(trainer)
+                settled = True
+            now = time.monotonic()
+            views = (
+                asked or settled or reset or now - self._views_at >= self.options.view_interval_s
+            )
+            if views:
+                self._compute_views(trainer, probe)
+            if settled and self._model_copy is None:
+                self._model_copy = frozen_copy(trainer.model, self._build_model)
+            snap = self._build_snapshot(views=views)
+            with self._lock:
+                if self._stop:
+                    return
+                self._snapshot = snap
+                self._done = taken
+                if finishing and self.state in ("running", "ready", "paused"):
+                    # With the final snapshot in place, so "finished" comes with its test accuracy.
+                    self.manager._release(self, "finished")
+
+    def _chunk_steps(self) -> int:
+        if self._step_s is None:
+            return 1  # the first chunk measures the step time
+        k = round(self.options.target_chunk_s / max(self._step_s, 1e-6))
+        return int(min(max(k, 1), self.options.max_chunk_steps))
+
+    def _train(self, trainer: Trainer, steps: int) -> None:
+        n_val = len(trainer.history.val_step)
+        t0 = time.perf_counter()
+        m = trainer.train_steps(steps)
+        wall = time.perf_counter() - t0
+        self._model_copy = None  # stale now
+        if m["steps"] == 0:
+            return
+        # The step time without validation sizes the chunks; the wall rate gives the ETA.
+        per_step = m["seconds"] / m["steps"]
+        self._step_s = per_step if self._step_s is None else 0.7 * self._step_s + 0.3 * per_step
+        rate, ips = m["steps"] / wall, m["images"] / wall
+        self._rate = rate if self._rate is None else 0.7 * self._rate + 0.3 * rate
+        self._ips = ips if self._ips is None else 0.7 * self._ips + 0.3 * ips
+        self._train_s += wall
+        c = self._chunks
+        c["step"].append(m["step"])
+        c["epoch"].append(m["step"] / trainer.steps_per_epoch)
+        c["loss"].append(m["loss"])
+        c["acc"].append(m["acc"])
+        c["lr"].append(trainer.history.lr[-1])
+        c["images_per_s"].append(m["images"] / wall)
+        if len(trainer.history.val_step) != n_val:
+            self._views["misclassified"] = trainer.misclassified(self.options.max_misclassified)
+
+    def _finish(self, trainer: Trainer) -> None:
+        with self._lock:
+            self._phase = "testing"
+        snap = self._build_snapshot(views=False)  # show "testing" while it runs
+        with self._lock:
+            self._snapshot = snap
+        n = self.options.test_size
+        self._test_acc = trainer.test_accuracy(
+            None if n is None else min(n, len(self._data.test_labels))
+        )
+        with self._lock:
+            self._phase = ""
+
+    def _compute_views(self, trainer: RecordingTrainer, probe: int) -> None:
+        model = trainer.model
+        image = self._data.test_images[probe]  # (28, 28) uint8
+        self._views.update(
+            probe_index=probe,
+            probe_image=image,
+            probe_label=int(self._data.test_labels[probe]),
+            activations=layer_outputs(model, image),
+            probs=probabilities(model, image[None])[0],
+            sample_probs=probabilities(model, self._sample_images),
+            kernels=conv_kernels(model),
+        )
+        self._views_at = time.monotonic()
+
+    def _build_snapshot(self, views: bool) -> Snapshot:
+        t = self._trainer
+        if views and not self._views:
+            self._compute_views(t, self._probe)
+        h = t.history
+        remaining = t.total_steps - t.step
+        eta = remaining / self._rate if self._rate and remaining else None
+        with self._lock:
+            self._version += 1
+            version = self._version
+            state, phase = self.state, self._phase
+        v = self._views
+        return Snapshot(
+            run_id=self.id,
+            version=version,
+            state=state,
+            queue_position=None,
+            config={**t.config.__dict__},
+            model_name=getattr(t.model, "name", self.config.model),
+            init=self.init,
+            step=t.step,
+            total_steps=t.total_steps,
+            epoch=t.epoch,
+            epochs=t.config.epochs,
+            steps_per_epoch=t.steps_per_epoch,
+            progress=t.progress,
+            lr=t.lr,
+            images_per_s=self._ips if self._ips else float("nan"),
+            eta_s=eta,
+            train_seconds=self._train_s,
+            phase=phase,
+            chunks={k: tuple(vals) for k, vals in self._chunks.items()},
+            history={
+                "step": tuple(h.step),
+                "loss": tuple(h.loss),
+                "acc": tuple(h.acc),
+                "lr": tuple(h.lr),
+                "val_step": tuple(h.val_step),
+                "val_loss": tuple(h.val_loss),
+                "val_acc": tuple(h.val_acc),
+            },
+            kernels=v.get("kernels", ()),
+            probe_index=v.get("probe_index", self._probe),
+            probe_image=v.get("probe_image"),
+            probe_label=v.get("probe_label"),
+            activations=v.get("activations", ()),
+            probs=v.get("probs"),
+            sample_indices=tuple(int(i) for i in self._sample),
+            sample_images=self._sample_images,
+            sample_labels=self._sample_labels,
+            sample_probs=v.get("sample_probs"),
+            confusion=None if t.confusion is None else frozen(t.confusion),
+            confusion_step=h.val_step[-1] if h.val_step else None,
+            misclassified=v.get("misclassified", ()),
+            val_size=len(t.val_labels),
+            test_acc=self._test_acc,
+            test_size=(
+                min(
+                    self.options.test_size or len(self._data.test_labels),
+                    len(self._data.test_labels),
+                )
+            ),
+            model=self._model_copy,
+        )
