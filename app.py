@@ -8,10 +8,12 @@ from convviz.ui.common import persist_widget_state
 from convviz.ui.i18n import KEY as LANG_KEY
 from convviz.ui.i18n import language_picker
 from convviz.ui.pages import about, convolution, feature_maps, pooling, train
+from convviz.ui.server import tune_for_training
 
 
 def run() -> None:
     st.set_page_config(page_title="convviz", page_icon=":material/blur_on:", layout="wide")
+    tune_for_training()  # once per process: training threads beside the web server
     # Widget values survive switching pages (Streamlit drops undrawn widgets' state).
     persist_widget_state(
         (

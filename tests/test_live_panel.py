@@ -17,6 +17,7 @@ import plotly.io as pio
 import pytest
 from PIL import Image
 
+from convviz import render
 from convviz.ui import live_panel
 from convviz.ui.live_panel import (
     Chart,
@@ -113,26 +114,17 @@ def test_pictures_are_sent_as_pngs_that_decode_to_the_same_pixels():
 
 
 def test_a_picture_is_encoded_once_and_distinct_pictures_get_distinct_urls():
+    """The panel encodes through convviz.render's one bounded cache (its bounds: test_render)."""
+    render.png_cache_clear()
     a = np.zeros((4, 6, 3), np.uint8)
     first = live_panel._data_url(a)
-    assert live_panel._data_url(a.copy()) is first  # cached by content, not identity
+    assert live_panel._data_url(a.copy()) == first  # cached by content, not identity
+    info = render.png_cache_info()
+    assert (info["misses"], info["hits"]) == (1, 1)
     assert live_panel._data_url(np.zeros((6, 4, 3), np.uint8)) != first  # same bytes, other shape
     b = a.copy()
     b[0, 0, 0] = 1
     assert live_panel._data_url(b) != first
-
-
-def test_the_encode_cache_is_bounded_by_size(monkeypatch):
-    monkeypatch.setattr(live_panel, "_URLS", type(live_panel._URLS)())
-    monkeypatch.setattr(live_panel, "_urls_chars", [0])
-    rng = np.random.default_rng(1)
-    pics = [rng.integers(0, 256, (20, 20, 3), dtype=np.uint8) for _ in range(6)]
-    one = len(live_panel._data_url(pics[0]))
-    monkeypatch.setattr(live_panel, "_URLS_MAX_CHARS", 3 * one + one // 2)  # room for 3
-    urls = [live_panel._data_url(p) for p in pics[1:]]
-    assert len(live_panel._URLS) == 3
-    assert live_panel._urls_chars[0] == sum(len(u) for u in live_panel._URLS.values())
-    assert list(live_panel._URLS.values()) == urls[-3:]  # the least recently used went first
 
 
 @pytest.mark.parametrize(

@@ -30,10 +30,7 @@ private temporary directory that Streamlit serves.
 from __future__ import annotations
 
 import atexit
-import base64
 import functools
-import hashlib
-import io
 import json
 import logging
 import os
@@ -41,7 +38,6 @@ import shutil
 import tempfile
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,8 +48,9 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import streamlit
 import streamlit.components.v1 as components
-from PIL import Image
 from plotly.utils import PlotlyJSONEncoder
+
+from convviz.render import png_data_url, png_from_pixels
 
 __all__ = [
     "Block",
@@ -194,36 +191,12 @@ def _spec(fig: go.Figure) -> str:
     return json.dumps(d, cls=PlotlyJSONEncoder)
 
 
-# digest -> data URL, least recently used first. Bounded by size: a page's pictures
-# (digits, feature maps, confusion matrix) take ~0.2 MB (classic); the unchanged ones are reused
-# from one refresh to the next, for every session the server holds.
-_URLS: OrderedDict[bytes, str] = OrderedDict()
-_URLS_MAX_CHARS = 32 * 2**20
-_urls_chars = [0]
-
-
 def _data_url(rgb: np.ndarray) -> str:
-    """``rgb`` as a PNG data URL; each distinct picture is encoded once (a small LRU)."""
+    """``rgb`` as a PNG data URL, through the one cached encoder (:mod:`convviz.render`)."""
     rgb = np.ascontiguousarray(rgb)
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"`rgb` must be (H, W, 3) uint8, got {rgb.dtype} {rgb.shape}")
-    h = hashlib.blake2b(repr(rgb.shape).encode(), digest_size=16)
-    h.update(rgb.data)
-    digest = h.digest()
-    with _lock:
-        if (url := _URLS.get(digest)) is not None:
-            _URLS.move_to_end(digest)
-            return url
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG", compress_level=1)
-    url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-    with _lock:
-        if digest not in _URLS:
-            _URLS[digest] = url
-            _urls_chars[0] += len(url)
-        while _urls_chars[0] > _URLS_MAX_CHARS and len(_URLS) > 1:
-            _urls_chars[0] -= len(_URLS.popitem(last=False)[1])
-    return url
+    return png_data_url(png_from_pixels(rgb))
 
 
 def _finite_fraction(v: float) -> float:

@@ -93,7 +93,7 @@ def progress_text(snap: Snapshot, t: Translator) -> str:
         total=snap.total_steps,
     )
     if np.isfinite(snap.images_per_s):
-        eta = format_duration(snap.eta_s if snap.state == "running" else None)
+        eta = format_duration(snap.eta_s if snap.state == "running" else None, t)
         text += t("train.progress.speed", ips=t.int(round(snap.images_per_s)), eta=eta)
     return text
 
@@ -109,7 +109,7 @@ def _metrics(snap: Snapshot, t: Translator) -> list[Metric]:
             help=t("train.metric.val_acc.help", n=snap.val_size),
         ),
         Metric(t("train.metric.lr"), sig(t, snap.lr)),
-        Metric(t("train.metric.time"), format_duration(snap.train_seconds)),
+        Metric(t("train.metric.time"), format_duration(snap.train_seconds, t)),
     ]
 
 
@@ -122,7 +122,7 @@ def _first_filters(snap: Snapshot, t: Translator) -> list[Block]:
     title = t("train.filters.title", name=name, n=k.shape[3], kh=k.shape[0], kw=k.shape[1])
     note = t("train.filters.note")
     if not training(snap):
-        fig = _themed(filters_figure(k, channel=0, ncols=min(8, k.shape[3])), t)
+        fig = _themed(filters_figure(k, channel=0, ncols=min(8, k.shape[3]), t=t), t)
         return [Pictures([], title, note), Chart(fig, config=plot_config("filters"))]
     m = float(np.abs(k[:, :, 0, :]).max())
     zoom = max(4, 72 // max(k.shape[:2]))  # ~ the size of the paused heatmap
@@ -135,7 +135,9 @@ def _first_filters(snap: Snapshot, t: Translator) -> list[Block]:
 
 def fast_blocks(snap: Snapshot, t: Translator) -> list[Block]:
     """Progress, metrics, curves and first-layer filters: the panel fed every second."""
-    curves = curves_figure(snap.chunks, snap.history, total_steps=snap.total_steps, height=CURVES_H)
+    curves = curves_figure(
+        snap.chunks, snap.history, total_steps=snap.total_steps, height=CURVES_H, t=t
+    )
     return [
         Progress(snap.progress, progress_text(snap, t)),
         Metrics(_metrics(snap, t)),
@@ -189,7 +191,7 @@ def activation_blocks(snap: Snapshot, t: Translator) -> list[Block]:
             bars = bars_image(values, probability=probs, highlight=pred)
             maps.append(Pictures([Pic(bars, title)]))
         else:
-            fig = _themed(dense_figure(values, title, probability=probs, highlight=pred), t)
+            fig = _themed(dense_figure(values, title, probability=probs, highlight=pred, t=t), t)
             maps.append(Chart(fig, config=plot_config("softmax" if probs else "dense")))
     digit = Pictures([Pic(digit_tile(snap.probe_image, zoom=3), t("train.act.input"))])
     return [Row([[digit], maps], weights=[1, 6])]
@@ -204,7 +206,7 @@ def validation_blocks(snap: Snapshot, t: Translator) -> list[Block]:
             Pictures([Pic(confusion_image(snap.confusion), width=330)], title, note)
         ]
     else:
-        fig = _themed(confusion_figure(snap.confusion), t)
+        fig = _themed(confusion_figure(snap.confusion, t=t), t)
         confusion = [Pictures([], title, note), Chart(fig, config=plot_config("confusion"))]
     wrong = [
         Pic(digit_tile(img, False), t("train.wrong.caption", true=y, pred=p, p=t.pct(c, 0)), 64)
