@@ -35,6 +35,7 @@ BANKS = ("all", "chosen", "gabor")  # labels: fm.bank.*
 POOLS = ("none", "max", "avg")  # labels: fm.pool.*
 # Labels: fm.act.* (to become the core's shared act.* keys).
 ACTIVATION_NAMES = ("none", "relu", "leaky_relu", "sigmoid", "tanh")
+KERNELS_PER_ROW = 4
 FREQUENCIES = tuple(round(0.05 + 0.01 * i, 2) for i in range(46))  # 0.05 .. 0.5 cycles/pixel
 
 ss = st.session_state
@@ -184,18 +185,20 @@ def render() -> None:
         fig.update_layout(separators=t.separators)
         show_figure(fig, "fm_grid", "feature_maps")
     with st.expander(t("fm.kernels")):
-        cols = st.columns(min(len(bank), 6))
-        for i, (kname, k) in enumerate(bank.items()):
-            label, description = texts[kname]
-            with cols[i % len(cols)]:
-                fig = heatmap_figure(
-                    k.weights,
-                    title=label,
-                    digits=2,
-                    text=k.weights.size <= 25,
-                    colorbar=False,
-                    height=220,
-                )
-                fig.update_layout(separators=t.separators)
-                show_figure(fig, f"fm_kernel_{kname}", kname)
-                st.caption(description)
+        # Rows of 4, not 6 staggered columns: at 1280 px wide a sixth of the page was
+        # narrower than the plotted kernel (cut off) and its title.
+        names = list(bank)
+        for row in range(0, len(names), KERNELS_PER_ROW):
+            cols = st.columns(KERNELS_PER_ROW)
+            for col, kname in zip(cols, names[row : row + KERNELS_PER_ROW], strict=False):
+                _kernel_card(t, col, kname, bank[kname], *texts[kname])
+
+
+def _kernel_card(t: Translator, col, name: str, k: Kernel, label: str, description: str) -> None:
+    with col:
+        fig = heatmap_figure(
+            k.weights, title=label, digits=2, text=k.weights.size <= 25, colorbar=False, height=220
+        )
+        fig.update_layout(separators=t.separators)
+        show_figure(fig, f"fm_kernel_{name}", name)
+        st.caption(description)
