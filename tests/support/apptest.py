@@ -10,6 +10,7 @@ then the page).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import json
 import re
@@ -136,8 +137,16 @@ def page_texts(at: AppTest) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------- catalogues
 
 
-def _fields(text: str) -> list[str | None]:
-    return [f for _, f, _, _ in string.Formatter().parse(text)]
+@functools.cache
+def catalogue(locale: str) -> dict[str, str]:
+    """Every message of one locale (all domains), read from the ``.po`` files with Babel."""
+    from babel.messages.pofile import read_po
+
+    out: dict[str, str] = {}
+    for po in sorted((LOCALE_DIR / locale / "LC_MESSAGES").glob("*.po")):
+        with po.open("rb") as f:
+            out.update({m.id: m.string for m in read_po(f, locale=locale) if m.id})
+    return out
 
 
 def _pattern(text: str) -> re.Pattern[str]:
@@ -188,16 +197,7 @@ class CatalogueMessage:
 def english_only_messages() -> list[CatalogueMessage]:
     """Every catalogue message whose English differs from its Portuguese and that is
     wordy enough to mean something (>= 2 words, >= 8 characters without placeholders)."""
-    from babel.messages.pofile import read_po
-
-    def entries(locale: str) -> dict[str, str]:
-        out = {}
-        for po in sorted((LOCALE_DIR / locale / "LC_MESSAGES").glob("*.po")):
-            with po.open("rb") as f:
-                out.update({m.id: m.string for m in read_po(f, locale=locale) if m.id})
-        return out
-
-    en, pt = entries("en"), entries("pt_BR")
+    en, pt = catalogue("en"), catalogue("pt_BR")
     msgs = []
     for key, text in en.items():
         if _norm(text) == _norm(pt.get(key, "")) or not is_wordy(_literal(text)):
@@ -208,15 +208,8 @@ def english_only_messages() -> list[CatalogueMessage]:
 
 def shared_messages() -> set[str]:
     """Messages written the same in English and Portuguese (names: "Leaky ReLU", "Sobel x")."""
-    from babel.messages.pofile import read_po
-
-    same: dict[str, str] = {}
-    pt: dict[str, str] = {}
-    for locale, into in (("en", same), ("pt_BR", pt)):
-        for po in sorted((LOCALE_DIR / locale / "LC_MESSAGES").glob("*.po")):
-            with po.open("rb") as f:
-                into.update({m.id: m.string for m in read_po(f, locale=locale) if m.id})
-    return {_norm(v) for k, v in same.items() if _norm(v) == _norm(pt.get(k, ""))}
+    en, pt = catalogue("en"), catalogue("pt_BR")
+    return {_norm(v) for k, v in en.items() if _norm(v) == _norm(pt.get(k, ""))}
 
 
 def english_left(
