@@ -1,79 +1,57 @@
-"""About page: what convolution is, the output-size formula, credits and licenses."""
+"""About page: what convolution is, the output-size formula, credits and licenses.
+
+Every paragraph is a catalogue entry (domain ``about``); the names of other
+pages and widgets come from their own entries, so the guide always says what
+the interface shows.
+"""
 
 from __future__ import annotations
 
+from string import Template
+
 import streamlit as st
+
+from convviz.ui.i18n import tr
+
+# The formulas: symbols only, no words (the output size's subscripts come from the catalogue).
+CONV_FORMULA = (
+    r"y[i, j] = b + \sum_{c}\sum_{u}\sum_{v}"  # i18n: not text
+    r" w[c, u, v]\; x[c,\; i s + u d,\; j s + v d]"
+)
+SIZE_FORMULA = Template(
+    r"n_{\text{$out}} = \left\lfloor"  # i18n: not text
+    r" \frac{n + p_{\text{$before}} + p_{\text{$after}} - d\,(k-1) - 1}{s} \right\rfloor + 1"
+)
+SAMPLES = ("cameraman", "coffee", "cat", "horse", "astronaut", "text", "coins", "brick")
 
 
 def render() -> None:
-    st.title("About convviz")
-    st.markdown(
-        """
-convviz shows what a convolution layer does, one multiplication at a time.
-
-### What is a convolution?
-A small grid of weights, the **kernel** (or filter), slides over the image. At every
-position the app multiplies each kernel weight by the pixel under it, adds the products
-up, adds a **bias**, and writes that one number into the output, the **feature map**:
-"""
-    )
-    st.latex(r"y[i, j] = b + \sum_{c}\sum_{u}\sum_{v} w[c, u, v]\; x[c,\; i s + u d,\; j s + v d]")
-    st.markdown(
-        """
-where `s` is the **stride** (how far the window moves each step) and `d` the **dilation**
-(the spacing between kernel taps). With several input channels (RGB) there is one kernel
-slice per channel and the per-channel sums are added together.
-
-CNN libraries compute this *cross-correlation* and call it convolution. Mathematical
-convolution first flips the kernel in both directions: the **true convolution (flip)**
-switch on the Convolution page does that. For symmetric kernels (blurs) the two agree.
-
-**Padding** adds a border so the window can be centred on edge pixels: `valid` adds
-none, `same` adds enough to keep `ceil(n / s)` outputs, `full` lets the kernel overlap
-the image by a single pixel. The border can hold zeros, a mirror image (`reflect`), the
-edge pixel repeated (`replicate`) or the opposite edge (`circular`).
-
-### Output size
-For an input of length `n`, kernel length `k`, padding `p_before + p_after`, stride `s`
-and dilation `d`, along each axis:
-"""
-    )
+    t = tr()
+    pages = {p: t(f"nav.{p}") for p in ("convolution", "pooling", "feature_maps", "train")}
+    st.title(t("about.title"))
+    st.markdown(t("about.intro"))
+    st.subheader(t("about.what.heading"))
+    st.markdown(t("about.what"))
+    st.latex(CONV_FORMULA)
+    st.markdown(t("about.what.after", **pages))
+    st.subheader(t("about.size.heading"))
+    st.markdown(t("about.size"))
     st.latex(
-        r"n_{out} = \left\lfloor \frac{n + p_{before} + p_{after} - d\,(k-1) - 1}{s} "
-        r"\right\rfloor + 1"
+        SIZE_FORMULA.substitute(
+            out=t("about.sub.out"), before=t("about.sub.before"), after=t("about.sub.after")
+        )
     )
+    st.markdown(t("about.size.after", **pages))
+    st.subheader(t("about.use.heading"))
     st.markdown(
-        """
-The Convolution page fills in this formula with your numbers.
-
-**Pooling** slides a window too but has no weights: it keeps the largest (max), the mean
-(average) or the smallest (min) value. An **activation** (ReLU, sigmoid, tanh, ...) is
-applied to every value of a feature map and is what makes a stack of layers more than one
-big linear filter.
-
-### How to use it
-1. **Convolution**: pick *Numbers* (the classic 5x5 example), a sample image, or upload
-   your own in the sidebar. Choose a preset kernel or type weights into the grid, then
-   scrub the *Sliding window* slider, click ◀ ▶, or press *Play*.
-   The URL keeps your kernel and settings: copy it to share the view.
-2. **Pooling & activations**: pool the Convolution page's feature map (or an image) and
-   step through the windows; compare activation functions.
-3. **Feature maps**: run a whole bank of filters at once.
-
-Every chart has a camera button (top right when you hover) that saves a PNG; feature maps
-also download as `.npy` (exact values) and `.png`.
-
-### Credits and licenses
-- Built with [Streamlit](https://streamlit.io) (Apache-2.0), [NumPy](https://numpy.org)
-  (BSD-3-Clause), [Pillow](https://python-pillow.org) (MIT-CMU), [plotly](https://plotly.com/python/)
-  (MIT), [SciPy](https://scipy.org) (BSD-3-Clause) and
-  [scikit-image](https://scikit-image.org) (BSD-3-Clause).
-- Sample images come from `skimage.data`, shipped inside scikit-image: the cameraman,
-  coffee, cat (Chelsea) and horse images are CC0 from their photographers; astronaut and
-  text are public domain; coins has no known copyright restrictions; the brick texture is
-  CC0 (CC0Textures). See each function's docstring in `skimage.data` for its source.
-- **MNIST** (used by *Train a CNN*): Yann LeCun, Corinna Cortes and Christopher J.C.
-  Burges, *The MNIST database of handwritten digits*, licensed under
-  [CC BY-SA 3.0](https://creativecommons.org/licenses/by-sa/3.0/).
-"""
+        t(
+            "about.use",
+            **pages,
+            numbers=t("app.source.numbers"),
+            position=t("app.step.position"),
+            play=t("app.play"),
+        )
     )
+    st.subheader(t("about.credits.heading"))
+    samples = {s: t(f"app.sample.{s}") for s in SAMPLES}
+    st.markdown(t("about.credits", **pages, **samples))

@@ -12,10 +12,12 @@ import streamlit as st
 from convviz.activations import ACTIVATIONS
 from convviz.conv import conv2d
 from convviz.figures import feature_grid_figure, heatmap_figure
+from convviz.i18n import Translator
 from convviz.images import encode_png, to_display
 from convviz.kernels import KERNELS, Kernel, gabor_bank
 from convviz.pool import pool2d
-from convviz.ui.common import image_input, npy_bytes, show_figure, user_errors
+from convviz.ui.common import _slug, image_input, npy_bytes, show_figure, user_errors
+from convviz.ui.i18n import tr
 
 STATE_KEYS = (
     "fm_source",
@@ -29,40 +31,62 @@ STATE_KEYS = (
     "fm_pool",
     "fm_cols",
 )
-BANKS = {"all": "All presets", "chosen": "Choose presets", "gabor": "Gabor bank"}
-POOLS = {"none": "No pooling", "max": "Max pool 2x2", "avg": "Average pool 2x2"}
-ACT_LABELS = {
-    "none": "None",
-    "relu": "ReLU",
-    "leaky_relu": "Leaky ReLU",
-    "sigmoid": "Sigmoid",
-    "tanh": "tanh",
-}
+BANKS = ("all", "chosen", "gabor")  # labels: fm.bank.*
+POOLS = ("none", "max", "avg")  # labels: fm.pool.*
+# Labels: fm.act.* (to become the core's shared act.* keys).
+ACTIVATION_NAMES = ("none", "relu", "leaky_relu", "sigmoid", "tanh")
+KERNELS_PER_ROW = 4
+FREQUENCIES = tuple(round(0.05 + 0.01 * i, 2) for i in range(46))  # 0.05 .. 0.5 cycles/pixel
 
 ss = st.session_state
 
 
-def _bank() -> dict[str, Kernel]:
+def kernel_text(t: Translator, name: str, frequency: float | None = None) -> tuple[str, str]:
+    """A bank kernel's ``(label, description)`` in the page's language.
+
+    Presets have their own entries; a Gabor bank kernel (``gabor_22.5``) is
+    described from its angle (and the bank's frequency).
+    """
+    if name in KERNELS:
+        return t(f"fm.kernel.{name}"), t(f"fm.kernel.{name}.description")
+    angle = t.num(float(name.removeprefix("gabor_")), 2, fixed=False)
+    freq = t.num(frequency if frequency is not None else 0.25, 2, fixed=False)
+    return (
+        t("fm.kernel.gabor_bank", angle=angle),
+        t("fm.kernel.gabor_bank.description", angle=angle, frequency=freq),
+    )
+
+
+def _bank(t: Translator) -> tuple[dict[str, Kernel], float | None]:
+    """The chosen kernels and, for a Gabor bank, its frequency."""
     sb = st.sidebar
-    sb.subheader("Filters")
+    sb.subheader(t("fm.filters"))
     ss.setdefault("fm_bank", "all")
-    how = sb.radio("Filter bank", list(BANKS), key="fm_bank", format_func=BANKS.get)
+    how = sb.radio(t("fm.bank"), BANKS, key="fm_bank", format_func=lambda b: t(f"fm.bank.{b}"))
     if how == "chosen":
         ss.setdefault("fm_chosen", ["sobel_x", "sobel_y", "laplacian_4", "gaussian_5x5"])
         chosen = sb.multiselect(
-            "Presets",
+            t("fm.presets"),
             list(KERNELS),
             key="fm_chosen",
-            format_func=lambda n: KERNELS[n].label,
+            format_func=lambda n: kernel_text(t, n)[0],
+            placeholder=t("fm.presets.placeholder"),
         )
-        return {n: KERNELS[n] for n in chosen}
+        return {n: KERNELS[n] for n in chosen}, None
     if how == "gabor":
         ss.setdefault("fm_orientations", 8)
         ss.setdefault("fm_frequency", 0.2)
-        n = sb.slider("Orientations", 1, 16, key="fm_orientations")
-        f = sb.slider("Frequency (cycles/pixel)", 0.05, 0.5, key="fm_frequency", step=0.01)
-        return gabor_bank(n, frequency=f)
-    return dict(KERNELS)
+        n = sb.slider(t("fm.orientations"), 1, 16, key="fm_orientations")
+        # A select_slider, not a slider: its format_func writes pt-BR's "0,20".
+        f = sb.select_slider(
+            t("fm.frequency"),
+            FREQUENCIES,
+            key="fm_frequency",
+            format_func=lambda v: t.num(v, 2),
+            help=t("fm.frequency.help"),
+        )
+        return gabor_bank(n, frequency=f), f
+    return dict(KERNELS), None
 
 
 def _feature_maps(x: np.ndarray, bank: dict[str, Kernel], act: str, pool: str) -> np.ndarray:
@@ -96,44 +120,49 @@ def _montage(maps: np.ndarray, ncols: int) -> np.ndarray:
 
 
 def render() -> None:
-    st.title("Feature maps")
-    st.caption(
-        "A convolution layer runs many filters over the same image. Each filter lights up "
-        "where the image looks like it: edges in one direction, blobs, stripes at an angle. "
-        "Blue is negative, red positive (white is 0); after ReLU, black is 0."
-    )
-    image, label, _, _ = image_input("fm", allow_rgb=False, default_size=256)
+    t = tr()
+    st.title(t("fm.title"))
+    st.caption(t("fm.intro"))
+    image, name, source, _ = image_input("fm", allow_rgb=False, default_size=256)
     if image is None:
         return
-    bank = _bank()
+    bank, frequency = _bank(t)
     sb = st.sidebar
-    sb.subheader("Layer")
+    sb.subheader(t("fm.layer"))
     ss.setdefault("fm_activation", "relu")
     act = sb.selectbox(
-        "Activation", list(ACT_LABELS), key="fm_activation", format_func=ACT_LABELS.get
+        t("fm.activation"),
+        ACTIVATION_NAMES,
+        key="fm_activation",
+        format_func=lambda a: t(f"fm.act.{a}"),
     )
     ss.setdefault("fm_pool", "none")
-    pool = sb.selectbox("Pooling", list(POOLS), key="fm_pool", format_func=POOLS.get)
+    pool = sb.selectbox(
+        t("fm.pooling"), POOLS, key="fm_pool", format_func=lambda p: t(f"fm.pool.{p}")
+    )
     ss.setdefault("fm_cols", 4)
-    ncols = sb.slider("Columns", 2, 6, key="fm_cols")
+    ncols = sb.slider(t("fm.columns"), 2, 6, key="fm_cols")
     if not bank:
-        st.info("Choose at least one preset in the sidebar.")
+        st.info(t("fm.empty_bank"))
         return
 
     with user_errors() as ok:
         maps = _feature_maps(image, bank, act, pool)
     if not ok[0]:
         return
-    titles = [k.label for k in bank.values()]
+    texts = {n: kernel_text(t, n, frequency) for n in bank}
+    h, w = image.shape[:2]
+    # The sample's name from the catalogue; an upload's file name is data, never a caption.
+    what = t(f"app.sample.{_slug(name)}") if source == "sample" else t("fm.input.upload")
     c1, c2 = st.columns([1, 3])
     with c1:
-        st.image(image, caption=f"Input: {label} ({image.shape[0]}x{image.shape[1]})", clamp=True)
-        st.markdown(
-            f"**{len(bank)} filters** → {maps.shape[0]} maps of {maps.shape[1]}x{maps.shape[2]}"
-        )
-        st.caption("'same' padding with reflected borders, so every map has the input's size.")
+        st.image(image, caption=t("fm.input", name=what, h=h, w=w), clamp=True)
+        n = len(bank)
+        summary = "fm.summary.one" if n == 1 else "fm.summary.other"
+        st.markdown(t(summary, n=n, h=maps.shape[1], w=maps.shape[2]))
+        st.caption(t("fm.same_padding"))
         st.download_button(
-            "Download all maps (.npy)",
+            t("fm.download_npy"),
             lambda: npy_bytes(maps),
             file_name="feature_maps.npy",
             key="fm_dl_npy",
@@ -141,7 +170,7 @@ def render() -> None:
             width="stretch",
         )
         st.download_button(
-            "Download montage (.png)",
+            t("fm.download_png"),
             lambda: encode_png(_montage(maps, ncols), vmin=0, vmax=1),
             file_name="feature_maps.png",
             mime="image/png",
@@ -151,19 +180,25 @@ def render() -> None:
         )
     with c2:
         signed = None if act in ("none", "leaky_relu", "tanh") else False
+        titles = [texts[n][0] for n in bank]
         fig = feature_grid_figure(list(maps), titles, ncols=ncols, signed=signed)
+        fig.update_layout(separators=t.separators)
         show_figure(fig, "fm_grid", "feature_maps")
-    with st.expander("The kernels in this bank"):
-        cols = st.columns(min(len(bank), 6))
-        for i, (name, k) in enumerate(bank.items()):
-            with cols[i % len(cols)]:
-                fig = heatmap_figure(
-                    k.weights,
-                    title=k.label,
-                    digits=2,
-                    text=k.weights.size <= 25,
-                    colorbar=False,
-                    height=220,
-                )
-                show_figure(fig, f"fm_kernel_{name}", name)
-                st.caption(k.description)
+    with st.expander(t("fm.kernels")):
+        # Rows of 4, not 6 staggered columns: at 1280 px wide a sixth of the page was
+        # narrower than the plotted kernel (cut off) and its title.
+        names = list(bank)
+        for row in range(0, len(names), KERNELS_PER_ROW):
+            cols = st.columns(KERNELS_PER_ROW)
+            for col, kname in zip(cols, names[row : row + KERNELS_PER_ROW], strict=False):
+                _kernel_card(t, col, kname, bank[kname], *texts[kname])
+
+
+def _kernel_card(t: Translator, col, name: str, k: Kernel, label: str, description: str) -> None:
+    with col:
+        fig = heatmap_figure(
+            k.weights, title=label, digits=2, text=k.weights.size <= 25, colorbar=False, height=220
+        )
+        fig.update_layout(separators=t.separators)
+        show_figure(fig, f"fm_kernel_{name}", name)
+        st.caption(description)
