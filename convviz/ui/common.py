@@ -133,9 +133,9 @@ def image_input(
             t("app.sample"),
             list(SAMPLES),
             key=f"{prefix}_sample",
-            format_func=lambda n: t(f"app.sample.{_slug(n)}"),
+            format_func=lambda n: t(f"app.sample.{sample_slug(n)}"),
         )
-        st.sidebar.caption(t(f"app.sample.{_slug(name)}.caption"))
+        st.sidebar.caption(t(f"app.sample.{sample_slug(name)}.caption"))
         return sample_image(name, mode=colour, max_side=size), name, source, colour
     image, name = _uploaded(prefix, colour, size)
     return image, name, source, colour
@@ -228,7 +228,7 @@ def persist_widget_state(keys: tuple[str, ...]) -> None:
             ss[k] = ss[k]
 
 
-def _slug(name: str) -> str:
+def sample_slug(name: str) -> str:
     """A sample's catalogue key part: ``"Coins (skimage)"`` -> ``coins_skimage``."""
     return "".join(ch if ch.isalnum() else "_" for ch in name.lower()).strip("_").replace("__", "_")
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from convviz.activations import ACTIVATIONS
+from convviz.activations import ACTIVATIONS, activation_label
 from convviz.conv import conv2d
 from convviz.figures import feature_grid_figure, heatmap_figure
 from convviz.i18n import Translator
 from convviz.images import encode_png, to_display
 from convviz.kernels import KERNELS, Kernel, gabor_bank
 from convviz.pool import pool2d
-from convviz.ui.common import _slug, image_input, npy_bytes, show_figure, user_errors
+from convviz.ui.common import image_input, npy_bytes, sample_slug, show_figure, user_errors
 from convviz.ui.i18n import tr
 
 STATE_KEYS = (
@@ -33,7 +33,7 @@ STATE_KEYS = (
 )
 BANKS = ("all", "chosen", "gabor")  # labels: fm.bank.*
 POOLS = ("none", "max", "avg")  # labels: fm.pool.*
-# Labels: fm.act.* (to become the core's shared act.* keys).
+# Labels: the core's act.* (convviz.activations.activation_label).
 ACTIVATION_NAMES = ("none", "relu", "leaky_relu", "sigmoid", "tanh")
 KERNELS_PER_ROW = 4
 FREQUENCIES = tuple(round(0.05 + 0.01 * i, 2) for i in range(46))  # 0.05 .. 0.5 cycles/pixel
@@ -41,24 +41,15 @@ FREQUENCIES = tuple(round(0.05 + 0.01 * i, 2) for i in range(46))  # 0.05 .. 0.5
 ss = st.session_state
 
 
-def kernel_text(t: Translator, name: str, frequency: float | None = None) -> tuple[str, str]:
-    """A bank kernel's ``(label, description)`` in the page's language.
-
-    Presets have their own entries; a Gabor bank kernel (``gabor_22.5``) is
-    described from its angle (and the bank's frequency).
-    """
-    if name in KERNELS:
-        return t(f"fm.kernel.{name}"), t(f"fm.kernel.{name}.description")
-    angle = t.num(float(name.removeprefix("gabor_")), 2, fixed=False)
-    freq = t.num(frequency if frequency is not None else 0.25, 2, fixed=False)
-    return (
-        t("fm.kernel.gabor_bank", angle=angle),
-        t("fm.kernel.gabor_bank.description", angle=angle, frequency=freq),
+def kernel_text(t: Translator, kernel: Kernel) -> tuple[str, str]:
+    """A kernel's ``(label, description)`` in the page's language (the ``kernels`` catalogue)."""
+    return t(kernel.msg + ".label", **kernel.msg_params), t(
+        kernel.msg + ".description", **kernel.msg_params
     )
 
 
-def _bank(t: Translator) -> tuple[dict[str, Kernel], float | None]:
-    """The chosen kernels and, for a Gabor bank, its frequency."""
+def _bank(t: Translator) -> dict[str, Kernel]:
+    """The chosen kernels (a Gabor bank's entries carry their angle and frequency)."""
     sb = st.sidebar
     sb.subheader(t("fm.filters"))
     ss.setdefault("fm_bank", "all")
@@ -69,10 +60,10 @@ def _bank(t: Translator) -> tuple[dict[str, Kernel], float | None]:
             t("fm.presets"),
             list(KERNELS),
             key="fm_chosen",
-            format_func=lambda n: kernel_text(t, n)[0],
+            format_func=lambda n: kernel_text(t, KERNELS[n])[0],
             placeholder=t("fm.presets.placeholder"),
         )
-        return {n: KERNELS[n] for n in chosen}, None
+        return {n: KERNELS[n] for n in chosen}
     if how == "gabor":
         ss.setdefault("fm_orientations", 8)
         ss.setdefault("fm_frequency", 0.2)
@@ -85,8 +76,8 @@ def _bank(t: Translator) -> tuple[dict[str, Kernel], float | None]:
             format_func=lambda v: t.num(v, 2),
             help=t("fm.frequency.help"),
         )
-        return gabor_bank(n, frequency=f), f
-    return dict(KERNELS), None
+        return gabor_bank(n, frequency=f)
+    return dict(KERNELS)
 
 
 def _feature_maps(x: np.ndarray, bank: dict[str, Kernel], act: str, pool: str) -> np.ndarray:
@@ -126,7 +117,7 @@ def render() -> None:
     image, name, source, _ = image_input("fm", allow_rgb=False, default_size=256)
     if image is None:
         return
-    bank, frequency = _bank(t)
+    bank = _bank(t)
     sb = st.sidebar
     sb.subheader(t("fm.layer"))
     ss.setdefault("fm_activation", "relu")
@@ -134,7 +125,7 @@ def render() -> None:
         t("fm.activation"),
         ACTIVATION_NAMES,
         key="fm_activation",
-        format_func=lambda a: t(f"fm.act.{a}"),
+        format_func=lambda a: activation_label(a, t),
     )
     ss.setdefault("fm_pool", "none")
     pool = sb.selectbox(
@@ -150,10 +141,10 @@ def render() -> None:
         maps = _feature_maps(image, bank, act, pool)
     if not ok[0]:
         return
-    texts = {n: kernel_text(t, n, frequency) for n in bank}
+    texts = {n: kernel_text(t, k) for n, k in bank.items()}
     h, w = image.shape[:2]
     # The sample's name from the catalogue; an upload's file name is data, never a caption.
-    what = t(f"app.sample.{_slug(name)}") if source == "sample" else t("fm.input.upload")
+    what = t(f"app.sample.{sample_slug(name)}") if source == "sample" else t("fm.input.upload")
     c1, c2 = st.columns([1, 3])
     with c1:
         st.image(image, caption=t("fm.input", name=what, h=h, w=w), clamp=True)
@@ -181,7 +172,7 @@ def render() -> None:
     with c2:
         signed = None if act in ("none", "leaky_relu", "tanh") else False
         titles = [texts[n][0] for n in bank]
-        fig = feature_grid_figure(list(maps), titles, ncols=ncols, signed=signed)
+        fig = feature_grid_figure(list(maps), titles, ncols=ncols, signed=signed, t=t)
         fig.update_layout(separators=t.separators)
         show_figure(fig, "fm_grid", "feature_maps")
     with st.expander(t("fm.kernels")):
@@ -197,8 +188,13 @@ def render() -> None:
 def _kernel_card(t: Translator, col, name: str, k: Kernel, label: str, description: str) -> None:
     with col:
         fig = heatmap_figure(
-            k.weights, title=label, digits=2, text=k.weights.size <= 25, colorbar=False, height=220
+            k.weights,
+            title=label,
+            digits=2,
+            text=k.weights.size <= 25,
+            colorbar=False,
+            height=220,
+            t=t,
         )
-        fig.update_layout(separators=t.separators)
         show_figure(fig, f"fm_kernel_{name}", name)
         st.caption(description)
