@@ -182,8 +182,6 @@ def test_sequential_validation():
         Sequential([Conv2D(2, 3), "relu"])
     with pytest.raises(ValueError, match="`input_shape`"):
         Sequential([Flatten()], input_shape=(0, 3, 1))
-    with pytest.raises(ValueError, match="`workers`"):
-        Sequential([Flatten()], workers=0)
     with pytest.raises(ValueError, match="`name`"):
         Sequential([Flatten(name="a"), Flatten(name="a")])
     model = build_model("tiny")

@@ -1,11 +1,24 @@
 """A small NumPy CNN (NHWC, float32) to train on MNIST and look inside.
 
 Layers, blocks and a Keras-like :class:`Sequential` with forward and backward
-passes written in NumPy; no deep-learning framework at run time.
+passes written in NumPy; no deep-learning framework at run time. Modules, from
+the bottom up (each imports only those above it in this list, and the core):
+
+* ``registry``: class name -> layer class, to rebuild saved models;
+* ``init``: weight initialisers; ``functional``: im2col/col2im and pooling kernels;
+* ``layers``: the reference layers (``Conv2D``, ``Dense``...), short forward and
+  backward passes, a loop version beside the conv's;
+* ``blocks``: layers made of layers (``Residual``, ``Concat``);
+* ``losses``: softmax cross-entropy; ``model``: ``Sequential``, save and load;
+* ``fast``: ``FastPlan``, the fused and threaded training path (opt-in), tested
+  against the reference layers;
+* ``presets``: named architectures; ``optim``: SGD, RMSprop, Adam;
+  ``data``: MNIST; ``train``: ``Trainer`` and ``evaluate``.
 """
 
 from convviz.nn.blocks import Concat, Residual, dense_block
 from convviz.nn.data import Mnist, MnistError, load_mnist, to_batch, train_val_split
+from convviz.nn.fast import FastPlan
 from convviz.nn.init import INITIALIZERS
 from convviz.nn.layers import (
     AvgPool2D,
@@ -42,6 +55,7 @@ __all__ = [
     "Conv2D",
     "Dense",
     "Dropout",
+    "FastPlan",
     "Flatten",
     "Identity",
     "Layer",

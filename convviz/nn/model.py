@@ -8,102 +8,16 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from convviz.nn.functional import blas_threads
-from convviz.nn.layers import (
-    BatchNorm,
-    Conv2D,
-    Dense,
-    Layer,
-    MaxPool2D,
-    assign_names,
-    layer_from_config,
-)
+from convviz.nn.layers import Dense, Layer, assign_names
 from convviz.nn.losses import softmax
+from convviz.nn.registry import layer_from_config
 
 __all__ = ["Sequential", "load_model"]
 
 _FORMAT = "convviz.nn/1"
-
-# Worker threads shared by every model (numpy and BLAS release the GIL, so two
-# half-batches really run on two cores).
-_POOL: list[tuple[int, ThreadPoolExecutor]] = []  # (max_workers, executor)
-_POOL_LOCK = threading.Lock()
-_MIN_ROWS_PER_SLICE = 16  # below this, thread hand-off costs more than it saves
-_SLICES_PER_WORKER = 1  # 2 (dynamic balancing under load) measured no better here
-
-
-def _pool(workers: int) -> ThreadPoolExecutor:
-    with _POOL_LOCK:
-        if not _POOL or _POOL[0][0] < workers - 1:
-            pool = ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="convviz-nn")
-            _POOL[:] = [(workers - 1, pool)]
-        return _POOL[0][1]
-
-
-def _walk(layers):
-    for layer in layers:
-        yield layer
-        if hasattr(layer, "children"):
-            yield from _walk(layer.children())
-
-
-def _blas_for(threads: int) -> None:
-    """Give OpenBLAS ``threads`` threads, touching the setting only when it changes.
-
-    Why not set 1 around each sliced pass and restore after: every raise of the
-    count wakes OpenBLAS's worker thread, which then spin-waits for work that
-    never comes. Measured on this 2-core machine (classic, batch 64): that
-    spinning burnt 0.2-0.4 of a core and cost about 7% of the training
-    throughput headless, more with a browser and a server on the same cores.
-    So the count stays where the last pass needed it: 1 while models train in
-    slices (the usual case), ``workers`` for a big unsliceable batch.
-    """
-    if blas_threads() not in (0, threads):
-        blas_threads(threads)
-
-
-def _run_slices(fn, k: int, workers: int) -> list:
-    """``[fn(0), ..., fn(k-1)]`` computed by the calling thread and ``workers - 1`` pool threads.
-
-    Slices are handed out one at a time, so a thread that gets less CPU (the
-    machine is shared) simply takes fewer of them. BLAS is single-threaded
-    meanwhile (and stays so afterwards, see :func:`_blas_for`).
-    """
-    results: list = [None] * k
-    todo = iter(range(k))
-    lock = threading.Lock()
-
-    def drain() -> None:
-        while True:
-            with lock:
-                i = next(todo, None)
-            if i is None:
-                return
-            results[i] = fn(i)
-
-    _blas_for(1)
-    futures = [_pool(workers).submit(drain) for _ in range(min(workers, k) - 1)]
-    drain()
-    for f in futures:
-        f.result()
-    return results
-
-
-def _forward_chain(layers: list[Layer], x: np.ndarray, training: bool) -> np.ndarray:
-    for layer in layers:
-        x = layer.forward(x, training)
-    return x
-
-
-def _backward_chain(layers: list[Layer], d: np.ndarray):
-    for layer in reversed(layers):
-        d = layer.backward(d)
-    return d
 
 
 class Sequential:
@@ -121,15 +35,14 @@ class Sequential:
     input_grad : bool
         Whether :meth:`backward` returns ``dx``. Off by default: the input is
         the data, so the first layer skips that work (a large saving for a conv).
-    workers : int or None
-        Threads for training steps (default: 2 if the machine has 2+ cores).
-        A training batch is split into slices (one per thread, 16+ rows
-        each), each run by a twin of the model that shares its weights
-        (:meth:`Layer.replica`); the twins' gradients are summed, so the result
-        is the full-batch gradient (up to float rounding order). Evaluation
-        batches are sliced the same way. BLAS runs single-threaded meanwhile.
-        Models with BatchNorm train on one thread (their batch statistics need
-        the whole batch) with multi-threaded BLAS instead.
+
+    Notes
+    -----
+    :meth:`forward` and :meth:`backward` are the reference passes: each layer in
+    turn, on one thread. Training goes faster through
+    :class:`convviz.nn.fast.FastPlan` (fused conv + pool, batch slices on several
+    threads), which the :class:`~convviz.nn.train.Trainer` uses and which is
+    tested against these passes.
 
     Examples
     --------
@@ -148,7 +61,6 @@ class Sequential:
         seed: int = 0,
         name: str = "sequential",
         input_grad: bool = False,
-        workers: int | None = None,
     ) -> None:
         self.layers = list(layers)
         if not self.layers:
@@ -168,31 +80,10 @@ class Sequential:
         for layer in self.layers:
             shape = layer.build(shape, rng)
         self.output_shape = shape
-        for below, above in zip(self.layers, self.layers[1:], strict=False):
-            fuse = (
-                isinstance(below, Conv2D)
-                and below.activation == "relu"
-                and isinstance(above, MaxPool2D)
-            )
-            if fuse:
-                below.defer_relu = above.relu_input = True
-                used = above.used_input_shape[:2]
-                if used != below.output_shape[:2]:
-                    below.used_hw = used
-                if above.pool_size == above.strides and above.pool_size != (1, 1):
-                    below.pool_fused = (*above.pool_size, *above.output_shape[:2])
         last = self.layers[-1]
         if isinstance(last, Dense) and last.activation == "softmax":
             last.logits_output = True  # the softmax lives in the loss / predict_proba
         self.input_grad = input_grad
-        if workers is None:
-            workers = min(2, os.cpu_count() or 1)
-        if int(workers) < 1:
-            raise ValueError(f"`workers` must be >= 1, got {workers}")
-        self.workers = int(workers)
-        self._twins: list[list[Layer]] = []
-        self._twins_key: tuple = ()
-        self._split: list[int] | None = None
 
     @property
     def input_grad(self) -> bool:
@@ -219,7 +110,8 @@ class Sequential:
         return self
 
     # ------------------------------------------------------------------ running
-    def _prepare(self, x: np.ndarray) -> np.ndarray:
+    def prepare(self, x: np.ndarray) -> np.ndarray:
+        """``x`` as a batch for this model: checked shape (N, H, W, C), the model's dtype."""
         x = np.asarray(x)
         if x.ndim == len(self.input_shape) and self.input_shape[-1] == 1:
             x = x[..., None]  # (N, H, W) grayscale -> (N, H, W, 1)
@@ -229,41 +121,11 @@ class Sequential:
         return x.astype(self.dtype, copy=False)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        """Logits ``(N, classes)`` for a batch ``x`` (N, H, W, C)."""
-        h = self._prepare(x)
-        self._split = None
-        k = self._parallel_slices(len(h), training)
-        if k == 1:
-            if self.workers > 1 and len(h) >= 2 * _MIN_ROWS_PER_SLICE:
-                _blas_for(self.workers)  # a big batch that cannot be sliced (BatchNorm)
-            return _forward_chain(self.layers, h, training)
-        twins = self._get_twins(k)
-        sizes = [len(part) for part in np.array_split(np.empty(len(h)), k)]
-        starts = np.cumsum([0, *sizes])
-        outs = _run_slices(
-            lambda i: _forward_chain(twins[i], h[starts[i] : starts[i + 1]], training),
-            k,
-            self.workers,
-        )
-        self._split = sizes
-        return np.concatenate(outs)
-
-    def _parallel_slices(self, n: int, training: bool) -> int:
-        if self.workers < 2 or n < 2 * _MIN_ROWS_PER_SLICE:
-            return 1
-        if training and any(isinstance(layer, BatchNorm) for layer in _walk(self.layers)):
-            return 1  # batch statistics need the whole batch (evaluation uses running ones)
-        return min(_SLICES_PER_WORKER * self.workers, n // _MIN_ROWS_PER_SLICE)
-
-    def _get_twins(self, k: int) -> list[list[Layer]]:
-        # Rebuild the twins whenever parameters were replaced (astype, new arrays).
-        key = (k, self.dtype, tuple(id(p) for _, p, _ in self.parameters()))
-        if key != self._twins_key:
-            self._twins = [self.layers] + [
-                [layer.replica() for layer in self.layers] for _ in range(k - 1)
-            ]
-            self._twins_key = key
-        return self._twins
+        """Logits ``(N, classes)`` for a batch ``x`` (N, H, W, C): each layer in turn."""
+        h = self.prepare(x)
+        for layer in self.layers:
+            h = layer.forward(h, training)
+        return h
 
     __call__ = forward
 
@@ -273,26 +135,9 @@ class Sequential:
         Returns ``dx`` (N, H, W, C), or ``None`` unless ``input_grad`` is set.
         """
         d = np.asarray(dlogits, self.dtype)
-        if self._split is None:
-            return _backward_chain(self.layers, d)
-        if len(d) != sum(self._split):
-            raise ValueError(f"`dlogits` must have {sum(self._split)} rows, got {len(d)}")
-        twins = self._twins
-        starts = np.cumsum([0, *self._split])
-        dxs = _run_slices(
-            lambda i: _backward_chain(twins[i], d[starts[i] : starts[i + 1]]),
-            len(twins),
-            self.workers,
-        )
-        # The full-batch gradient is the sum of the slices' gradients.
-        for twin in twins[1:]:
-            for (_, _, g), (_, _, g_twin) in zip(
-                self.parameters(),
-                [t for layer in twin for t in layer.named_parameters()],
-                strict=True,
-            ):
-                g += g_twin
-        return None if dxs[0] is None else np.concatenate(dxs)
+        for layer in reversed(self.layers):
+            d = layer.backward(d)
+        return d
 
     def parameters(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
         """``(name, param, grad)`` triples, e.g. ``("conv2d/kernel", W, dW)``; update in place."""
@@ -324,7 +169,7 @@ class Sequential:
 
         The last entry holds the logits when the model ends in ``Dense(..., "softmax")``.
         """
-        h = self._prepare(x)
+        h = self.prepare(x)
         out = []
         for layer in self.layers:
             h = layer.forward(h, False)

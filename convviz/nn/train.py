@@ -28,7 +28,9 @@ from typing import Any
 import numpy as np
 
 from convviz.nn.data import Mnist, load_mnist, to_batch, train_val_split
+from convviz.nn.fast import FastPlan
 from convviz.nn.losses import softmax_cross_entropy
+from convviz.nn.model import Sequential
 from convviz.nn.optim import OPTIMIZERS, Optimizer, make_optimizer
 
 __all__ = ["SCHEDULES", "History", "TrainConfig", "Trainer", "evaluate", "lr_at"]
@@ -163,6 +165,12 @@ class Trainer:
     data : Mnist, optional
         Default ``load_mnist()``. Anything with ``train_images`` (N, 28, 28) uint8,
         ``train_labels``, ``test_images`` and ``test_labels`` works.
+    fast : bool, default True
+        Train and evaluate a :class:`~convviz.nn.model.Sequential` through
+        :class:`convviz.nn.fast.FastPlan` (fused layers, batch slices on threads).
+        False runs the reference layers (``model.forward`` / ``model.backward``):
+        slower, the same numbers up to float rounding. Any other model (an object
+        with ``forward``, ``backward`` and ``parameters``) runs as it is.
 
     Examples
     --------
@@ -180,6 +188,7 @@ class Trainer:
         config: TrainConfig | None = None,
         model: Any = None,
         data: Mnist | None = None,
+        fast: bool = True,
     ) -> None:
         # A copy: set_lr changes it, and the caller's object should not change under them.
         self.config = config = TrainConfig() if config is None else replace(config)
@@ -189,6 +198,8 @@ class Trainer:
 
             model = build_model(config.model, seed=config.seed)
         self.model = model
+        #: What runs the passes: the plan shares the model's weights and fills its grads.
+        self.plan = FastPlan(model) if fast and isinstance(model, Sequential) else model
         self.data = data = load_mnist() if data is None else data
 
         # Independent streams from one seed: the split, the subset and the shuffling.
@@ -304,9 +315,9 @@ class Trainer:
             x = to_batch(self.train_images[idx])  # (B, 28, 28, 1) float32
             y = self.train_labels[idx]
             self.optimizer.lr = lr
-            logits = self.model.forward(x, training=True)  # (B, 10)
+            logits = self.plan.forward(x, training=True)  # (B, 10)
             loss, dlogits = softmax_cross_entropy(logits, y)
-            self.model.backward(dlogits)
+            self.plan.backward(dlogits)
             self.optimizer.step()
             seconds = time.perf_counter() - t0
 
@@ -363,7 +374,7 @@ class Trainer:
 
     def evaluate(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, float, np.ndarray]:
         """Mean loss, accuracy and confusion matrix of the model on a set; see :func:`evaluate`."""
-        return evaluate(self.model, images, labels, batch_size=self.config.val_batch_size)
+        return evaluate(self.plan, images, labels, batch_size=self.config.val_batch_size)
 
     def test_accuracy(self, n: int | None = None) -> float:
         """Accuracy on the first ``n`` (default all 10,000) test images."""
