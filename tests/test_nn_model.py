@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
+import io
 import json
 import subprocess
 import sys
@@ -12,6 +14,7 @@ import numpy as np
 import pytest
 
 from convviz.nn.blocks import Concat, Residual
+from convviz.nn.data import load_mnist, to_batch
 from convviz.nn.layers import (
     BatchNorm,
     Conv2D,
@@ -166,6 +169,48 @@ def test_save_load_round_trip_is_bitwise(tmp_path, make):
         type(model.layers[0]).__name__,
         type(model.layers[1]).__name__,
     ]
+
+
+def test_save_and_load_take_file_objects(tmp_path):
+    model = _model_with_everything(seed=4)
+    buf = io.BytesIO()
+    model.save(buf, metadata={"via": "bytes"})
+    path = tmp_path / "no_suffix"  # a path is written as given, no ".npz" appended
+    model.save(path)
+    assert path.read_bytes()[:2] == b"PK" and not (tmp_path / "no_suffix.npz").exists()
+    x = np.random.default_rng(5).random((3, 12, 12, 1), dtype=np.float32)
+    from_bytes = load_model(io.BytesIO(buf.getvalue()))
+    with path.open("rb") as fh:
+        from_file = load_model(fh)
+    assert from_bytes.metadata == {"via": "bytes"}
+    for loaded in (from_bytes, from_file, load_model(str(path))):
+        assert np.array_equal(loaded.predict_proba(x), model.predict_proba(x))
+
+
+# Predictions of the shipped models on the 10k test set, recorded before the reference and
+# fast paths were split (sha256 of the int64 classes) and the logits of test image 0.
+SHIPPED = {
+    "tiny": ("d5685cd83fa507bd", 0.9893, [-2.759, -2.0808, 4.2217, 1.0177, -6.1318]),
+    "classic": ("e8ccb6a1869a3460", 0.9934, [-2.9595, 0.0002, 1.7607, 4.8858, -0.3736]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_models_load_and_predict_as_before(name):
+    digest, acc, logits0 = SHIPPED[name]
+    path = Path(__file__).resolve().parents[1] / "assets" / "models" / f"{name}.npz"
+    with path.open("rb") as fh:
+        model = load_model(io.BytesIO(fh.read()))
+    data = load_mnist()
+    pred = model.predict(to_batch(data.test_images)).astype(np.int64)
+    assert hashlib.sha256(pred.tobytes()).hexdigest()[:16] == digest
+    assert float(np.mean(pred == data.test_labels)) == acc == model.metadata["test_accuracy"]
+    got = model.forward(to_batch(data.test_images[:1]))[0, :5]
+    np.testing.assert_allclose(got, logits0, atol=1e-4)
+    assert np.array_equal(
+        load_model(path).forward(to_batch(data.test_images[:64])),
+        model.forward(to_batch(data.test_images[:64])),
+    )
 
 
 def test_load_model_rejects_other_files(tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import BinaryIO
 
 import numpy as np
 
@@ -250,11 +251,20 @@ class Sequential:
             "layers": [layer.to_spec() for layer in self.layers],
         }
 
-    def save(self, path: str | os.PathLike, metadata: dict | None = None) -> None:
-        """Write architecture (JSON), parameters, buffers and ``metadata`` to an ``.npz``.
+    def save(self, file: str | os.PathLike | BinaryIO, metadata: dict | None = None) -> None:
+        """Write architecture (JSON), parameters, buffers and ``metadata`` as an ``.npz``.
 
-        ``metadata`` (default ``self.metadata``) must be JSON-able; it comes back
-        as ``model.metadata`` from :func:`load_model`. Nothing is pickled.
+        ``file`` is a path (written as given: no ``.npz`` is appended) or a binary
+        file object such as ``io.BytesIO``. ``metadata`` (default ``self.metadata``)
+        must be JSON-able; it comes back as ``model.metadata`` from
+        :func:`load_model`. Nothing is pickled.
+
+        >>> import io
+        >>> from convviz.nn.layers import Dense
+        >>> buf = io.BytesIO()
+        >>> Sequential([Dense(2)], input_shape=(3,)).save(buf, metadata={"note": "hi"})
+        >>> load_model(io.BytesIO(buf.getvalue())).metadata
+        {'note': 'hi'}
         """
         meta = self.metadata if metadata is None else metadata
         arrays = {
@@ -263,16 +273,21 @@ class Sequential:
         }
         arrays.update({f"param:{n}": p for n, p, _ in self.parameters()})
         arrays.update({f"buffer:{n}": b for n, b in self.buffers()})
-        with open(path, "wb") as fh:  # a file object: numpy does not append ".npz"
+        if hasattr(file, "write"):
+            np.savez(file, **arrays)
+            return
+        with open(file, "wb") as fh:  # a file object: numpy does not append ".npz"
             np.savez(fh, **arrays)
 
 
-def load_model(path: str | os.PathLike) -> Sequential:
+def load_model(file: str | os.PathLike | BinaryIO) -> Sequential:
     """Rebuild a :class:`Sequential` written by :meth:`Sequential.save`.
 
+    ``file`` is a path or a binary file object (``io.BytesIO(uploaded_bytes)``).
     The loaded model predicts bit-for-bit like the saved one.
     """
-    with np.load(path, allow_pickle=False) as data:
+    path = file if not hasattr(file, "read") else "file"
+    with np.load(file, allow_pickle=False) as data:
         files = set(data.files)
         if "architecture" not in files:
             raise ValueError(f"`path` is not a convviz model file (no architecture): {path}")
