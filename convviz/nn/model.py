@@ -12,11 +12,12 @@ from typing import BinaryIO
 
 import numpy as np
 
+from convviz.errors import CodedError
 from convviz.nn.layers import Dense, Layer, assign_names
 from convviz.nn.losses import softmax
 from convviz.nn.registry import layer_from_config
 
-__all__ = ["Sequential", "load_model"]
+__all__ = ["ModelFileError", "Sequential", "load_model"]
 
 _FORMAT = "convviz.nn/1"
 
@@ -36,6 +37,10 @@ class Sequential:
     input_grad : bool
         Whether :meth:`backward` returns ``dx``. Off by default: the input is
         the data, so the first layer skips that work (a large saving for a conv).
+    initialize : bool
+        False: every weight starts as zeros and nothing is drawn (cheap: the
+        memory is untouched until written; :func:`load_model` copies the saved
+        weights in).
 
     Notes
     -----
@@ -62,6 +67,7 @@ class Sequential:
         seed: int = 0,
         name: str = "sequential",
         input_grad: bool = False,
+        initialize: bool = True,
     ) -> None:
         self.layers = list(layers)
         if not self.layers:
@@ -76,7 +82,7 @@ class Sequential:
         self.name = str(name)
         self.metadata: dict = {}
         assign_names(self.layers)
-        rng = np.random.default_rng(self.seed)
+        rng = np.random.default_rng(self.seed) if initialize else None
         shape = self.input_shape
         for layer in self.layers:
             shape = layer.build(shape, rng)
@@ -117,8 +123,8 @@ class Sequential:
         if x.ndim == len(self.input_shape) and self.input_shape[-1] == 1:
             x = x[..., None]  # (N, H, W) grayscale -> (N, H, W, 1)
         if tuple(x.shape[1:]) != self.input_shape:
-            want = ", ".join(map(str, self.input_shape))
-            raise ValueError(f"`x` must have shape (N, {want}), got {x.shape}")
+            want = "(N, " + ", ".join(map(str, self.input_shape)) + ")"
+            raise CodedError("err.nn.x_shape", want=want, got=_shape_text(x.shape))
         return x.astype(self.dtype, copy=False)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
@@ -280,39 +286,146 @@ class Sequential:
             np.savez(fh, **arrays)
 
 
-def load_model(file: str | os.PathLike | BinaryIO) -> Sequential:
+class ModelFileError(CodedError):
+    """A file that :func:`load_model` cannot turn into a model (a ``ValueError``).
+
+    Its code says why (``err.nn.not_a_model``, ``err.nn.model_format``,
+    ``err.nn.model_damaged``, ``err.nn.model_too_large``, ``err.nn.too_many_params``,
+    ``err.nn.input_shape``, ``err.nn.output_shape``); its parameters are numbers and
+    shapes, never text from the file. The underlying error, if any, is chained.
+    """
+
+
+_MAX_JSON_BYTES = 1 << 24  # architecture and metadata: 16 MiB is far more than any model needs
+
+
+def _shape_text(shape) -> str:
+    """A shape as Python writes it: ``(28, 28, 1)``, ``(10,)``."""
+    return str(tuple(int(d) for d in shape))
+
+
+def _member_size(data, key: str) -> int:
+    """Uncompressed bytes of the ``.npz`` member ``key`` (from the zip directory, nothing read)."""
+    return data.zip.getinfo(f"{key}.npy").file_size
+
+
+def _json_member(data, key: str):
+    if _member_size(data, key) > _MAX_JSON_BYTES:
+        raise ValueError(f"`{key}` is larger than {_MAX_JSON_BYTES} bytes")
+    arr = data[key]
+    if arr.shape != () or arr.dtype.kind != "U":
+        raise ValueError(f"`{key}` must be a JSON string")
+    return json.loads(str(arr))
+
+
+def load_model(
+    file: str | os.PathLike | BinaryIO,
+    *,
+    input_shape: tuple[int, ...] | None = None,
+    output_shape: tuple[int, ...] | None = None,
+    max_params: int | None = None,
+) -> Sequential:
     """Rebuild a :class:`Sequential` written by :meth:`Sequential.save`.
 
-    ``file`` is a path or a binary file object (``io.BytesIO(uploaded_bytes)``).
-    The loaded model predicts bit-for-bit like the saved one.
+    Parameters
+    ----------
+    file : path or binary file object
+        For example ``io.BytesIO(uploaded_bytes)``.
+    input_shape, output_shape : tuple of int, optional
+        Shapes the model must have (one example, no batch axis), e.g.
+        ``(28, 28, 1)`` and ``(10,)`` for MNIST; checked before any weight is read.
+    max_params : int, optional
+        Refuse models with more weights (``count_params``) than this, before
+        copying any; the model is first built with zero weights, which costs no
+        memory until written.
+
+    Returns
+    -------
+    Sequential
+        Predicts bit-for-bit like the saved model.
+
+    Raises
+    ------
+    ModelFileError
+        For a file that is not a convviz model, is damaged, or fails the checks.
+    OSError
+        When a path cannot be opened (``FileNotFoundError``...).
     """
-    path = file if not hasattr(file, "read") else "file"
-    with np.load(file, allow_pickle=False) as data:
+    if not hasattr(file, "read"):
+        with open(file, "rb") as fh:
+            return load_model(
+                fh, input_shape=input_shape, output_shape=output_shape, max_params=max_params
+            )
+    try:
+        data = np.load(file, allow_pickle=False)
+    except Exception as exc:  # zip, npy and pickle refusals alike; never their text
+        raise ModelFileError("err.nn.not_a_model") from exc
+    if not isinstance(data, np.lib.npyio.NpzFile):  # a bare .npy array
+        raise ModelFileError("err.nn.not_a_model")
+    with data:
         files = set(data.files)
-        if "architecture" not in files:
-            raise ValueError(f"`path` is not a convviz model file (no architecture): {path}")
-        config = json.loads(str(data["architecture"]))
+        try:
+            config = _json_member(data, "architecture") if "architecture" in files else None
+        except Exception as exc:
+            raise ModelFileError("err.nn.not_a_model") from exc
+        if not isinstance(config, dict):
+            raise ModelFileError("err.nn.not_a_model")
         if config.get("format") != _FORMAT:
-            raise ValueError(f"`path` has an unknown model format {config.get('format')!r}")
-        layers = [layer_from_config(spec) for spec in config["layers"]]
-        model = Sequential(
-            layers,
-            input_shape=tuple(config["input_shape"]),
-            seed=config["seed"],
-            name=config["name"],
-        )
-        model.astype(config.get("dtype", "float32"))
-        for kind, pairs in (("param", model.parameters()), ("buffer", model.buffers())):
-            for item in pairs:
-                name, arr = item[0], item[1]
-                key = f"{kind}:{name}"
-                if key not in files:
-                    raise ValueError(f"`path` lacks the array {key!r}")
-                stored = data[key]
-                if stored.shape != arr.shape:
-                    raise ValueError(
-                        f"`path` array {key!r} has shape {stored.shape}, want {arr.shape}"
-                    )
-                arr[...] = stored
-        model.metadata = json.loads(str(data["metadata"])) if "metadata" in files else {}
+            raise ModelFileError("err.nn.model_format")
+        try:
+            shape = tuple(int(d) for d in config["input_shape"])
+            dtype = np.dtype(config.get("dtype", "float32"))
+            if dtype not in (np.float32, np.float64):
+                raise ValueError("`dtype` must be float32 or float64")
+        except Exception as exc:
+            raise ModelFileError("err.nn.model_damaged") from exc
+        if input_shape is not None and shape != tuple(input_shape):
+            raise ModelFileError(
+                "err.nn.input_shape", want=_shape_text(input_shape), got=_shape_text(shape)
+            )
+        try:
+            layers = [layer_from_config(spec) for spec in config["layers"]]
+            model = Sequential(
+                layers,
+                input_shape=shape,
+                seed=int(config["seed"]),
+                name=str(config["name"]),
+                initialize=False,  # zeros: no memory is touched until the weights are copied
+            )
+        except MemoryError as exc:
+            if max_params is None:
+                raise
+            raise ModelFileError("err.nn.model_too_large", limit=int(max_params)) from exc
+        except Exception as exc:  # unknown layers, bad arguments, shapes that do not chain
+            raise ModelFileError("err.nn.model_damaged") from exc
+        count = model.count_params()
+        if max_params is not None and count > max_params:
+            raise ModelFileError("err.nn.too_many_params", count=count, limit=int(max_params))
+        if output_shape is not None and tuple(model.output_shape) != tuple(output_shape):
+            raise ModelFileError(
+                "err.nn.output_shape",
+                want=_shape_text(output_shape),
+                got=_shape_text(model.output_shape),
+            )
+        model.astype(dtype)
+        try:
+            for kind, pairs in (("param", model.parameters()), ("buffer", model.buffers())):
+                for item in pairs:
+                    name, arr = item[0], item[1]
+                    key = f"{kind}:{name}"
+                    # The zip directory gives the size: a huge array is refused unread.
+                    if key not in files or _member_size(data, key) > arr.nbytes + 4096:
+                        raise ValueError(f"`file` lacks the array {key!r} or it is too big")
+                    stored = data[key]
+                    if stored.shape != arr.shape:
+                        raise ValueError(
+                            f"`file` array {key!r} has shape {stored.shape}, want {arr.shape}"
+                        )
+                    arr[...] = stored
+            meta = _json_member(data, "metadata") if "metadata" in files else {}
+            if not isinstance(meta, dict):
+                raise ValueError("`metadata` must be a JSON object")
+        except Exception as exc:
+            raise ModelFileError("err.nn.model_damaged") from exc
+        model.metadata = meta
     return model
