@@ -54,7 +54,7 @@ def pad_nhwc(x: np.ndarray, pads: Pads, out: np.ndarray | None = None) -> np.nda
     """Zero-pad the H and W axes of ``x`` (N, H, W, C).
 
     With ``out`` (a buffer of the padded shape whose border is already zero, such
-    as a :class:`Workspace` array created with ``zero=True``) only the interior is
+    as a :class:`~convviz.nn.fast.Workspace` array made with ``zero=True``) only the interior is
     written.
     """
     (t, b), (le, r) = pads

@@ -293,10 +293,11 @@ class Conv2D(Layer):
         ho, wo, f = self.output_shape
         xp = F.pad_nhwc(x, self.pads)  # (N, Hp, Wp, C)
         cols = F.im2col(xp, kh, kw, *self.strides)  # (N*Ho*Wo, kh*kw*C)
-        z = cols @ self.params["kernel"].reshape(-1, f)  # (N*Ho*Wo, F)
+        y = cols @ self.params["kernel"].reshape(-1, f)  # (N*Ho*Wo, F)
         if self.use_bias:
-            z += self.params["bias"]
-        y = np.maximum(z, 0) if self.activation == "relu" else z
+            y += self.params["bias"]
+        if self.activation == "relu":
+            np.maximum(y, 0, out=y)  # in place: one pass less over the largest array
         self._cache = (xp.shape, cols, y) if training else None
         return y.reshape(x.shape[0], ho, wo, f)  # (N, Ho, Wo, F)
 
@@ -359,12 +360,12 @@ class Conv2D(Layer):
         for i in range(n):
             for oy in range(ho):
                 for ox in range(wo):
-                    rows = slice(oy * sh, oy * sh + kh)
-                    cols = slice(ox * sw, ox * sw + kw)
+                    ys = slice(oy * sh, oy * sh + kh)  # the window's rows ...
+                    xs = slice(ox * sw, ox * sw + kw)  # ... and columns in xp
                     for k in range(f):
                         g = dz[i, oy, ox, k]
-                        dkernel[:, :, :, k] += g * xp[i, rows, cols, :]
-                        dxp[i, rows, cols, :] += g * kernel[:, :, :, k]
+                        dkernel[:, :, :, k] += g * xp[i, ys, xs, :]
+                        dxp[i, ys, xs, :] += g * kernel[:, :, :, k]
         (t, _), (le, _) = self.pads
         h, w = self.input_shape[:2]
         grads = {"kernel": dkernel}
