@@ -37,10 +37,10 @@ from convviz.nn.layers import (
     Tanh,
 )
 from convviz.nn.losses import softmax_cross_entropy
-from convviz.nn.model import Sequential, load_model
+from convviz.nn.model import ModelFileError, Sequential, load_model
 from convviz.nn.optim import OPTIMIZERS, SGD, Adam, Optimizer, RMSprop, make_optimizer
 from convviz.nn.presets import PRESETS, build_model
-from convviz.nn.train import SCHEDULES, TrainConfig, Trainer, evaluate
+from convviz.nn.train import SCHEDULES, Evaluation, TrainConfig, Trainer, evaluate, evaluate_set
 
 __all__ = [
     "INITIALIZERS",
@@ -55,6 +55,7 @@ __all__ = [
     "Conv2D",
     "Dense",
     "Dropout",
+    "Evaluation",
     "FastPlan",
     "Flatten",
     "Identity",
@@ -63,6 +64,7 @@ __all__ = [
     "MaxPool2D",
     "Mnist",
     "MnistError",
+    "ModelFileError",
     "Optimizer",
     "RMSprop",
     "ReLU",
@@ -76,6 +78,7 @@ __all__ = [
     "build_model",
     "dense_block",
     "evaluate",
+    "evaluate_set",
     "load_mnist",
     "load_model",
     "make_optimizer",

@@ -6,7 +6,8 @@ optimizer steps and returns their metrics. That is what lets a UI drive it from
 a timer (pause = stop calling, change the learning rate between chunks) and the
 CLI drive it in a plain loop. Nothing here touches Streamlit or global state, so
 two trainers never disturb each other and the same config and seed give the
-same history.
+same history. The steps run through a :class:`~convviz.nn.fast.FastPlan` of the
+model (``Trainer(..., fast=False)``: the reference layers).
 
 Schedules scale the base learning rate ``config.lr`` (which ``set_lr`` changes):
 
