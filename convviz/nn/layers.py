@@ -698,7 +698,7 @@ class Dense(Layer):
             dy = dy * (y > 0)
         elif self.activation == "softmax" and not self.logits_output:
             dy = y * (dy - (dy * y).sum(axis=1, keepdims=True))
-        self.grads["kernel"][...] = x.T @ dy  # (D, units)
+        np.matmul(x.T, dy, out=self.grads["kernel"])  # (D, units), written in place
         if self.use_bias:
             self.grads["bias"][...] = dy.sum(axis=0)
         if not self.needs_input_grad:
