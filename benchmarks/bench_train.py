@@ -11,6 +11,10 @@ process (must stay < 1 GB).
 
     .venv/bin/python benchmarks/bench_train.py [--rounds 5] [--steps 20] [--batch 64]
 
+Ours trains through :class:`convviz.nn.fast.FastPlan`, as the Trainer does;
+``--reference`` also times the plain reference layers (``model.forward`` /
+``model.backward``) for comparison.
+
 PyTorch is optional (``pip install torch==2.13.0``): without it only our numbers print.
 """
 
@@ -27,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from convviz.nn.fast import FastPlan
 from convviz.nn.layers import Conv2D, Dense
 from convviz.nn.losses import softmax_cross_entropy
 from convviz.nn.presets import build_model
@@ -47,17 +52,18 @@ def make_sgd(model, lr=0.01):
     return SGD(model.parameters(), lr=lr)
 
 
-def ours_stepper(batch: int):
+def ours_stepper(batch: int, fast: bool = True):
     model = build_model("classic", seed=0)
+    net = FastPlan(model) if fast else model
     opt = make_sgd(model)
     rng = np.random.default_rng(0)
     x = rng.random((batch, 28, 28, 1), dtype=np.float32)
     y = rng.integers(0, 10, batch)
 
     def step():
-        logits = model.forward(x, training=True)
+        logits = net.forward(x, training=True)
         _, d = softmax_cross_entropy(logits, y)
-        model.backward(d)
+        net.backward(d)
         opt.step()
 
     return model, step
@@ -140,6 +146,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20, help="steps per timing round")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median counts)")
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument(
+        "--reference", action="store_true", help="also time the reference layers (no FastPlan)"
+    )
     ap.add_argument("--rss-child", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.rss_child:
@@ -147,6 +156,7 @@ def main() -> None:
         return
 
     model, ours = ours_stepper(args.batch)
+    plain = ours_stepper(args.batch, fast=False)[1] if args.reference else None
     theirs = None
     if not args.no_torch:
         try:
@@ -157,11 +167,15 @@ def main() -> None:
         ours()
         if theirs:
             theirs()
-    t_ours, t_torch = [], []
+        if plain:
+            plain()
+    t_ours, t_torch, t_plain = [], [], []
     for _ in range(args.rounds):
         t_ours.append(time_steps(ours, args.steps))
         if theirs:
             t_torch.append(time_steps(theirs, args.steps))
+        if plain:
+            t_plain.append(time_steps(plain, args.steps))
     ours_s = float(np.median(t_ours))
     flops = training_flops(model, args.batch)
     peak = matmul_gflops()
@@ -172,6 +186,12 @@ def main() -> None:
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"numpy {np.__version__}, {os.cpu_count()} CPUs, load average {load}")
     print(f"convviz.nn : {ours_s * 1e3:7.2f} ms/step  {args.batch / ours_s:8.0f} images/s")
+    if plain:
+        plain_s = float(np.median(t_plain))
+        print(
+            f"reference  : {plain_s * 1e3:7.2f} ms/step  {args.batch / plain_s:8.0f} images/s "
+            f"(FastPlan is {plain_s / ours_s:.2f}x faster)"
+        )
     if theirs:
         torch_s = float(np.median(t_torch))
         print(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import re
 import subprocess
@@ -11,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convviz.cli import main
+from convviz.cli import _build_parser, main
 from convviz.nn.data import load_mnist
 from convviz.nn.model import load_model
-from convviz.nn.presets import build_model
+from convviz.nn.presets import PRESETS, build_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -163,6 +164,65 @@ def test_out_in_a_missing_directory_fails_before_training(tmp_path):
 def test_help_exits_0(capsys):
     assert main(["--help"]) == 0
     assert "train" in capsys.readouterr().out
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    parser = _build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+@pytest.mark.parametrize("command", sorted(_subcommands()))
+def test_every_subcommand_help_is_readable(command, capsys):
+    """A bare % in a help string made argparse print its internals (issue 13)."""
+    assert main([command, "--help"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert out.startswith(f"usage: convviz {command}")
+    for bad in ("%(", "Traceback", "TypeError", "option_strings", "{'"):
+        assert bad not in out, f"{bad!r} in `convviz {command} --help`"
+    for action in _subcommands()[command]._actions:  # every option is listed
+        for flag in action.option_strings:
+            assert flag in out
+    if command == "train":
+        for name in PRESETS:
+            assert f"{name} (" in out  # the presets' descriptions, with their % intact
+        assert "98.93% after 1 epoch" in out
+
+
+def test_train_help_from_the_command_line():
+    proc = subprocess.run(
+        [sys.executable, "-m", "convviz", "train", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert "--reference" in proc.stdout and "option_strings" not in proc.stdout
+
+
+def test_evaluate_a_file_that_is_not_a_model(tmp_path):
+    path = tmp_path / "notes.npz"
+    path.write_bytes(b"hello")
+    code, out, err = run(["evaluate", str(path)])
+    assert code == 2 and out == ""
+    assert err == f"convviz: error: {path}: This is not a model file saved by convviz\n"
+
+
+def test_missing_mnist_names_the_directory(tmp_path, monkeypatch):
+    monkeypatch.setattr("convviz.nn.data.DEFAULT_ROOT", tmp_path / "nowhere")
+    code, out, err = run(["train", "--no-progress"])
+    assert code == 2 and out == ""
+    assert err.startswith("convviz: error: MNIST files not found: train-images-idx3-ubyte.gz")
+    assert err.endswith(f" (in {tmp_path / 'nowhere'})\n")
+
+
+def test_train_with_the_reference_layers(tmp_path):
+    argv = ["train", "--train-size", "128", "--val-size", "64", "--no-progress", "--reference"]
+    code, out, err = run(argv)
+    assert code == 0 and err == ""
+    assert re.search(r"test accuracy \d\.\d{4}", out)
 
 
 @pytest.mark.parametrize(("name", "target"), [("tiny", 0.98), ("classic", 0.992)])

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
+import re
 import shutil
 import struct
 from pathlib import Path
@@ -11,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from convviz.errors import CodedError
+from convviz.i18n import translator
 from convviz.nn.data import (
     DEFAULT_ROOT,
     FILES,
@@ -113,16 +117,32 @@ def test_small_synthetic_set_round_trips(tmp_path):
     np.testing.assert_array_equal(m.test_labels, tel)
 
 
+@contextlib.contextmanager
+def mnist_error(tmp_path, code: str, message: str, **params):
+    """Expect a ``MnistError`` with ``code`` and ``params``; no path in its params or text."""
+    with pytest.raises(MnistError) as e:
+        yield
+    err = e.value
+    assert err.code == code
+    assert {k: err.params[k] for k in params} == params
+    assert str(tmp_path) not in str(err) and str(tmp_path) not in repr(err.params)
+    assert re.search(message, str(err)), str(err)
+    assert err.path is not None and str(err.path).startswith(str(tmp_path))  # for the CLI
+    pt = translator("pt")(err.code, **err.params)
+    assert pt != str(err) and str(tmp_path) not in pt
+
+
 def test_missing_directory_names_the_expected_files(tmp_path):
-    with pytest.raises(MnistError, match=r"MNIST files not found in .*nowhere: expected") as e:
+    with mnist_error(tmp_path, "err.nn.mnist_missing", r"^MNIST files not found: train-images"):
         load_mnist(tmp_path / "nowhere")
-    assert "train-images-idx3-ubyte.gz" in str(e.value)
 
 
 def test_one_missing_file_is_named(tmp_path):
     make_set(tmp_path)
     (tmp_path / FILES["test_labels"]).unlink()
-    with pytest.raises(MnistError, match=r"missing: t10k-labels-idx1-ubyte\.gz"):
+    with mnist_error(
+        tmp_path, "err.nn.mnist_missing", "not found", missing="t10k-labels-idx1-ubyte.gz"
+    ):
         load_mnist(tmp_path)
 
 
@@ -131,14 +151,19 @@ def test_truncated_gzip(tmp_path):
     path = tmp_path / FILES["train_images"]
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(MnistError, match=r"train-images-idx3-ubyte\.gz is not a valid gzip file"):
+    with mnist_error(
+        tmp_path,
+        "err.nn.mnist_bad_gzip",
+        r"^train-images-idx3-ubyte\.gz is not a valid gzip file",
+        file="train-images-idx3-ubyte.gz",
+    ):
         load_mnist(tmp_path)
 
 
 def test_not_gzip_at_all(tmp_path):
     make_set(tmp_path)
     (tmp_path / FILES["test_images"]).write_bytes(b"<html>404 not found</html>")
-    with pytest.raises(MnistError, match="not a valid gzip file"):
+    with mnist_error(tmp_path, "err.nn.mnist_bad_gzip", "not a valid gzip file"):
         load_mnist(tmp_path)
 
 
@@ -147,7 +172,7 @@ def test_real_file_cut_short_is_rejected(tmp_path):
     make_set(tmp_path)
     data = (DEFAULT_ROOT / FILES["test_labels"]).read_bytes()
     (tmp_path / FILES["test_labels"]).write_bytes(data[:-1000])
-    with pytest.raises(MnistError, match="not a valid gzip file"):
+    with mnist_error(tmp_path, "err.nn.mnist_bad_gzip", "not a valid gzip file"):
         load_mnist(tmp_path)
 
 
@@ -155,49 +180,63 @@ def test_wrong_magic_images(tmp_path):
     make_set(tmp_path)
     # A label file where the images should be.
     write_idx_labels(tmp_path / FILES["train_images"], np.zeros(6))
-    with pytest.raises(MnistError, match="magic number 2049, expected 2051"):
+    with mnist_error(
+        tmp_path, "err.nn.mnist_bad_magic", "magic number is 2049, not 2051", magic="2049"
+    ):
         load_mnist(tmp_path)
 
 
 def test_wrong_magic_labels(tmp_path):
     make_set(tmp_path)
     write_idx_labels(tmp_path / FILES["test_labels"], np.zeros(4), magic=2051)
-    with pytest.raises(MnistError, match="magic number 2051, expected 2049"):
+    with mnist_error(tmp_path, "err.nn.mnist_bad_magic", "magic number is 2051, not 2049"):
         load_mnist(tmp_path)
 
 
 def test_header_count_disagrees_with_data(tmp_path):
     make_set(tmp_path)
     write_idx_images(tmp_path / FILES["test_images"], np.zeros((4, 28, 28)), count=5)
-    with pytest.raises(MnistError, match=r"header \(5 images of 28x28\) needs 3936"):
+    with mnist_error(
+        tmp_path,
+        "err.nn.mnist_bad_length",
+        r"has 3,152 bytes, but its header \(5 items\) needs 3,936",
+        size=3152,
+        expected=3936,
+    ):
         load_mnist(tmp_path)
 
 
 def test_label_count_disagrees_with_data(tmp_path):
     make_set(tmp_path)
     write_idx_labels(tmp_path / FILES["train_labels"], np.zeros(6), count=7)
-    with pytest.raises(MnistError, match=r"header \(7 labels\) needs 15"):
+    with mnist_error(tmp_path, "err.nn.mnist_bad_length", r"header \(7 items\) needs 15"):
         load_mnist(tmp_path)
 
 
 def test_images_and_labels_counts_must_match(tmp_path):
     make_set(tmp_path)
     write_idx_labels(tmp_path / FILES["train_labels"], np.zeros(5))
-    with pytest.raises(MnistError, match=r"train split .*: 6 images but 5 labels"):
+    with mnist_error(
+        tmp_path,
+        "err.nn.mnist_count_mismatch.train",
+        "training files disagree: 6 images but 5 labels",
+        images=6,
+        labels=5,
+    ):
         load_mnist(tmp_path)
 
 
 def test_wrong_image_size(tmp_path):
     make_set(tmp_path)
     write_idx_images(tmp_path / FILES["train_images"], np.zeros((6, 32, 32)))
-    with pytest.raises(MnistError, match="32x32 images, expected 28x28"):
+    with mnist_error(tmp_path, "err.nn.mnist_bad_side", "holds 32x32 images, not 28x28"):
         load_mnist(tmp_path)
 
 
 def test_label_out_of_range(tmp_path):
     make_set(tmp_path)
     write_idx_labels(tmp_path / FILES["test_labels"], np.array([1, 2, 10, 3]))
-    with pytest.raises(MnistError, match=r"label value 10, expected 0\.\.9"):
+    with mnist_error(tmp_path, "err.nn.mnist_bad_label", "the label 10; MNIST labels are 0 to 9"):
         load_mnist(tmp_path)
 
 
@@ -205,12 +244,12 @@ def test_header_too_short(tmp_path):
     make_set(tmp_path)
     with gzip.open(tmp_path / FILES["test_labels"], "wb") as f:
         f.write(b"\x00\x00")
-    with pytest.raises(MnistError, match="too short for an IDX header"):
+    with mnist_error(tmp_path, "err.nn.mnist_too_short", "too short for an IDX header", size=2):
         load_mnist(tmp_path)
 
 
-def test_mnist_error_is_a_value_error():
-    assert issubclass(MnistError, ValueError)
+def test_mnist_error_is_a_coded_value_error():
+    assert issubclass(MnistError, CodedError) and issubclass(MnistError, ValueError)
 
 
 def test_a_failed_load_is_not_cached(tmp_path):

@@ -1,7 +1,9 @@
-"""`convviz.nn` layers and blocks: forward against oracles, gradients against finite differences.
+"""`convviz.nn` reference layers and blocks: forward against oracles, gradients against
+finite differences, the conv against its loop version.
 
 Gradient checks run in float64 (``layer.astype(np.float64)``) with central
-differences on a random projection ``L = sum(y * r)`` of the output.
+differences on a random projection ``L = sum(y * r)`` of the output. The fast
+path (``convviz.nn.fast``) is checked against these layers in ``test_nn_fast.py``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from skimage.measure import block_reduce
 from convviz.conv import conv2d
 from convviz.nn import functional as F
 from convviz.nn.blocks import Concat, Residual, dense_block
-from convviz.nn.functional import blas_threads
 from convviz.nn.layers import (
     AvgPool2D,
     BatchNorm,
@@ -190,9 +191,8 @@ def test_dense_block_gradients_and_growth():
     check_layer(model.layers[1], _x((2, 5, 5, 5)))
 
 
-def _small_model(workers=1, **kw):
-    # 9x9 -> conv 7x7 -> pool 3x3: the pool drops a row and a column, so in training
-    # the fused conv computes only the 6x6 outputs the pool reads.
+def small_model(**kw) -> Sequential:
+    """A float64 conv net; its 9x9 -> 7x7 conv feeds a pool that drops a row and a column."""
     layers = [
         Conv2D(3, 3, activation="relu"),
         MaxPool2D(2),
@@ -201,22 +201,18 @@ def _small_model(workers=1, **kw):
         Dense(5, activation="relu"),
         Dense(3, activation="softmax"),
     ]
-    return Sequential(layers, input_shape=(9, 9, 2), seed=3, workers=workers, **kw).astype(
-        np.float64
-    )
+    return Sequential(layers, input_shape=(9, 9, 2), seed=3, **kw).astype(np.float64)
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_whole_model_gradients_through_the_loss(workers):
-    """Every parameter's gradient of the mean cross-entropy, including the threaded path."""
+def test_whole_model_gradients_through_the_loss():
+    """Every parameter's gradient of the mean cross-entropy, and dx, by finite differences."""
     rng = np.random.default_rng(4)
-    model = _small_model(workers, input_grad=True)
+    model = small_model(input_grad=True)
     for _, p, _ in model.parameters():
         p += rng.normal(0, 0.05, p.shape)
-    x = rng.random((32, 9, 9, 2))  # 32 rows: two workers get 16 each
-    labels = rng.integers(0, 3, 32)
+    x = rng.random((6, 9, 9, 2))
+    labels = rng.integers(0, 3, 6)
     _, d = softmax_cross_entropy(model.forward(x, training=True), labels)
-    assert (model._split is not None) == (workers == 2)
     dx = model.backward(d)
     analytic = {n: g.copy() for n, _, g in model.parameters()} | {"x": dx.copy()}
 
@@ -228,52 +224,64 @@ def test_whole_model_gradients_through_the_loss(workers):
         assert_matches(analytic[name].reshape(-1)[idx], num, rtol=1e-5, atol=1e-8, what=f"d{name}")
 
 
-def test_threaded_step_equals_single_thread_step():
-    rng = np.random.default_rng(5)
-    x = rng.random((40, 9, 9, 2))
-    labels = rng.integers(0, 3, 40)
-    grads = []
-    for workers in (1, 2):
-        model = _small_model(workers)
-        _, d = softmax_cross_entropy(model.forward(x, training=True), labels)
-        model.backward(d)
-        grads.append({n: g.copy() for n, _, g in model.parameters()})
-    for name in grads[0]:
-        assert_matches(grads[1][name], grads[0][name], rtol=1e-10, atol=1e-13, what=name)
+# ------------------------------------------------------------------ the loop version
 
 
-def test_threaded_evaluation_equals_single_thread_evaluation():
-    """Evaluation batches are sliced over threads too (BatchNorm included: running stats)."""
-    rng = np.random.default_rng(7)
-    x = rng.random((45, 9, 9, 2))
-    mean, var = rng.normal(0, 0.3, 3), rng.uniform(0.5, 2, 3)
-    outs = []
-    for workers in (1, 2):
-        layers = [Conv2D(3, 3), BatchNorm(), ReLU(), Flatten(), Dense(4)]
-        model = Sequential(layers, input_shape=(9, 9, 2), seed=3, workers=workers)
-        model.astype(np.float64)
-        bn = model.layers[1]
-        bn.buffers["moving_mean"][...] = mean
-        bn.buffers["moving_variance"][...] = var
-        outs.append(model.forward(x, training=False))
-        assert (model._split is not None) == (workers == 2)
-    assert_matches(outs[1], outs[0], rtol=1e-12, atol=1e-13, what="logits")
+CONV_CASES = [
+    dict(kernel_size=3),
+    dict(kernel_size=3, padding="same", activation="relu"),
+    dict(kernel_size=(2, 3), strides=2),
+    dict(kernel_size=3, strides=(2, 1), padding="same", use_bias=False),
+    dict(kernel_size=1, activation="relu"),
+]
 
 
-def test_sliced_training_leaves_blas_single_threaded():
-    """Raising the BLAS thread count after each step woke a spinning OpenBLAS worker."""
-    if blas_threads() == 0:
-        pytest.skip("numpy's BLAS is not an OpenBLAS found at run time")
-    old = blas_threads(2)
-    try:
-        model = _small_model(2)
-        x = np.random.default_rng(8).random((32, 9, 9, 2))
-        for _ in range(2):
-            _, d = softmax_cross_entropy(model.forward(x, training=True), np.zeros(32, int))
-            model.backward(d)
-            assert blas_threads() == 1
-    finally:
-        blas_threads(old)
+@pytest.mark.parametrize("kw", CONV_CASES)
+def test_conv2d_forward_and_backward_match_the_loop_version(kw):
+    """The im2col forward/backward against ``forward_naive``/``_backward_naive`` (float64)."""
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((2, 7, 6, 3))
+    layer = Conv2D(4, name="c", **kw)
+    layer.build(x.shape[1:], rng)
+    layer.astype(np.float64)
+    if layer.use_bias:
+        layer.params["bias"][...] = rng.normal(0, 0.5, 4)
+    y = layer.forward(x, training=True)
+    assert_matches(y, layer.forward_naive(x), rtol=1e-12, atol=1e-12, what="forward")
+    dy = rng.standard_normal(y.shape)
+    dx = layer.backward(dy)
+    dx_loop, grads_loop = layer._backward_naive(x, dy)
+    assert_matches(dx, dx_loop, rtol=1e-12, atol=1e-12, dtype=np.float64, what="dx")
+    assert sorted(grads_loop) == sorted(layer.grads)
+    for key, g in grads_loop.items():
+        assert_matches(layer.grads[key], g, rtol=1e-12, atol=1e-12, what=f"d{key}")
+
+
+def test_conv2d_loop_backward_matches_finite_differences():
+    """The loop version is an oracle too: its gradients against central differences."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 5, 6, 2))
+    layer = Conv2D(3, 3, strides=2, padding="same", activation="relu", name="c")
+    layer.build(x.shape[1:], rng)
+    layer.astype(np.float64)
+    layer.params["bias"][...] = rng.normal(0, 0.3, 3)
+    r = rng.standard_normal((2, *layer.output_shape))
+    dx, grads = layer._backward_naive(x, r)
+
+    def loss():
+        return float(np.sum(layer.forward_naive(x) * r))
+
+    for name, arr, g in [("x", x, dx)] + [(k, layer.params[k], grads[k]) for k in grads]:
+        idx, num = _numeric_grad(loss, arr, rng, max_entries=20)
+        assert_matches(g.reshape(-1)[idx], num, rtol=1e-5, atol=1e-7, what=f"d{name}")
+
+
+def test_backward_needs_a_training_forward():
+    layer = Conv2D(2, 3, name="c")
+    layer.build((5, 5, 1), np.random.default_rng(0))
+    layer.forward(np.zeros((1, 5, 5, 1), np.float32))  # evaluation caches nothing
+    with pytest.raises(ValueError, match="`backward` needs"):
+        layer.backward(np.zeros((1, 3, 3, 2), np.float32))
 
 
 # ------------------------------------------------------------------ forward oracles
@@ -411,54 +419,3 @@ def test_build_and_call_validation():
     layer.build((5, 5, 1), rng)
     with pytest.raises(ValueError, match="`x`"):
         layer.forward(np.zeros((1, 6, 5, 1), np.float32))
-
-
-@pytest.mark.parametrize(
-    ("conv", "pool", "hw"),
-    [
-        (dict(kernel_size=3), dict(pool_size=2), (9, 9)),  # pool drops a row and a column
-        (dict(kernel_size=3, strides=2, padding="same"), dict(pool_size=3, strides=2), (12, 12)),
-        (dict(kernel_size=2), dict(pool_size=(2, 3)), (7, 9)),
-    ],
-)
-@pytest.mark.parametrize("input_grad", [True, False])
-def test_fused_conv_relu_pool_equals_the_unfused_layers(conv, pool, hw, input_grad):
-    """Training fuses Conv2D(relu)+MaxPool2D; Conv2D + ReLU() + MaxPool2D is the oracle.
-
-    Without input_grad the first conv pools itself (one GEMM per pooling phase).
-    """
-    rng = np.random.default_rng(9)
-    x = rng.standard_normal((5, *hw, 2))
-    x[:, : hw[0] // 2] = 0.0  # flat background (as in MNIST): conv outputs tie at the bias
-    labels = rng.integers(0, 3, 5)
-    bias = rng.normal(0, 0.3, 4)
-    results = []
-    for fused in (True, False):
-        if fused:
-            head = [Conv2D(4, activation="relu", **conv), MaxPool2D(**pool)]
-        else:
-            head = [Conv2D(4, **conv), ReLU(), MaxPool2D(**pool)]
-        model = Sequential([*head, Flatten(), Dense(3)], input_shape=(*hw, 2), seed=1)
-        model.astype(np.float64)
-        model.input_grad = input_grad
-        assert model.layers[0].defer_relu is fused
-        assert (model.layers[0].used_hw is not None) is fused  # every case crops
-        model.layers[0].params["bias"][...] = bias
-        logits = model.forward(x, training=True)
-        pooled_in_conv = model.layers[0]._cache[0] == "pooled"
-        assert pooled_in_conv is (fused and not input_grad and pool.get("strides") is None)
-        _, d = softmax_cross_entropy(logits, labels)
-        dx = model.backward(d)
-        grads = {
-            n.split("/")[0][:6] + "/" + n.split("/")[1]: g.copy() for n, _, g in model.parameters()
-        }
-        results.append((logits, dx, grads, model.activations(x)[0][1]))
-    (l1, dx1, g1, a1), (l2, dx2, g2, a2) = results
-    assert_matches(l1, l2, rtol=1e-12, atol=1e-12, what="logits")
-    if input_grad:
-        assert_matches(dx1, dx2, rtol=1e-12, atol=1e-12, what="dx")
-    else:
-        assert dx1 is None and dx2 is None
-    for name in g2:
-        assert_matches(g1[name], g2[name], rtol=1e-12, atol=1e-12, what=name)
-    assert_matches(a1, np.maximum(a2, 0), rtol=1e-12, atol=1e-12, what="eval activations")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
+import io
 import json
 import subprocess
 import sys
@@ -11,7 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from convviz.errors import CodedError
+from convviz.i18n import translator
 from convviz.nn.blocks import Concat, Residual
+from convviz.nn.data import load_mnist, to_batch
+from convviz.nn.fast import FastPlan
 from convviz.nn.layers import (
     BatchNorm,
     Conv2D,
@@ -23,7 +29,7 @@ from convviz.nn.layers import (
     ReLU,
 )
 from convviz.nn.losses import softmax_cross_entropy
-from convviz.nn.model import Sequential, load_model
+from convviz.nn.model import ModelFileError, Sequential, load_model
 from convviz.nn.presets import PRESETS, build_model
 
 # Keras 2's summary of the MNIST convnet from "Deep Learning with Python" (the oracle).
@@ -168,11 +174,159 @@ def test_save_load_round_trip_is_bitwise(tmp_path, make):
     ]
 
 
-def test_load_model_rejects_other_files(tmp_path):
-    path = tmp_path / "other.npz"
-    np.savez(path, a=np.zeros(3))
-    with pytest.raises(ValueError, match="`path`"):
-        load_model(path)
+def test_save_and_load_take_file_objects(tmp_path):
+    model = _model_with_everything(seed=4)
+    buf = io.BytesIO()
+    model.save(buf, metadata={"via": "bytes"})
+    path = tmp_path / "no_suffix"  # a path is written as given, no ".npz" appended
+    model.save(path)
+    assert path.read_bytes()[:2] == b"PK" and not (tmp_path / "no_suffix.npz").exists()
+    x = np.random.default_rng(5).random((3, 12, 12, 1), dtype=np.float32)
+    from_bytes = load_model(io.BytesIO(buf.getvalue()))
+    with path.open("rb") as fh:
+        from_file = load_model(fh)
+    assert from_bytes.metadata == {"via": "bytes"}
+    for loaded in (from_bytes, from_file, load_model(str(path))):
+        assert np.array_equal(loaded.predict_proba(x), model.predict_proba(x))
+
+
+# Predictions of the shipped models on the 10k test set, recorded before the reference and
+# fast paths were split (sha256 of the int64 classes) and the logits of test image 0.
+SHIPPED = {
+    "tiny": ("d5685cd83fa507bd", 0.9893, [-2.759, -2.0808, 4.2217, 1.0177, -6.1318]),
+    "classic": ("e8ccb6a1869a3460", 0.9934, [-2.9595, 0.0002, 1.7607, 4.8858, -0.3736]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_models_load_and_predict_as_before(name):
+    digest, acc, logits0 = SHIPPED[name]
+    path = Path(__file__).resolve().parents[1] / "assets" / "models" / f"{name}.npz"
+    with path.open("rb") as fh:
+        model = load_model(io.BytesIO(fh.read()))
+    data = load_mnist()
+    pred = model.predict(to_batch(data.test_images)).astype(np.int64)
+    assert hashlib.sha256(pred.tobytes()).hexdigest()[:16] == digest
+    assert float(np.mean(pred == data.test_labels)) == acc == model.metadata["test_accuracy"]
+    got = model.forward(to_batch(data.test_images[:1]))[0, :5]
+    np.testing.assert_allclose(got, logits0, atol=1e-4)
+    assert np.array_equal(
+        load_model(path).forward(to_batch(data.test_images[:64])),
+        model.forward(to_batch(data.test_images[:64])),
+    )
+
+
+def _npz(**arrays) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _saved(model=None, **replace) -> bytes:
+    """A saved model's arrays, some replaced (None: removed), as .npz bytes."""
+    model = model or Sequential([Flatten(), Dense(3)], input_shape=(2, 2, 1))
+    buf = io.BytesIO()
+    model.save(buf)
+    with np.load(io.BytesIO(buf.getvalue())) as data:
+        arrays = {k: data[k] for k in data.files}
+    for k, v in replace.items():
+        k = k.replace("__", ":").replace("_SLASH_", "/")
+        if v is None:
+            arrays.pop(k)
+        else:
+            arrays[k] = v
+    return _npz(**arrays)
+
+
+def _arch(**changes) -> np.ndarray:
+    config = Sequential([Flatten(), Dense(3)], input_shape=(2, 2, 1)).get_config()
+    return np.array(json.dumps({**config, **changes}))
+
+
+BAD_FILES = {
+    "random bytes": (b"\x00\x01 not a zip", "err.nn.not_a_model"),
+    "an empty file": (b"", "err.nn.not_a_model"),
+    "a bare .npy": (b"", "err.nn.not_a_model"),  # filled in below
+    "an npz of something else": (_npz(a=np.zeros(3)), "err.nn.not_a_model"),
+    "a pickled object": (
+        _npz(architecture=np.array([{"a": 1}], dtype=object)),
+        "err.nn.not_a_model",
+    ),
+    "architecture not JSON": (_saved(architecture=np.array("{not json")), "err.nn.not_a_model"),
+    "architecture not a string": (_saved(architecture=np.zeros(2)), "err.nn.not_a_model"),
+    "another format": (_saved(architecture=_arch(format="convviz.nn/9")), "err.nn.model_format"),
+    "an unknown layer": (
+        _saved(architecture=_arch(layers=[{"class_name": "Evil", "config": {}}])),
+        "err.nn.model_damaged",
+    ),
+    "a bad layer argument": (
+        _saved(architecture=_arch(layers=[{"class_name": "Dense", "config": {"units": -1}}])),
+        "err.nn.model_damaged",
+    ),
+    "an odd dtype": (_saved(architecture=_arch(dtype="int8")), "err.nn.model_damaged"),
+    "a missing array": (_saved(param__dense_SLASH_kernel=None), "err.nn.model_damaged"),
+    "a wrong shape": (_saved(param__dense_SLASH_kernel=np.zeros((3, 4))), "err.nn.model_damaged"),
+    "a huge array": (
+        _saved(param__dense_SLASH_kernel=np.zeros((4, 30000), np.float32)),
+        "err.nn.model_damaged",
+    ),
+    "metadata not JSON": (_saved(metadata=np.array("[1,")), "err.nn.model_damaged"),
+}
+_npy = io.BytesIO()
+np.save(_npy, np.zeros(3))
+BAD_FILES["a bare .npy"] = (_npy.getvalue(), "err.nn.not_a_model")
+
+
+@pytest.mark.parametrize("what", sorted(BAD_FILES))
+def test_load_model_refuses_bad_files_with_a_coded_error(what):
+    data, code = BAD_FILES[what]
+    with pytest.raises(ModelFileError) as e:
+        load_model(io.BytesIO(data))
+    assert e.value.code == code and e.value.params == {}  # nothing from the file in the text
+    assert isinstance(e.value, CodedError) and isinstance(e.value, ValueError)
+    assert translator("pt")(code) != str(e.value)
+
+
+def test_load_model_checks_shapes_and_size_before_reading_weights(tmp_path):
+    model = build_model("tiny")
+    path = tmp_path / "tiny.npz"
+    model.save(path)
+    ok = load_model(path, input_shape=(28, 28, 1), output_shape=(10,), max_params=100_000)
+    assert ok.count_params() == model.count_params()
+    cases = [
+        (dict(input_shape=(32, 32, 3)), "err.nn.input_shape", {"want": "(32, 32, 3)"}),
+        (dict(output_shape=(2,)), "err.nn.output_shape", {"want": "(2,)", "got": "(10,)"}),
+        (dict(max_params=1000), "err.nn.too_many_params", {"count": 60874, "limit": 1000}),
+    ]
+    for kw, code, params in cases:
+        with pytest.raises(ModelFileError) as e:
+            load_model(path, **kw)
+        assert e.value.code == code
+        assert {k: e.value.params[k] for k in params} == params
+        assert all(str(tmp_path) not in str(v) for v in e.value.params.values())
+    with pytest.raises(ModelFileError, match=r"takes inputs of shape \(28, 28, 1\), but \(32"):
+        load_model(path, input_shape=(32, 32, 1))
+
+
+def test_a_huge_declared_model_is_refused_without_allocating_it():
+    """Zero-initialised building touches no memory: a 4e10-weight Dense is counted, not made."""
+    arch = _arch(input_shape=[200_000], layers=[Dense(200_000).to_spec()])
+    with pytest.raises(ModelFileError) as e:
+        load_model(io.BytesIO(_saved(architecture=arch)), max_params=1_000_000)
+    assert e.value.code in ("err.nn.too_many_params", "err.nn.model_too_large")
+
+
+def test_load_model_of_a_missing_path_is_an_os_error(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path / "missing.npz")
+
+
+def test_wrong_batch_shape_is_a_coded_error():
+    with pytest.raises(CodedError) as e:
+        build_model("tiny").forward(np.zeros((2, 27, 28, 1), np.float32))
+    assert e.value.code == "err.nn.x_shape"
+    assert e.value.params == {"want": "(N, 28, 28, 1)", "got": "(2, 27, 28, 1)"}
+    assert str(e.value) == "`x` must have shape (N, 28, 28, 1), got (2, 27, 28, 1)"
 
 
 def test_sequential_validation():
@@ -182,8 +336,6 @@ def test_sequential_validation():
         Sequential([Conv2D(2, 3), "relu"])
     with pytest.raises(ValueError, match="`input_shape`"):
         Sequential([Flatten()], input_shape=(0, 3, 1))
-    with pytest.raises(ValueError, match="`workers`"):
-        Sequential([Flatten()], workers=0)
     with pytest.raises(ValueError, match="`name`"):
         Sequential([Flatten(name="a"), Flatten(name="a")])
     model = build_model("tiny")
@@ -231,12 +383,13 @@ def test_tiny_reaches_98_percent_after_one_epoch():
     assert x_train.shape == (60000, 28, 28, 1) and x_test.shape == (10000, 28, 28, 1)
 
     model = build_model("tiny", seed=0)
+    plan = FastPlan(model)  # what trains in the app; test_nn_fast checks it against the layers
     opt = optim.Adam(model.parameters(), lr=1e-3)
     order = np.random.default_rng(0).permutation(60000)
     for i in range(0, 60000, 64):
         batch = order[i : i + 64]
-        _, d = softmax_cross_entropy(model.forward(x_train[batch], training=True), y_train[batch])
-        model.backward(d)
+        _, d = softmax_cross_entropy(plan.forward(x_train[batch], training=True), y_train[batch])
+        plan.backward(d)
         opt.step()
     accuracy = float(np.mean(model.predict(x_test) == y_test))
     assert accuracy >= 0.98, f"test accuracy {accuracy:.4f} after one epoch"

@@ -211,7 +211,7 @@ def test_classic_model_gradients_match_torch_in_float32():
     x = rng.random((40, 28, 28, 1), dtype=np.float32)
     labels = rng.integers(0, 10, 40)
     logits = model.forward(x, training=True)
-    # 40 rows run on two threads (20 each) on a multi-core machine; the grads must not care.
+    # The reference layers; convviz.nn.fast is checked against them in test_nn_fast.py.
     loss, dlogits = softmax_cross_entropy(logits, labels)
     model.backward(dlogits)
 

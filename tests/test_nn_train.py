@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convviz.nn.data import Mnist, load_mnist
+from convviz.nn.data import Mnist, load_mnist, to_batch
+from convviz.nn.fast import FastPlan
 from convviz.nn.presets import build_model
-from convviz.nn.train import TrainConfig, Trainer, evaluate, lr_at
+from convviz.nn.train import TrainConfig, Trainer, evaluate, evaluate_set, lr_at
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -306,12 +307,50 @@ def test_evaluate_against_a_direct_computation():
     assert acc == pytest.approx(np.mean(pred == y))
 
 
+def test_evaluate_set_keeps_predictions_and_agrees_with_evaluate_and_the_plan():
+    data = load_mnist()
+    model = build_model("tiny", seed=3)
+    x, y = data.test_images[:300], data.test_labels[:300]
+    e = evaluate_set(FastPlan(model), x, y, batch_size=128)  # sliced over threads
+    loss, acc, confusion = evaluate(model, x, y, batch_size=128)  # the reference layers
+    assert e.loss == pytest.approx(loss, rel=1e-6) and e.acc == acc
+    np.testing.assert_array_equal(e.confusion, confusion)
+    probs = model.predict_proba(to_batch(x)).astype(np.float64)  # an independent softmax
+    np.testing.assert_array_equal(e.pred, probs.argmax(1))
+    np.testing.assert_allclose(e.conf, probs.max(1), rtol=1e-5)
+    assert e.pred.dtype == np.int64 and e.conf.dtype == np.float64
+
+
+def test_validation_keeps_the_per_image_predictions():
+    t, _ = fake_trainer(val_size=50)
+    t.train_steps(t.steps_per_epoch)  # an epoch end validates
+    ids = image_ids(to_batch(t.val_images))
+    want = np.where(ids % 2 == 0, ids % 10, (ids + 1) % 10)  # what RecordingModel predicts
+    np.testing.assert_array_equal(t.val_pred, want)
+    assert t.val_conf.shape == (50,) and (t.val_conf > 0.9).all()  # logit 5 vs 0: p = 0.94
+    assert t.history.val_acc[-1] == pytest.approx(np.mean(want == t.val_labels))
+
+
 def test_evaluate_validation():
     model = build_model("tiny")
     with pytest.raises(ValueError, match="`labels` must have 3 entries"):
         evaluate(model, np.zeros((3, 28, 28), np.uint8), np.zeros(2))
     with pytest.raises(ValueError, match="`images` must not be empty"):
         evaluate(model, np.zeros((0, 28, 28), np.uint8), np.zeros(0))
+    with pytest.raises(ValueError, match="`batch_size`"):
+        evaluate(model, np.zeros((3, 28, 28), np.uint8), np.zeros(3), batch_size=0)
+
+
+def test_one_softmax():
+    """nn uses the core's softmax: stable for large logits, float32 kept float32."""
+    from convviz import activations
+    from convviz.nn import layers, losses, model
+
+    assert losses.softmax is activations.softmax
+    assert layers.softmax is activations.softmax and model.softmax is activations.softmax
+    p = losses.softmax(np.array([[1000.0, 0.0, -1000.0]], np.float32))
+    assert p.dtype == np.float32 and p.tolist() == [[1.0, 0.0, 0.0]]
+    assert build_model("tiny").predict_proba(np.zeros((2, 28, 28))).dtype == np.float32
 
 
 # --- the real thing -------------------------------------------------------------------------

@@ -7,13 +7,15 @@ backward, and exposes its children's parameters under nested names such as
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
 
-from convviz.nn.layers import Conv2D, Identity, Layer, assign_names, layer_from_config
+from convviz.nn.layers import Conv2D, Identity, Layer, assign_names
+from convviz.nn.registry import layer_from_config, register
 
-__all__ = ["BLOCK_CLASSES", "Concat", "Residual", "dense_block"]
+__all__ = ["Concat", "Residual", "dense_block"]
 
 
 def _as_chain(branch: Layer | list[Layer] | tuple[Layer, ...]) -> list[Layer]:
@@ -58,13 +60,16 @@ class _Block(Layer):
     def count_non_trainable_params(self) -> int:
         return sum(child.count_non_trainable_params() for child in self.children())
 
-    def replica(self) -> Layer:
-        twin = super().replica()
-        twin._replicate_children()
-        return twin
+    def map_children(self, fn) -> _Block:
+        """A shallow copy of this block whose children are ``fn(child)``, in the same places.
 
-    def _replicate_children(self) -> None:
+        :meth:`replica` uses it with ``Layer.replica``; :mod:`convviz.nn.fast` with
+        its own training twins of the children.
+        """
         raise NotImplementedError
+
+    def replica(self) -> Layer:
+        return self.map_children(lambda child: child.replica())
 
     def astype(self, dtype) -> Layer:
         self.dtype = np.dtype(dtype)
@@ -73,6 +78,7 @@ class _Block(Layer):
         return self
 
 
+@register
 class Residual(_Block):
     """``y = x + f(x)`` with ``f`` a chain of layers (a ResNet basic block without the final ReLU).
 
@@ -111,9 +117,11 @@ class Residual(_Block):
     def children(self):
         return self.layers + ([self.proj] if self.proj is not None else [])
 
-    def _replicate_children(self) -> None:
-        self.layers = [layer.replica() for layer in self.layers]
-        self.proj = self.proj.replica() if self.proj is not None else None
+    def map_children(self, fn) -> Residual:
+        twin = copy.copy(self)
+        twin.layers = [fn(layer) for layer in self.layers]
+        twin.proj = fn(self.proj) if self.proj is not None else None
+        return twin
 
     def get_config(self):
         return {
@@ -160,6 +168,7 @@ class Residual(_Block):
         return None if not self.needs_input_grad else dx + skip
 
 
+@register
 class Concat(_Block):
     """Parallel branches on the same input, concatenated on the channel axis (Inception).
 
@@ -190,8 +199,10 @@ class Concat(_Block):
     def children(self):
         return [layer for chain in self.branches for layer in chain]
 
-    def _replicate_children(self) -> None:
-        self.branches = [[layer.replica() for layer in chain] for chain in self.branches]
+    def map_children(self, fn) -> Concat:
+        twin = copy.copy(self)
+        twin.branches = [[fn(layer) for layer in chain] for chain in self.branches]
+        return twin
 
     def get_config(self):
         return {
@@ -257,6 +268,3 @@ def dense_block(growth: int, n: int, kernel_size: int = 3) -> list[Layer]:
         Concat([[Identity()], [Conv2D(growth, kernel_size, padding="same", activation="relu")]])
         for _ in range(int(n))
     ]
-
-
-BLOCK_CLASSES: dict[str, type[Layer]] = {"Residual": Residual, "Concat": Concat}

@@ -3,7 +3,10 @@
 The files ship in ``assets/mnist/`` (see its README for provenance and
 checksums). ``load_mnist`` checks every header field against the data so a
 truncated download or a wrong file fails with a ``MnistError`` that says what is
-wrong, instead of a reshape error deep in NumPy. Loaded arrays are cached per
+wrong, instead of a reshape error deep in NumPy. A ``MnistError`` is a
+:class:`~convviz.errors.CodedError` (``err.nn.mnist_*`` in the ``nn`` catalogue):
+its parameters name the file (``train-images-idx3-ubyte.gz``) but never its
+directory, which stays in ``exc.path`` for the command line. Loaded arrays are cached per
 directory and marked read-only, so every caller (and every Streamlit session)
 can share them safely.
 
@@ -20,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from convviz.errors import CodedError
 
 __all__ = [
     "DEFAULT_ROOT",
@@ -46,8 +51,18 @@ LABEL_MAGIC = 2049
 SIDE = 28
 
 
-class MnistError(ValueError):
-    """The MNIST files are missing or do not parse as valid IDX."""
+class MnistError(CodedError):
+    """The MNIST files are missing or do not parse as valid IDX (a ``ValueError``).
+
+    >>> err = MnistError("err.nn.mnist_bad_magic", file="t10k-labels-idx1-ubyte.gz",
+    ...                  magic="2051", expected="2049")
+    >>> str(err)
+    't10k-labels-idx1-ubyte.gz is not an MNIST file: its magic number is 2051, not 2049'
+    """
+
+    def __init__(self, code: str, /, *, path: Path | None = None, **params: object) -> None:
+        super().__init__(code, **params)
+        self.path = path  # the file or directory at fault; never part of the message
 
 
 @dataclass(frozen=True)
@@ -74,54 +89,70 @@ def _read_gz(path: Path) -> bytes:
             return f.read()
     except (OSError, EOFError, zlib.error) as exc:
         # gzip.BadGzipFile is an OSError; a cut-off file raises EOFError.
-        raise MnistError(f"{path} is not a valid gzip file ({type(exc).__name__}: {exc})") from exc
+        raise MnistError("err.nn.mnist_bad_gzip", path=path, file=path.name) from exc
 
 
 def _header(data: bytes, n_ints: int, path: Path) -> list[int]:
     if len(data) < 4 * n_ints:
-        raise MnistError(f"{path} is too short for an IDX header ({len(data)} bytes)")
+        raise MnistError("err.nn.mnist_too_short", path=path, file=path.name, size=len(data))
     return [int(v) for v in np.frombuffer(data, dtype=">i4", count=n_ints)]
 
 
-def _parse_images(data: bytes, path: Path) -> np.ndarray:
+def _check_magic(data: bytes, path: Path, expected: int) -> None:
     (magic,) = _header(data, 1, path)  # the magic first: a wrong file type says so
-    if magic != IMAGE_MAGIC:
-        raise MnistError(f"{path} has magic number {magic}, expected {IMAGE_MAGIC} (IDX images)")
+    if magic != expected:
+        # As text: a magic number is a code, not a quantity to write as 2.051.
+        raise MnistError(
+            "err.nn.mnist_bad_magic",
+            path=path,
+            file=path.name,
+            magic=str(magic),
+            expected=str(expected),
+        )
+
+
+def _parse_images(data: bytes, path: Path) -> np.ndarray:
+    _check_magic(data, path, IMAGE_MAGIC)
     _, n, rows, cols = _header(data, 4, path)
     if (rows, cols) != (SIDE, SIDE):
-        raise MnistError(f"{path} holds {rows}x{cols} images, expected {SIDE}x{SIDE}")
+        raise MnistError("err.nn.mnist_bad_side", path=path, file=path.name, side=f"{rows}x{cols}")
     expected = 16 + n * rows * cols
     if len(data) != expected:
         raise MnistError(
-            f"{path} has {len(data)} bytes after decompression; its header "
-            f"({n} images of {rows}x{cols}) needs {expected}"
+            "err.nn.mnist_bad_length",
+            path=path,
+            file=path.name,
+            size=len(data),
+            expected=expected,
+            count=n,
         )
     return np.frombuffer(data, dtype=np.uint8, offset=16).reshape(n, rows, cols)
 
 
 def _parse_labels(data: bytes, path: Path) -> np.ndarray:
-    (magic,) = _header(data, 1, path)
-    if magic != LABEL_MAGIC:
-        raise MnistError(f"{path} has magic number {magic}, expected {LABEL_MAGIC} (IDX labels)")
+    _check_magic(data, path, LABEL_MAGIC)
     _, n = _header(data, 2, path)
     if len(data) != 8 + n:
         raise MnistError(
-            f"{path} has {len(data)} bytes after decompression; its header "
-            f"({n} labels) needs {8 + n}"
+            "err.nn.mnist_bad_length",
+            path=path,
+            file=path.name,
+            size=len(data),
+            expected=8 + n,
+            count=n,
         )
     labels = np.frombuffer(data, dtype=np.uint8, offset=8)
     if n and labels.max() > 9:
-        raise MnistError(f"{path} has label value {int(labels.max())}, expected 0..9")
+        raise MnistError(
+            "err.nn.mnist_bad_label", path=path, file=path.name, value=int(labels.max())
+        )
     return labels
 
 
 def _load(root: Path) -> Mnist:
     missing = [name for name in FILES.values() if not (root / name).is_file()]
     if missing:
-        raise MnistError(
-            f"MNIST files not found in {root}: expected {', '.join(FILES.values())} "
-            f"(missing: {', '.join(missing)})"
-        )
+        raise MnistError("err.nn.mnist_missing", path=root, missing=", ".join(missing))
     arrays: dict[str, np.ndarray] = {}
     for key, name in FILES.items():
         path = root / name
@@ -133,7 +164,9 @@ def _load(root: Path) -> Mnist:
     for split in ("train", "test"):
         n_img, n_lab = len(arrays[f"{split}_images"]), len(arrays[f"{split}_labels"])
         if n_img != n_lab:
-            raise MnistError(f"MNIST {split} split in {root}: {n_img} images but {n_lab} labels")
+            raise MnistError(
+                f"err.nn.mnist_count_mismatch.{split}", path=root, images=n_img, labels=n_lab
+            )
     return Mnist(**arrays)
 
 
@@ -158,7 +191,10 @@ def load_mnist(root: str | Path | None = None) -> Mnist:
     Raises
     ------
     MnistError
-        If a file is missing, is not gzip, or its IDX header disagrees with its data.
+        If a file is missing (``err.nn.mnist_missing``), is not gzip
+        (``err.nn.mnist_bad_gzip``), or its IDX header disagrees with its data
+        (``err.nn.mnist_too_short``, ``_bad_magic``, ``_bad_side``, ``_bad_length``,
+        ``_bad_label``, ``_count_mismatch``).
 
     Examples
     --------

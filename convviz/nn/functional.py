@@ -6,9 +6,8 @@ written for speed on a CPU with a BLAS: a convolution is one strided window
 view copied once into a ``(N*Ho*Wo, kh*kw*C)`` matrix and one GEMM; its adjoint
 (col2im) is ``kh*kw`` adds of strided views, never a scatter loop.
 
-Scratch arrays are kept in a :class:`Workspace` keyed by shape and dtype, so a
-training loop at a fixed batch size allocates nothing large after its first
-step.
+Most functions take an optional ``out`` buffer: the reference layers leave it
+out (fresh arrays), :mod:`convviz.nn.fast` passes scratch memory it reuses.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from numpy.lib.stride_tricks import as_strided
 from convviz.shapes import resolve_padding
 
 __all__ = [
-    "Workspace",
     "avgpool2d_backward",
     "avgpool2d_forward",
     "col2im",
@@ -32,32 +30,6 @@ __all__ = [
 ]
 
 Pads = tuple[tuple[int, int], tuple[int, int]]
-
-
-class Workspace:
-    """Reusable scratch arrays, one per ``(tag, shape, dtype)``.
-
-    The arrays are uninitialised on first use and keep whatever was last
-    written to them, so callers either overwrite them fully or rely on parts
-    they never write (the zero border of a padded input).
-    """
-
-    def __init__(self) -> None:
-        self._arrays: dict[tuple, np.ndarray] = {}
-
-    def get(self, tag: str, shape: tuple[int, ...], dtype: np.dtype, zero: bool = False):
-        key = (tag, tuple(shape), np.dtype(dtype).str)
-        arr = self._arrays.get(key)
-        if arr is None:
-            # Keep one size per tag: a new batch size replaces the old arrays.
-            for old in [k for k in self._arrays if k[0] == tag]:
-                del self._arrays[old]
-            arr = np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
-            self._arrays[key] = arr
-        return arr
-
-    def clear(self) -> None:
-        self._arrays.clear()
 
 
 def conv_padding(
@@ -82,7 +54,7 @@ def pad_nhwc(x: np.ndarray, pads: Pads, out: np.ndarray | None = None) -> np.nda
     """Zero-pad the H and W axes of ``x`` (N, H, W, C).
 
     With ``out`` (a buffer of the padded shape whose border is already zero, such
-    as a :class:`Workspace` array created with ``zero=True``) only the interior is
+    as a :class:`~convviz.nn.fast.Workspace` array made with ``zero=True``) only the interior is
     written.
     """
     (t, b), (le, r) = pads
@@ -338,56 +310,3 @@ def avgpool2d_backward(
     n, ho, wo, c = dy.shape
     d6 = np.broadcast_to(g[:, :, :, None, None, :], (n, ho, wo, ph, pw, c))
     return col2im(np.ascontiguousarray(d6).reshape(n * ho * wo, -1), x_shape, ph, pw, sh, sw)
-
-
-# ------------------------------------------------------------------------ BLAS threads
-
-
-def _find_openblas():
-    """ctypes handles to the running OpenBLAS's get/set-threads functions, or ``None``."""
-    import ctypes
-
-    try:
-        with open("/proc/self/maps") as fh:
-            paths = {line.split()[-1] for line in fh if "openblas" in line.lower()}
-    except OSError:  # not Linux: leave BLAS alone
-        return None
-    for path in sorted(paths):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for prefix in ("scipy_openblas", "openblas"):
-            for suffix in ("64_", ""):
-                get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
-                put = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
-                if get is not None and put is not None:
-                    get.restype = ctypes.c_int
-                    put.argtypes = [ctypes.c_int]
-                    return get, put
-    return None
-
-
-_BLAS: list = []
-
-
-def blas_threads(n: int | None = None) -> int:
-    """Get (and with ``n``, set) numpy's OpenBLAS thread count; returns the previous count.
-
-    The setting is process-wide. ``Sequential`` passes that split the batch over
-    threads set 1 BLAS thread and leave it so (restoring it wakes OpenBLAS's
-    spin-waiting worker, see ``convviz.nn.model._blas_for``).
-    Returns 0 and does nothing when numpy's BLAS is not an OpenBLAS found at run time.
-    """
-    if not _BLAS:
-        _BLAS.append(_find_openblas())
-    handles = _BLAS[0]
-    if handles is None:
-        return 0
-    get, put = handles
-    old = int(get())
-    if n is not None:
-        if int(n) < 1:
-            raise ValueError(f"`n` must be >= 1, got {n}")
-        put(int(n))
-    return old

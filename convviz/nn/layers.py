@@ -1,26 +1,23 @@
-"""Layers of the NumPy CNN: forward and backward passes on NHWC batches.
+"""Layers of the NumPy CNN: the reference forward and backward passes on NHWC batches.
+
+This is the readable path: every layer computes what it says in a few lines of
+NumPy, and nothing outside a layer changes how it computes. The fused,
+multi-threaded training path lives apart in :mod:`convviz.nn.fast` and is
+tested against these layers.
 
 Every layer follows one small protocol (see :class:`Layer`): ``build`` creates
 the parameters from the input shape (batch axis excluded) and a seeded
-``np.random.Generator``; ``forward(x, training)`` caches what ``backward`` needs;
-``backward(dy)`` OVERWRITES ``grads`` (no accumulation) and returns ``dx``, or
-``None`` when ``needs_input_grad`` is False (the first layer of a model, whose
-input is the data, skips that work).
+``np.random.Generator``; ``forward(x, training)`` caches what ``backward`` needs
+(only when ``training``); ``backward(dy)`` OVERWRITES ``grads`` (no accumulation)
+and returns ``dx``, or ``None`` when ``needs_input_grad`` is False (the first
+layer of a model, whose input is the data, skips that work).
 
-Parameters are float32 by default; :meth:`Layer.astype` switches a layer to
-float64 for finite-difference gradient checks.
+Shapes: images are ``(N, H, W, C)`` (batch, rows, columns, channels), vectors
+``(N, D)``. Parameters are float32 by default; :meth:`Layer.astype` switches a
+layer to float64 for finite-difference gradient checks.
 
 Layers never modify their inputs in place, so one array can feed several
 layers (as in the residual and concatenation blocks).
-
-Speed notes (see ``benchmarks/bench_train.py``): in TRAINING mode ``Conv2D``
-and ``MaxPool2D`` return arrays that live in the layer's scratch memory
-(:class:`~convviz.nn.functional.Workspace`) and are overwritten by the layer's
-next training call (copy them to keep them); evaluation always returns fresh
-arrays. When a ``Sequential`` holds ``Conv2D(..., activation="relu")`` followed
-by ``MaxPool2D``, the pair is fused in training: the pool applies the ReLU to its
-4x smaller output (``max`` and ``relu`` commute) and the conv computes only the
-outputs some pooling window reads.
 """
 
 from __future__ import annotations
@@ -29,13 +26,13 @@ import copy
 
 import numpy as np
 
+from convviz.activations import softmax
 from convviz.nn import functional as F
 from convviz.nn.init import get_initializer
-from convviz.nn.losses import softmax
+from convviz.nn.registry import register
 from convviz.shapes import as_pair, output_size
 
 __all__ = [
-    "LAYER_CLASSES",
     "AvgPool2D",
     "BatchNorm",
     "Conv2D",
@@ -51,7 +48,6 @@ __all__ = [
     "Sigmoid",
     "Tanh",
     "assign_names",
-    "layer_from_config",
 ]
 
 Shape = tuple[int, ...]
@@ -72,7 +68,8 @@ class Layer:
     output_shape : tuple of int
         Output shape without the batch axis, known after :meth:`build`.
     needs_input_grad : bool
-        When False, :meth:`backward` returns ``None`` and skips computing ``dx``.
+        When False, :meth:`backward` returns ``None`` and skips computing ``dx``
+        (the model sets it: only layers above something that learns need ``dx``).
     """
 
     #: Base of the automatic name (``conv2d`` -> ``conv2d``, ``conv2d_1``, ...).
@@ -89,17 +86,22 @@ class Layer:
         self.output_shape: Shape | None = None
         self.needs_input_grad = True
         self.dtype = np.dtype(np.float32)
+        self._cache = None
 
     # -- protocol ---------------------------------------------------------------------------
-    def build(self, input_shape: Shape, rng: np.random.Generator) -> Shape:
-        """Create parameters for ``input_shape`` (no batch axis); return the output shape."""
+    def build(self, input_shape: Shape, rng: np.random.Generator | None) -> Shape:
+        """Create parameters for ``input_shape`` (no batch axis); return the output shape.
+
+        With ``rng=None`` the weights start as zeros, which costs no memory until
+        written (``load_model`` builds that way, then copies the saved weights).
+        """
         self.input_shape = tuple(int(d) for d in input_shape)
         self.output_shape = self._build(self.input_shape, rng)
         for k, p in self.params.items():
             self.grads[k] = np.zeros_like(p)
         return self.output_shape
 
-    def _build(self, input_shape: Shape, rng: np.random.Generator) -> Shape:
+    def _build(self, input_shape: Shape, rng: np.random.Generator | None) -> Shape:
         return input_shape
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
@@ -138,17 +140,14 @@ class Layer:
             yield f"{prefix}{self.name}/{key}", b
 
     def replica(self) -> Layer:
-        """A twin that SHARES this layer's params and buffers but has its own grads and caches.
+        """A twin that SHARES this layer's params and buffers but has its own grads and cache.
 
-        Used by :class:`~convviz.nn.model.Sequential` to run the halves of a batch
-        in two threads; the model then sums the twins' grads.
+        :mod:`convviz.nn.fast` runs the slices of a batch on twins in several
+        threads and then sums their grads.
         """
         twin = copy.copy(self)
         twin.grads = {k: np.zeros_like(g) for k, g in self.grads.items()}
-        if hasattr(self, "_ws"):
-            twin._ws = F.Workspace()
-        if hasattr(self, "_cache"):
-            twin._cache = None
+        twin._cache = None
         return twin
 
     def astype(self, dtype) -> Layer:
@@ -159,6 +158,12 @@ class Layer:
                 d[k] = d[k].astype(self.dtype)
         return self
 
+    def _weight(self, rng, shape: Shape, fan_in: int, fan_out: int) -> np.ndarray:
+        """A new float32 kernel from ``self.kernel_initializer``, or zeros without ``rng``."""
+        if rng is None:
+            return np.zeros(shape, np.float32)
+        return get_initializer(self.kernel_initializer)(rng, shape, fan_in, fan_out)
+
     def _check_input(self, x: np.ndarray) -> None:
         if self.output_shape is None:
             raise ValueError(f"layer `{self.name}` must be built before it is called")
@@ -168,6 +173,11 @@ class Layer:
                 f"for layer `{self.name}`, got {x.shape}"
             )
 
+    def _need_cache(self) -> object:
+        if self._cache is None:
+            raise ValueError("`backward` needs a preceding `forward(x, training=True)`")
+        return self._cache
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
@@ -176,6 +186,7 @@ class Layer:
 # ------------------------------------------------------------------------------ conv
 
 
+@register
 class Conv2D(Layer):
     """2-D convolution (cross-correlation, as every DL framework) on NHWC input.
 
@@ -184,7 +195,9 @@ class Conv2D(Layer):
     filters : int
         Output channels ``F``.
     kernel_size : int or (int, int)
+        ``(kh, kw)``.
     strides : int or (int, int)
+        ``(sh, sw)``.
     padding : {"valid", "same"}
         "same" pads like TensorFlow (output ``ceil(n / s)``, odd pixel after).
     use_bias : bool
@@ -195,8 +208,24 @@ class Conv2D(Layer):
 
     Notes
     -----
-    Params: ``kernel`` (kh, kw, C, F) as Keras, ``bias`` (F,).
-    ``Ho = floor((H + pt + pb - kh) / sh) + 1``.
+    Params: ``kernel`` (kh, kw, C, F) as Keras, ``bias`` (F,). Input
+    ``(N, H, W, C)``, output ``(N, Ho, Wo, F)`` with
+    ``Ho = floor((H + pt + pb - kh) / sh) + 1`` (``pt``, ``pb``: padding rows
+    above and below), and the same for ``Wo``.
+
+    The forward is one im2col (every window of the padded input as a row) and
+    one matrix product with the kernel; the backward is the same two steps
+    transposed. :meth:`forward_naive` and :meth:`_backward_naive` compute the
+    same numbers with loops, one window at a time.
+
+    Examples
+    --------
+    >>> conv = Conv2D(2, 3, name="c")
+    >>> conv.build((5, 5, 1), np.random.default_rng(0))
+    (3, 3, 2)
+    >>> x = np.random.default_rng(1).random((4, 5, 5, 1), dtype=np.float32)
+    >>> bool(np.allclose(conv.forward(x), conv.forward_naive(x), atol=1e-6))
+    True
     """
 
     default_name = "conv2d"
@@ -226,20 +255,6 @@ class Conv2D(Layer):
         self.activation = None if activation == "linear" else activation
         get_initializer(kernel_initializer)
         self.kernel_initializer = kernel_initializer
-        self._ws = F.Workspace()
-        self._cache = None
-        # Set by Sequential when a MaxPool2D follows: in training the pool applies
-        # the ReLU on its 4x smaller output (max and ReLU commute) and masks the
-        # gradient there, sparing two passes over this layer's output.
-        self.defer_relu = False
-        # Also set by Sequential: the (rows, cols) of the output that the MaxPool2D
-        # above reads; a valid pool drops trailing ones, so training skips them.
-        self.used_hw: tuple[int, int] | None = None
-        # Also set by Sequential for a non-overlapping pool: (ph, pw, Hpool, Wpool). When
-        # this layer needs no dx (first layer: its input is the data), training runs one
-        # im2col + GEMM per pooling phase and takes the max of those, so the full-size
-        # map is never built; the pool above then passes its input through.
-        self.pool_fused: tuple[int, int, int, int] | None = None
 
     def get_config(self) -> dict:
         return {
@@ -259,154 +274,104 @@ class Conv2D(Layer):
         h, w, c = input_shape
         kh, kw = self.kernel_size
         sh, sw = self.strides
+        #: ((top, bottom), (left, right)) zero rows/columns added around the input.
         self.pads = F.conv_padding(self.padding, (h, w), (kh, kw), (sh, sw))
         ho = output_size(h, kh, sh, self.pads[0])
         wo = output_size(w, kw, sw, self.pads[1])
         if ho < 1 or wo < 1:
             raise ValueError(f"`kernel_size` {self.kernel_size} is larger than the input {h}x{w}")
-        init = get_initializer(self.kernel_initializer)
-        self.params["kernel"] = init(
-            rng, (kh, kw, c, self.filters), kh * kw * c, kh * kw * self.filters
-        )
+        fan_in, fan_out = kh * kw * c, kh * kw * self.filters
+        self.params["kernel"] = self._weight(rng, (kh, kw, c, self.filters), fan_in, fan_out)
         if self.use_bias:
             self.params["bias"] = np.zeros(self.filters, np.float32)
         return (ho, wo, self.filters)
 
     def forward(self, x, training=False):
         self._check_input(x)
-        x = np.asarray(x, self.dtype)
-        n = x.shape[0]
+        x = np.asarray(x, self.dtype)  # (N, H, W, C)
         kh, kw = self.kernel_size
-        sh, sw = self.strides
         ho, wo, f = self.output_shape
-        (t, b), (le, r) = self.pads
-        if t or b or le or r:
-            hp, wp = x.shape[1] + t + b, x.shape[2] + le + r
-            # Training reuses scratch memory (the batch size is fixed); evaluation
-            # allocates, so it can never clobber what a pending backward needs.
-            shape = (n, hp, wp, x.shape[3])
-            buf = self._ws.get("xp", shape, self.dtype, zero=True) if training else None
-            xp = F.pad_nhwc(x, self.pads, out=buf)
-        else:
-            xp = x
-        if training and self.pool_fused is not None and not self.needs_input_grad:
-            return self._forward_pooled(xp, n, x.shape[3])
-        if training and self.used_hw is not None:
-            # Only the windows whose outputs the pool reads: (N, ho', wo', F).
-            ho, wo = self.used_hw
-            xp = xp[:, : (ho - 1) * sh + kh, : (wo - 1) * sw + kw]
-        m, k = n * ho * wo, kh * kw * x.shape[3]
-        buf = self._ws.get("cols", (m, k), self.dtype) if training else None
-        cols = F.im2col(xp, kh, kw, sh, sw, out=buf)
-        # In training the output is scratch too: the layers above consume it within the step.
-        out = self._ws.get("y", (m, f), self.dtype) if training else None
-        y = np.matmul(cols, self.params["kernel"].reshape(k, f), out=out)  # (N*Ho*Wo, F)
+        xp = F.pad_nhwc(x, self.pads)  # (N, Hp, Wp, C)
+        cols = F.im2col(xp, kh, kw, *self.strides)  # (N*Ho*Wo, kh*kw*C)
+        y = cols @ self.params["kernel"].reshape(-1, f)  # (N*Ho*Wo, F)
         if self.use_bias:
             y += self.params["bias"]
-        relu_here = self.activation == "relu" and not (training and self.defer_relu)
-        if relu_here:
-            np.maximum(y, 0, out=y)
-        if training:
-            full = (n, x.shape[1] + t + b, x.shape[2] + le + r, x.shape[3])
-            self._cache = (full, xp.shape, cols, y if relu_here else None)
-        else:
-            self._cache = None
-        return y.reshape(n, ho, wo, f)
-
-    def _forward_pooled(self, xp: np.ndarray, n: int, c: int) -> np.ndarray:
-        """Training forward fused with max pooling and ReLU: (N, Hpool, Wpool, F)."""
-        ph, pw, hpo, wpo = self.pool_fused
-        kh, kw = self.kernel_size
-        sh, sw = self.strides
-        f = self.filters
-        m, k = n * hpo * wpo, kh * kw * c
-        w2 = self.params["kernel"].reshape(k, f)
-        best = self._ws.get("y", (m, f), self.dtype)
-        z = self._ws.get("z", (m, f), self.dtype)
-        won = self._ws.get("won", (m, f), np.bool_)
-        idx = self._ws.get("idx", (m, f), np.uint8)
-        tag = self._ws.get("tag", (m, f), np.uint8)
-        idx.fill(0)
-        cols_list = []
-        # Phase (a, b) holds the conv outputs at (ph*i + a, pw*j + b): a strided im2col.
-        for a in range(ph):
-            for b in range(pw):
-                p = a * pw + b
-                xs = xp[:, sh * a :, sw * b :]
-                xs = xs[:, : (hpo - 1) * sh * ph + kh, : (wpo - 1) * sw * pw + kw]
-                cols = F.im2col(
-                    xs, kh, kw, sh * ph, sw * pw, out=self._ws.get(f"cols{p}", (m, k), self.dtype)
-                )
-                cols_list.append(cols)
-                if p == 0:
-                    np.matmul(cols, w2, out=best)
-                    continue
-                np.matmul(cols, w2, out=z)
-                np.greater(z, best, out=won)  # strict: ties keep the first (raster) phase
-                # idx = p where won: p exceeds every earlier index, so a max does it
-                # without the branchy masked copy (np.copyto(where=) is 30x slower here).
-                np.multiply(won, np.uint8(p), out=tag)
-                np.maximum(idx, tag, out=idx)
-                np.maximum(best, z, out=best)
-        if self.use_bias:
-            best += self.params["bias"]  # max(z + b) == max(z) + b per channel
-        np.maximum(best, 0, out=best)
-        self._cache = ("pooled", cols_list, idx, best)
-        return best.reshape(n, hpo, wpo, f)
-
-    def _backward_pooled(self, dy: np.ndarray) -> None:
-        _, cols_list, idx, best = self._cache
-        f = self.filters
-        g = np.multiply(dy.reshape(-1, f), best > 0)  # ReLU mask on the pooled map
-        dz = self._ws.get("z", g.shape, g.dtype)
-        dk = self.grads["kernel"].reshape(-1, f)
-        for p, cols in enumerate(cols_list):
-            np.multiply(g, idx == p, out=dz)  # the gradient of the phase that won
-            if p == 0:
-                np.matmul(cols.T, dz, out=dk)
-            else:
-                dk += cols.T @ dz
-        if self.use_bias:
-            ones = self._ws.get("ones", (g.shape[0],), g.dtype)
-            ones.fill(1)
-            np.matmul(ones, g, out=self.grads["bias"])  # one winner per window
-        return None
+        if self.activation == "relu":
+            np.maximum(y, 0, out=y)  # in place: one pass less over the largest array
+        self._cache = (xp.shape, cols, y) if training else None
+        return y.reshape(x.shape[0], ho, wo, f)  # (N, Ho, Wo, F)
 
     def backward(self, dy):
-        if self._cache is None:
-            raise ValueError("`backward` needs a preceding `forward(x, training=True)`")
-        if self._cache[0] == "pooled":
-            return self._backward_pooled(dy)
-        xp_shape, used_shape, cols, y = self._cache
-        kh, kw = self.kernel_size
+        xp_shape, cols, y = self._need_cache()
+        kernel = self.params["kernel"]  # (kh, kw, C, F)
         f = self.filters
-        dz = dy.reshape(-1, f)
-        if y is not None:  # ReLU applied here (not deferred to the next MaxPool2D)
-            dz = np.multiply(dz, y > 0)
-        kernel = self.params["kernel"]
-        np.matmul(cols.T, dz, out=self.grads["kernel"].reshape(-1, f))
+        dz = dy.reshape(-1, f)  # (N*Ho*Wo, F)
+        if self.activation == "relu":
+            dz = dz * (y > 0)
+        self.grads["kernel"][...] = (cols.T @ dz).reshape(kernel.shape)  # (kh, kw, C, F)
         if self.use_bias:
-            # A GEMV with a ones vector sums the rows faster than dz.sum(axis=0).
-            ones = self._ws.get("ones", (dz.shape[0],), dz.dtype)
-            ones.fill(1)
-            np.matmul(ones, dz, out=self.grads["bias"])
+            self.grads["bias"][...] = dz.sum(axis=0)  # (F,)
         if not self.needs_input_grad:
             return None
-        k = cols.shape[1]
-        dcols = np.matmul(
-            dz, kernel.reshape(k, f).T, out=self._ws.get("dcols", cols.shape, dz.dtype)
-        )
-        (t, b), (le, r) = self.pads
-        # dx lives in scratch memory: it is consumed at once by the layer below.
-        dxp = self._ws.get("dxp", xp_shape, dz.dtype)
-        hu, wu = used_shape[1:3]
-        F.col2im(dcols, used_shape, kh, kw, *self.strides, out=dxp[:, :hu, :wu])
-        if (hu, wu) != tuple(xp_shape[1:3]):  # input the used windows never touch
-            dxp[:, hu:] = 0
-            dxp[:, :hu, wu:] = 0
-        if t or b or le or r:
-            return dxp[:, t : xp_shape[1] - b, le : xp_shape[2] - r, :]
-        return dxp
+        dcols = dz @ kernel.reshape(-1, f).T  # (N*Ho*Wo, kh*kw*C)
+        dxp = F.col2im(dcols, xp_shape, *self.kernel_size, *self.strides)  # (N, Hp, Wp, C)
+        (t, _), (le, _) = self.pads
+        h, w = self.input_shape[:2]
+        return dxp[:, t : t + h, le : le + w, :]  # (N, H, W, C): the padding has no gradient
+
+    # -- the same, with loops ---------------------------------------------------------------
+    def forward_naive(self, x: np.ndarray) -> np.ndarray:
+        """What :meth:`forward` returns, one output value at a time (slow; for reading)."""
+        self._check_input(x)
+        x = np.asarray(x, self.dtype)
+        kh, kw = self.kernel_size
+        sh, sw = self.strides
+        kernel = self.params["kernel"]  # (kh, kw, C, F)
+        bias = self.params.get("bias", np.zeros(self.filters, self.dtype))
+        xp = F.pad_nhwc(x, self.pads)  # (N, Hp, Wp, C)
+        n, (ho, wo, f) = len(x), self.output_shape
+        y = np.zeros((n, ho, wo, f), self.dtype)
+        for i in range(n):
+            for oy in range(ho):
+                for ox in range(wo):
+                    window = xp[i, oy * sh : oy * sh + kh, ox * sw : ox * sw + kw, :]  # (kh,kw,C)
+                    for k in range(f):
+                        y[i, oy, ox, k] = np.sum(window * kernel[:, :, :, k]) + bias[k]
+        return np.maximum(y, 0) if self.activation == "relu" else y
+
+    def _backward_naive(self, x: np.ndarray, dy: np.ndarray):
+        """Gradients by loops: ``(dx, {"kernel": dkernel, "bias": dbias})`` for input ``x``.
+
+        Each output value was ``sum(window * kernel[..., k]) + bias[k]``, so its
+        gradient ``g`` flows back as ``g * window`` into the kernel, ``g * kernel``
+        into the window of the input, and ``g`` into the bias. Leaves ``grads`` alone.
+        """
+        x = np.asarray(x, self.dtype)
+        kh, kw = self.kernel_size
+        sh, sw = self.strides
+        kernel = self.params["kernel"]  # (kh, kw, C, F)
+        dz = np.array(dy, self.dtype)  # (N, Ho, Wo, F)
+        if self.activation == "relu":
+            dz *= self.forward_naive(x) > 0
+        xp = F.pad_nhwc(x, self.pads)  # (N, Hp, Wp, C)
+        dxp = np.zeros_like(xp)
+        dkernel = np.zeros_like(kernel)
+        n, (ho, wo, f) = len(x), self.output_shape
+        for i in range(n):
+            for oy in range(ho):
+                for ox in range(wo):
+                    ys = slice(oy * sh, oy * sh + kh)  # the window's rows ...
+                    xs = slice(ox * sw, ox * sw + kw)  # ... and columns in xp
+                    for k in range(f):
+                        g = dz[i, oy, ox, k]
+                        dkernel[:, :, :, k] += g * xp[i, ys, xs, :]
+                        dxp[i, ys, xs, :] += g * kernel[:, :, :, k]
+        (t, _), (le, _) = self.pads
+        h, w = self.input_shape[:2]
+        grads = {"kernel": dkernel}
+        if self.use_bias:
+            grads["bias"] = dz.sum(axis=(0, 1, 2))
+        return dxp[:, t : t + h, le : le + w, :], grads
 
 
 # ---------------------------------------------------------------------------- pooling
@@ -426,7 +391,6 @@ class _Pool2D(Layer):
         if padding != "valid":
             raise ValueError(f"`padding` must be 'valid' for pooling, got {padding!r}")
         self.padding = padding
-        self._cache = None
 
     def get_config(self):
         return {
@@ -447,65 +411,38 @@ class _Pool2D(Layer):
         return (ho, wo, c)
 
 
+@register
 class MaxPool2D(_Pool2D):
     """Max pooling (valid padding; ``strides`` defaults to ``pool_size``, as Keras).
 
-    Ties go to the first element of a window in raster order, as in PyTorch.
+    ``(N, H, W, C) -> (N, Ho, Wo, C)`` with ``Ho = floor((H - ph) / sh) + 1``.
+    Ties go to the first element of a window in raster order, as in PyTorch, so
+    exactly one input per window receives the gradient.
     """
 
     default_name = "max_pooling2d"
     keras_name = "MaxPooling2D"
 
-    def __init__(self, pool_size=2, strides=None, padding="valid", name=None) -> None:
-        super().__init__(pool_size, strides, padding, name)
-        self._ws = F.Workspace()
-
-    #: Set by Sequential when the layer below is a Conv2D whose ReLU it takes over in training.
-    relu_input = False
-
-    @property
-    def used_input_shape(self) -> tuple[int, int, int]:
-        """The input rows/cols that some window reads (valid pooling drops the rest)."""
-        (ph, pw), (sh, sw) = self.pool_size, self.strides
-        ho, wo, c = self.output_shape
-        return ((ho - 1) * sh + ph, (wo - 1) * sw + pw, c)
-
     def forward(self, x, training=False):
-        relu = training and self.relu_input
-        if relu and x.shape[1:] == self.output_shape:
-            self._cache = "passed"  # the conv below already pooled (Conv2D.pool_fused)
-            return x
-        if not relu or x.shape[1:] != self.used_input_shape:
-            self._check_input(x)  # a fused conv may hand over just the rows/cols used
-        x = np.asarray(x, self.dtype)
-        y, cache = F.maxpool2d_forward(x, *self.pool_size, *self.strides, training=training)
-        if relu:
-            y = np.maximum(y, 0)  # relu(max(z)) == max(relu(z))
-        self._cache = (cache, y if relu else None) if training else None
-        return y
+        self._check_input(x)
+        x = np.asarray(x, self.dtype)  # (N, H, W, C)
+        y, self._cache = F.maxpool2d_forward(x, *self.pool_size, *self.strides, training=training)
+        return y  # (N, Ho, Wo, C)
 
     def backward(self, dy):
-        if self._cache is None:
-            raise ValueError("`backward` needs a preceding `forward(x, training=True)`")
+        cache = self._need_cache()
         if not self.needs_input_grad:
             return None
-        if isinstance(self._cache, str):
-            return dy
-        cache, y = self._cache
-        if y is not None:
-            dy = dy * (y > 0)  # the ReLU of the conv below, on the pooled map
-        out = self._ws.get("dx", cache[1], dy.dtype)  # scratch: consumed at once below
-        n, _, _, c = cache[1]
-        work = None
-        if cache[0] == "fast":
-            work = self._ws.get(
-                "rows", (n, dy.shape[1] * self.pool_size[0], dy.shape[2], c), dy.dtype
-            )
-        return F.maxpool2d_backward(dy, cache, out=out, work=work)
+        return F.maxpool2d_backward(dy, cache)  # (N, H, W, C)
 
 
+@register
 class AvgPool2D(_Pool2D):
-    """Average pooling (valid padding; ``strides`` defaults to ``pool_size``)."""
+    """Average pooling (valid padding; ``strides`` defaults to ``pool_size``).
+
+    ``(N, H, W, C) -> (N, Ho, Wo, C)``; each input gets ``1 / (ph * pw)`` of the
+    gradient of every window that holds it.
+    """
 
     default_name = "average_pooling2d"
     keras_name = "AveragePooling2D"
@@ -513,18 +450,20 @@ class AvgPool2D(_Pool2D):
     def forward(self, x, training=False):
         self._check_input(x)
         x = np.asarray(x, self.dtype)
-        self._cache = x.shape
+        self._cache = x.shape if training else None
         return F.avgpool2d_forward(x, *self.pool_size, *self.strides)
 
     def backward(self, dy):
+        x_shape = self._need_cache()
         if not self.needs_input_grad:
             return None
-        return F.avgpool2d_backward(dy, self._cache, *self.pool_size, *self.strides)
+        return F.avgpool2d_backward(dy, x_shape, *self.pool_size, *self.strides)
 
 
 # ------------------------------------------------------------------------ activations
 
 
+@register
 class ReLU(Layer):
     """``max(x, 0)``; the gradient at exactly 0 is 0 (as PyTorch)."""
 
@@ -534,13 +473,14 @@ class ReLU(Layer):
     def forward(self, x, training=False):
         self._check_input(x)
         y = np.maximum(np.asarray(x, self.dtype), 0)
-        self._cache = y
+        self._cache = y if training else None
         return y
 
     def backward(self, dy):
-        return None if not self.needs_input_grad else dy * (self._cache > 0)
+        return None if not self.needs_input_grad else dy * (self._need_cache() > 0)
 
 
+@register
 class LeakyReLU(Layer):
     """``x if x > 0 else alpha * x`` (``alpha`` defaults to 0.3, as Keras)."""
 
@@ -559,15 +499,17 @@ class LeakyReLU(Layer):
     def forward(self, x, training=False):
         self._check_input(x)
         x = np.asarray(x, self.dtype)
-        self._cache = x > 0
-        return np.where(self._cache, x, x * self.dtype.type(self.alpha))
+        positive = x > 0
+        self._cache = positive if training else None
+        return np.where(positive, x, x * self.dtype.type(self.alpha))
 
     def backward(self, dy):
         if not self.needs_input_grad:
             return None
-        return np.where(self._cache, dy, dy * dy.dtype.type(self.alpha))
+        return np.where(self._need_cache(), dy, dy * dy.dtype.type(self.alpha))
 
 
+@register
 class Sigmoid(Layer):
     """Logistic sigmoid ``1 / (1 + exp(-x))`` (Keras shows it as an ``Activation`` row)."""
 
@@ -580,16 +522,17 @@ class Sigmoid(Layer):
         # exp of a non-positive number only: no overflow for large |x|.
         e = np.exp(-np.abs(x))
         y = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
-        self._cache = y
+        self._cache = y if training else None
         return y
 
     def backward(self, dy):
         if not self.needs_input_grad:
             return None
-        y = self._cache
+        y = self._need_cache()
         return dy * y * (1 - y)
 
 
+@register
 class Tanh(Layer):
     """Hyperbolic tangent (Keras shows it as an ``Activation`` row)."""
 
@@ -599,13 +542,17 @@ class Tanh(Layer):
     def forward(self, x, training=False):
         self._check_input(x)
         y = np.tanh(np.asarray(x, self.dtype))
-        self._cache = y
+        self._cache = y if training else None
         return y
 
     def backward(self, dy):
-        return None if not self.needs_input_grad else dy * (1 - self._cache * self._cache)
+        if not self.needs_input_grad:
+            return None
+        y = self._need_cache()
+        return dy * (1 - y * y)
 
 
+@register
 class Rescaling(Layer):
     """``y = x * scale + offset`` (Keras ``Rescaling``), e.g. to standardise [0, 1] pixels.
 
@@ -640,6 +587,7 @@ class Rescaling(Layer):
         return None if not self.needs_input_grad else dy * dy.dtype.type(self.scale)
 
 
+@register
 class Identity(Layer):
     """Returns its input (the skip branch of a DenseNet concatenation)."""
 
@@ -657,6 +605,7 @@ class Identity(Layer):
 # ----------------------------------------------------------------------------- dense
 
 
+@register
 class Flatten(Layer):
     """``(N, H, W, C) -> (N, H*W*C)`` in C order (the order Keras uses for NHWC)."""
 
@@ -676,8 +625,9 @@ class Flatten(Layer):
         return dy.reshape((dy.shape[0], *self.input_shape))
 
 
+@register
 class Dense(Layer):
-    """Fully connected layer ``y = x @ kernel + bias`` on ``(N, D)`` input.
+    """Fully connected layer ``y = x @ kernel + bias``: ``(N, D) -> (N, units)``.
 
     ``activation="softmax"`` is recorded for the summary (the Keras MNIST
     convnet ends in ``Dense(10, activation="softmax")``). When the layer is the
@@ -708,7 +658,6 @@ class Dense(Layer):
         get_initializer(kernel_initializer)
         self.kernel_initializer = kernel_initializer
         self.logits_output = False
-        self._cache = None
 
     def get_config(self):
         return {
@@ -725,16 +674,15 @@ class Dense(Layer):
                 f"`input_shape` must be (D,) for Dense (add a Flatten), got {input_shape}"
             )
         d = input_shape[0]
-        init = get_initializer(self.kernel_initializer)
-        self.params["kernel"] = init(rng, (d, self.units), d, self.units)
+        self.params["kernel"] = self._weight(rng, (d, self.units), d, self.units)
         if self.use_bias:
             self.params["bias"] = np.zeros(self.units, np.float32)
         return (self.units,)
 
     def forward(self, x, training=False):
         self._check_input(x)
-        x = np.asarray(x, self.dtype)
-        y = x @ self.params["kernel"]
+        x = np.asarray(x, self.dtype)  # (N, D)
+        y = x @ self.params["kernel"]  # (N, units)
         if self.use_bias:
             y += self.params["bias"]
         if self.activation == "relu":
@@ -745,21 +693,20 @@ class Dense(Layer):
         return y
 
     def backward(self, dy):
-        if self._cache is None:
-            raise ValueError("`backward` needs a preceding `forward(x, training=True)`")
-        x, y = self._cache
+        x, y = self._need_cache()
         if self.activation == "relu":
             dy = dy * (y > 0)
         elif self.activation == "softmax" and not self.logits_output:
             dy = y * (dy - (dy * y).sum(axis=1, keepdims=True))
-        np.matmul(x.T, dy, out=self.grads["kernel"])
+        np.matmul(x.T, dy, out=self.grads["kernel"])  # (D, units), written in place
         if self.use_bias:
             self.grads["bias"][...] = dy.sum(axis=0)
         if not self.needs_input_grad:
             return None
-        return dy @ self.params["kernel"].T
+        return dy @ self.params["kernel"].T  # (N, D)
 
 
+@register
 class Dropout(Layer):
     """Inverted dropout: in training zero a fraction ``rate`` and scale the rest by ``1/(1-rate)``.
 
@@ -776,7 +723,6 @@ class Dropout(Layer):
             raise ValueError(f"`rate` must be in [0, 1), got {rate!r}")
         self.rate = float(rate)
         self.rng = np.random.default_rng(0)
-        self._mask = None
 
     def get_config(self):
         return {"rate": self.rate, "name": self.name}
@@ -784,29 +730,30 @@ class Dropout(Layer):
     def replica(self) -> Layer:
         twin = super().replica()
         twin.rng = np.random.default_rng(self.rng.integers(2**63))  # own stream per thread
-        twin._mask = None
         return twin
 
     def _build(self, input_shape, rng):
-        self.rng = np.random.default_rng(rng.integers(2**63))
+        if rng is not None:
+            self.rng = np.random.default_rng(rng.integers(2**63))
         return input_shape
 
     def forward(self, x, training=False):
         self._check_input(x)
         x = np.asarray(x, self.dtype)
         if not training or self.rate == 0.0:
-            self._mask = None
+            self._cache = None
             return x
         keep = self.rng.random(x.shape, dtype=np.float32) >= self.rate
-        self._mask = keep * self.dtype.type(1.0 / (1.0 - self.rate))
-        return x * self._mask
+        self._cache = keep * self.dtype.type(1.0 / (1.0 - self.rate))  # the mask
+        return x * self._cache
 
     def backward(self, dy):
         if not self.needs_input_grad:
             return None
-        return dy if self._mask is None else dy * self._mask
+        return dy if self._cache is None else dy * self._cache
 
 
+@register
 class BatchNorm(Layer):
     """Batch normalisation over the last (channel) axis of ``(N, D)`` or ``(N, H, W, C)``.
 
@@ -830,7 +777,6 @@ class BatchNorm(Layer):
             raise ValueError(f"`epsilon` must be > 0, got {epsilon!r}")
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)
-        self._cache = None
 
     def get_config(self):
         return {"momentum": self.momentum, "epsilon": self.epsilon, "name": self.name}
@@ -852,7 +798,7 @@ class BatchNorm(Layer):
         self._check_input(x)
         x = np.asarray(x, self.dtype)
         c = x.shape[-1]
-        x2 = x.reshape(-1, c)
+        x2 = x.reshape(-1, c)  # (M, C): every pixel of every image is one sample
         gamma, beta = self.params["gamma"], self.params["beta"]
         if training:
             mean = x2.mean(axis=0)
@@ -873,9 +819,7 @@ class BatchNorm(Layer):
         return (xhat * gamma + beta).reshape(x.shape)
 
     def backward(self, dy):
-        if self._cache is None:
-            raise ValueError("`backward` needs a preceding `forward(x, training=True)`")
-        xhat, inv_std = self._cache
+        xhat, inv_std = self._need_cache()
         c = dy.shape[-1]
         dy2 = dy.reshape(-1, c)
         self.grads["beta"][...] = dy2.sum(axis=0)
@@ -886,37 +830,6 @@ class BatchNorm(Layer):
         dxhat = dy2 * self.params["gamma"]
         dx = (dxhat - dxhat.mean(axis=0) - xhat * (dxhat * xhat).sum(axis=0) / m) * inv_std
         return dx.reshape(dy.shape)
-
-
-LAYER_CLASSES: dict[str, type[Layer]] = {
-    cls.__name__: cls
-    for cls in (
-        Conv2D,
-        MaxPool2D,
-        AvgPool2D,
-        ReLU,
-        LeakyReLU,
-        Rescaling,
-        Sigmoid,
-        Tanh,
-        Identity,
-        Flatten,
-        Dense,
-        Dropout,
-        BatchNorm,
-    )
-}
-
-
-def layer_from_config(spec: dict) -> Layer:
-    """Rebuild a layer from ``{"class_name": ..., "config": {...}}`` (see ``Sequential.save``)."""
-    from convviz.nn import blocks  # blocks import layers: import here to stay acyclic
-
-    classes = {**LAYER_CLASSES, **blocks.BLOCK_CLASSES}
-    name = spec.get("class_name")
-    if name not in classes:
-        raise ValueError(f"`class_name` must be one of {sorted(classes)}, got {name!r}")
-    return classes[name].from_config(spec.get("config", {}))
 
 
 def assign_names(layers: list[Layer]) -> None:
@@ -943,5 +856,5 @@ def assign_names(layers: list[Layer]) -> None:
     if dupes:
         raise ValueError(f"layer `name`s must be unique, got duplicates {dupes}")
     for n in names:
-        if not n or "/" in n:
+        if not isinstance(n, str) or not n or "/" in n:
             raise ValueError(f"layer `name` must be non-empty without '/', got {n!r}")

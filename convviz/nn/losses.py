@@ -1,23 +1,17 @@
-"""Losses. Models output logits; the softmax lives here (numerically stable)."""
+"""Losses. Models output logits; the softmax lives here (numerically stable).
+
+There is one softmax in convviz, :func:`convviz.activations.softmax` (max
+subtracted first; float32 stays float32): the loss, ``Dense(activation="softmax")``
+and ``Sequential.predict_proba`` all use it, and it is re-exported here.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from convviz.activations import softmax
+
 __all__ = ["log_softmax", "softmax", "softmax_cross_entropy"]
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of ``logits`` (N, K).
-
-    >>> softmax(np.array([[0.0, 0.0], [1000.0, 0.0]]))
-    array([[0.5, 0.5],
-           [1. , 0. ]])
-    """
-    z = logits - logits.max(axis=-1, keepdims=True)  # shift: exp never overflows
-    e = np.exp(z)
-    e /= e.sum(axis=-1, keepdims=True)
-    return e
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:

@@ -8,102 +8,18 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
+from typing import BinaryIO
 
 import numpy as np
 
-from convviz.nn.functional import blas_threads
-from convviz.nn.layers import (
-    BatchNorm,
-    Conv2D,
-    Dense,
-    Layer,
-    MaxPool2D,
-    assign_names,
-    layer_from_config,
-)
+from convviz.errors import CodedError
+from convviz.nn.layers import Dense, Layer, assign_names
 from convviz.nn.losses import softmax
+from convviz.nn.registry import layer_from_config
 
-__all__ = ["Sequential", "load_model"]
+__all__ = ["ModelFileError", "Sequential", "load_model"]
 
 _FORMAT = "convviz.nn/1"
-
-# Worker threads shared by every model (numpy and BLAS release the GIL, so two
-# half-batches really run on two cores).
-_POOL: list[tuple[int, ThreadPoolExecutor]] = []  # (max_workers, executor)
-_POOL_LOCK = threading.Lock()
-_MIN_ROWS_PER_SLICE = 16  # below this, thread hand-off costs more than it saves
-_SLICES_PER_WORKER = 1  # 2 (dynamic balancing under load) measured no better here
-
-
-def _pool(workers: int) -> ThreadPoolExecutor:
-    with _POOL_LOCK:
-        if not _POOL or _POOL[0][0] < workers - 1:
-            pool = ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="convviz-nn")
-            _POOL[:] = [(workers - 1, pool)]
-        return _POOL[0][1]
-
-
-def _walk(layers):
-    for layer in layers:
-        yield layer
-        if hasattr(layer, "children"):
-            yield from _walk(layer.children())
-
-
-def _blas_for(threads: int) -> None:
-    """Give OpenBLAS ``threads`` threads, touching the setting only when it changes.
-
-    Why not set 1 around each sliced pass and restore after: every raise of the
-    count wakes OpenBLAS's worker thread, which then spin-waits for work that
-    never comes. Measured on this 2-core machine (classic, batch 64): that
-    spinning burnt 0.2-0.4 of a core and cost about 7% of the training
-    throughput headless, more with a browser and a server on the same cores.
-    So the count stays where the last pass needed it: 1 while models train in
-    slices (the usual case), ``workers`` for a big unsliceable batch.
-    """
-    if blas_threads() not in (0, threads):
-        blas_threads(threads)
-
-
-def _run_slices(fn, k: int, workers: int) -> list:
-    """``[fn(0), ..., fn(k-1)]`` computed by the calling thread and ``workers - 1`` pool threads.
-
-    Slices are handed out one at a time, so a thread that gets less CPU (the
-    machine is shared) simply takes fewer of them. BLAS is single-threaded
-    meanwhile (and stays so afterwards, see :func:`_blas_for`).
-    """
-    results: list = [None] * k
-    todo = iter(range(k))
-    lock = threading.Lock()
-
-    def drain() -> None:
-        while True:
-            with lock:
-                i = next(todo, None)
-            if i is None:
-                return
-            results[i] = fn(i)
-
-    _blas_for(1)
-    futures = [_pool(workers).submit(drain) for _ in range(min(workers, k) - 1)]
-    drain()
-    for f in futures:
-        f.result()
-    return results
-
-
-def _forward_chain(layers: list[Layer], x: np.ndarray, training: bool) -> np.ndarray:
-    for layer in layers:
-        x = layer.forward(x, training)
-    return x
-
-
-def _backward_chain(layers: list[Layer], d: np.ndarray):
-    for layer in reversed(layers):
-        d = layer.backward(d)
-    return d
 
 
 class Sequential:
@@ -121,15 +37,18 @@ class Sequential:
     input_grad : bool
         Whether :meth:`backward` returns ``dx``. Off by default: the input is
         the data, so the first layer skips that work (a large saving for a conv).
-    workers : int or None
-        Threads for training steps (default: 2 if the machine has 2+ cores).
-        A training batch is split into slices (one per thread, 16+ rows
-        each), each run by a twin of the model that shares its weights
-        (:meth:`Layer.replica`); the twins' gradients are summed, so the result
-        is the full-batch gradient (up to float rounding order). Evaluation
-        batches are sliced the same way. BLAS runs single-threaded meanwhile.
-        Models with BatchNorm train on one thread (their batch statistics need
-        the whole batch) with multi-threaded BLAS instead.
+    initialize : bool
+        False: every weight starts as zeros and nothing is drawn (cheap: the
+        memory is untouched until written; :func:`load_model` copies the saved
+        weights in).
+
+    Notes
+    -----
+    :meth:`forward` and :meth:`backward` are the reference passes: each layer in
+    turn, on one thread. Training goes faster through
+    :class:`convviz.nn.fast.FastPlan` (fused conv + pool, batch slices on several
+    threads), which the :class:`~convviz.nn.train.Trainer` uses and which is
+    tested against these passes.
 
     Examples
     --------
@@ -148,7 +67,7 @@ class Sequential:
         seed: int = 0,
         name: str = "sequential",
         input_grad: bool = False,
-        workers: int | None = None,
+        initialize: bool = True,
     ) -> None:
         self.layers = list(layers)
         if not self.layers:
@@ -163,36 +82,15 @@ class Sequential:
         self.name = str(name)
         self.metadata: dict = {}
         assign_names(self.layers)
-        rng = np.random.default_rng(self.seed)
+        rng = np.random.default_rng(self.seed) if initialize else None
         shape = self.input_shape
         for layer in self.layers:
             shape = layer.build(shape, rng)
         self.output_shape = shape
-        for below, above in zip(self.layers, self.layers[1:], strict=False):
-            fuse = (
-                isinstance(below, Conv2D)
-                and below.activation == "relu"
-                and isinstance(above, MaxPool2D)
-            )
-            if fuse:
-                below.defer_relu = above.relu_input = True
-                used = above.used_input_shape[:2]
-                if used != below.output_shape[:2]:
-                    below.used_hw = used
-                if above.pool_size == above.strides and above.pool_size != (1, 1):
-                    below.pool_fused = (*above.pool_size, *above.output_shape[:2])
         last = self.layers[-1]
         if isinstance(last, Dense) and last.activation == "softmax":
             last.logits_output = True  # the softmax lives in the loss / predict_proba
         self.input_grad = input_grad
-        if workers is None:
-            workers = min(2, os.cpu_count() or 1)
-        if int(workers) < 1:
-            raise ValueError(f"`workers` must be >= 1, got {workers}")
-        self.workers = int(workers)
-        self._twins: list[list[Layer]] = []
-        self._twins_key: tuple = ()
-        self._split: list[int] | None = None
 
     @property
     def input_grad(self) -> bool:
@@ -219,51 +117,22 @@ class Sequential:
         return self
 
     # ------------------------------------------------------------------ running
-    def _prepare(self, x: np.ndarray) -> np.ndarray:
+    def prepare(self, x: np.ndarray) -> np.ndarray:
+        """``x`` as a batch for this model: checked shape (N, H, W, C), the model's dtype."""
         x = np.asarray(x)
         if x.ndim == len(self.input_shape) and self.input_shape[-1] == 1:
             x = x[..., None]  # (N, H, W) grayscale -> (N, H, W, 1)
         if tuple(x.shape[1:]) != self.input_shape:
-            want = ", ".join(map(str, self.input_shape))
-            raise ValueError(f"`x` must have shape (N, {want}), got {x.shape}")
+            want = "(N, " + ", ".join(map(str, self.input_shape)) + ")"
+            raise CodedError("err.nn.x_shape", want=want, got=_shape_text(x.shape))
         return x.astype(self.dtype, copy=False)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        """Logits ``(N, classes)`` for a batch ``x`` (N, H, W, C)."""
-        h = self._prepare(x)
-        self._split = None
-        k = self._parallel_slices(len(h), training)
-        if k == 1:
-            if self.workers > 1 and len(h) >= 2 * _MIN_ROWS_PER_SLICE:
-                _blas_for(self.workers)  # a big batch that cannot be sliced (BatchNorm)
-            return _forward_chain(self.layers, h, training)
-        twins = self._get_twins(k)
-        sizes = [len(part) for part in np.array_split(np.empty(len(h)), k)]
-        starts = np.cumsum([0, *sizes])
-        outs = _run_slices(
-            lambda i: _forward_chain(twins[i], h[starts[i] : starts[i + 1]], training),
-            k,
-            self.workers,
-        )
-        self._split = sizes
-        return np.concatenate(outs)
-
-    def _parallel_slices(self, n: int, training: bool) -> int:
-        if self.workers < 2 or n < 2 * _MIN_ROWS_PER_SLICE:
-            return 1
-        if training and any(isinstance(layer, BatchNorm) for layer in _walk(self.layers)):
-            return 1  # batch statistics need the whole batch (evaluation uses running ones)
-        return min(_SLICES_PER_WORKER * self.workers, n // _MIN_ROWS_PER_SLICE)
-
-    def _get_twins(self, k: int) -> list[list[Layer]]:
-        # Rebuild the twins whenever parameters were replaced (astype, new arrays).
-        key = (k, self.dtype, tuple(id(p) for _, p, _ in self.parameters()))
-        if key != self._twins_key:
-            self._twins = [self.layers] + [
-                [layer.replica() for layer in self.layers] for _ in range(k - 1)
-            ]
-            self._twins_key = key
-        return self._twins
+        """Logits ``(N, classes)`` for a batch ``x`` (N, H, W, C): each layer in turn."""
+        h = self.prepare(x)
+        for layer in self.layers:
+            h = layer.forward(h, training)
+        return h
 
     __call__ = forward
 
@@ -273,26 +142,9 @@ class Sequential:
         Returns ``dx`` (N, H, W, C), or ``None`` unless ``input_grad`` is set.
         """
         d = np.asarray(dlogits, self.dtype)
-        if self._split is None:
-            return _backward_chain(self.layers, d)
-        if len(d) != sum(self._split):
-            raise ValueError(f"`dlogits` must have {sum(self._split)} rows, got {len(d)}")
-        twins = self._twins
-        starts = np.cumsum([0, *self._split])
-        dxs = _run_slices(
-            lambda i: _backward_chain(twins[i], d[starts[i] : starts[i + 1]]),
-            len(twins),
-            self.workers,
-        )
-        # The full-batch gradient is the sum of the slices' gradients.
-        for twin in twins[1:]:
-            for (_, _, g), (_, _, g_twin) in zip(
-                self.parameters(),
-                [t for layer in twin for t in layer.named_parameters()],
-                strict=True,
-            ):
-                g += g_twin
-        return None if dxs[0] is None else np.concatenate(dxs)
+        for layer in reversed(self.layers):
+            d = layer.backward(d)
+        return d
 
     def parameters(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
         """``(name, param, grad)`` triples, e.g. ``("conv2d/kernel", W, dW)``; update in place."""
@@ -324,7 +176,7 @@ class Sequential:
 
         The last entry holds the logits when the model ends in ``Dense(..., "softmax")``.
         """
-        h = self._prepare(x)
+        h = self.prepare(x)
         out = []
         for layer in self.layers:
             h = layer.forward(h, False)
@@ -405,11 +257,20 @@ class Sequential:
             "layers": [layer.to_spec() for layer in self.layers],
         }
 
-    def save(self, path: str | os.PathLike, metadata: dict | None = None) -> None:
-        """Write architecture (JSON), parameters, buffers and ``metadata`` to an ``.npz``.
+    def save(self, file: str | os.PathLike | BinaryIO, metadata: dict | None = None) -> None:
+        """Write architecture (JSON), parameters, buffers and ``metadata`` as an ``.npz``.
 
-        ``metadata`` (default ``self.metadata``) must be JSON-able; it comes back
-        as ``model.metadata`` from :func:`load_model`. Nothing is pickled.
+        ``file`` is a path (written as given: no ``.npz`` is appended) or a binary
+        file object such as ``io.BytesIO``. ``metadata`` (default ``self.metadata``)
+        must be JSON-able; it comes back as ``model.metadata`` from
+        :func:`load_model`. Nothing is pickled.
+
+        >>> import io
+        >>> from convviz.nn.layers import Dense
+        >>> buf = io.BytesIO()
+        >>> Sequential([Dense(2)], input_shape=(3,)).save(buf, metadata={"note": "hi"})
+        >>> load_model(io.BytesIO(buf.getvalue())).metadata
+        {'note': 'hi'}
         """
         meta = self.metadata if metadata is None else metadata
         arrays = {
@@ -418,41 +279,153 @@ class Sequential:
         }
         arrays.update({f"param:{n}": p for n, p, _ in self.parameters()})
         arrays.update({f"buffer:{n}": b for n, b in self.buffers()})
-        with open(path, "wb") as fh:  # a file object: numpy does not append ".npz"
+        if hasattr(file, "write"):
+            np.savez(file, **arrays)
+            return
+        with open(file, "wb") as fh:  # a file object: numpy does not append ".npz"
             np.savez(fh, **arrays)
 
 
-def load_model(path: str | os.PathLike) -> Sequential:
+class ModelFileError(CodedError):
+    """A file that :func:`load_model` cannot turn into a model (a ``ValueError``).
+
+    Its code says why (``err.nn.not_a_model``, ``err.nn.model_format``,
+    ``err.nn.model_damaged``, ``err.nn.model_too_large``, ``err.nn.too_many_params``,
+    ``err.nn.input_shape``, ``err.nn.output_shape``); its parameters are numbers and
+    shapes, never text from the file. The underlying error, if any, is chained.
+    """
+
+
+_MAX_JSON_BYTES = 1 << 24  # architecture and metadata: 16 MiB is far more than any model needs
+
+
+def _shape_text(shape) -> str:
+    """A shape as Python writes it: ``(28, 28, 1)``, ``(10,)``."""
+    return str(tuple(int(d) for d in shape))
+
+
+def _member_size(data, key: str) -> int:
+    """Uncompressed bytes of the ``.npz`` member ``key`` (from the zip directory, nothing read)."""
+    return data.zip.getinfo(f"{key}.npy").file_size
+
+
+def _json_member(data, key: str):
+    if _member_size(data, key) > _MAX_JSON_BYTES:
+        raise ValueError(f"`{key}` is larger than {_MAX_JSON_BYTES} bytes")
+    arr = data[key]
+    if arr.shape != () or arr.dtype.kind != "U":
+        raise ValueError(f"`{key}` must be a JSON string")
+    return json.loads(str(arr))
+
+
+def load_model(
+    file: str | os.PathLike | BinaryIO,
+    *,
+    input_shape: tuple[int, ...] | None = None,
+    output_shape: tuple[int, ...] | None = None,
+    max_params: int | None = None,
+) -> Sequential:
     """Rebuild a :class:`Sequential` written by :meth:`Sequential.save`.
 
-    The loaded model predicts bit-for-bit like the saved one.
+    Parameters
+    ----------
+    file : path or binary file object
+        For example ``io.BytesIO(uploaded_bytes)``.
+    input_shape, output_shape : tuple of int, optional
+        Shapes the model must have (one example, no batch axis), e.g.
+        ``(28, 28, 1)`` and ``(10,)`` for MNIST; checked before any weight is read.
+    max_params : int, optional
+        Refuse models with more weights (``count_params``) than this, before
+        copying any; the model is first built with zero weights, which costs no
+        memory until written.
+
+    Returns
+    -------
+    Sequential
+        Predicts bit-for-bit like the saved model.
+
+    Raises
+    ------
+    ModelFileError
+        For a file that is not a convviz model, is damaged, or fails the checks.
+    OSError
+        When a path cannot be opened (``FileNotFoundError``...).
     """
-    with np.load(path, allow_pickle=False) as data:
+    if not hasattr(file, "read"):
+        with open(file, "rb") as fh:
+            return load_model(
+                fh, input_shape=input_shape, output_shape=output_shape, max_params=max_params
+            )
+    try:
+        data = np.load(file, allow_pickle=False)
+    except Exception as exc:  # zip, npy and pickle refusals alike; never their text
+        raise ModelFileError("err.nn.not_a_model") from exc
+    if not isinstance(data, np.lib.npyio.NpzFile):  # a bare .npy array
+        raise ModelFileError("err.nn.not_a_model")
+    with data:
         files = set(data.files)
-        if "architecture" not in files:
-            raise ValueError(f"`path` is not a convviz model file (no architecture): {path}")
-        config = json.loads(str(data["architecture"]))
+        try:
+            config = _json_member(data, "architecture") if "architecture" in files else None
+        except Exception as exc:
+            raise ModelFileError("err.nn.not_a_model") from exc
+        if not isinstance(config, dict):
+            raise ModelFileError("err.nn.not_a_model")
         if config.get("format") != _FORMAT:
-            raise ValueError(f"`path` has an unknown model format {config.get('format')!r}")
-        layers = [layer_from_config(spec) for spec in config["layers"]]
-        model = Sequential(
-            layers,
-            input_shape=tuple(config["input_shape"]),
-            seed=config["seed"],
-            name=config["name"],
-        )
-        model.astype(config.get("dtype", "float32"))
-        for kind, pairs in (("param", model.parameters()), ("buffer", model.buffers())):
-            for item in pairs:
-                name, arr = item[0], item[1]
-                key = f"{kind}:{name}"
-                if key not in files:
-                    raise ValueError(f"`path` lacks the array {key!r}")
-                stored = data[key]
-                if stored.shape != arr.shape:
-                    raise ValueError(
-                        f"`path` array {key!r} has shape {stored.shape}, want {arr.shape}"
-                    )
-                arr[...] = stored
-        model.metadata = json.loads(str(data["metadata"])) if "metadata" in files else {}
+            raise ModelFileError("err.nn.model_format")
+        try:
+            shape = tuple(int(d) for d in config["input_shape"])
+            dtype = np.dtype(config.get("dtype", "float32"))
+            if dtype not in (np.float32, np.float64):
+                raise ValueError("`dtype` must be float32 or float64")
+        except Exception as exc:
+            raise ModelFileError("err.nn.model_damaged") from exc
+        if input_shape is not None and shape != tuple(input_shape):
+            raise ModelFileError(
+                "err.nn.input_shape", want=_shape_text(input_shape), got=_shape_text(shape)
+            )
+        try:
+            layers = [layer_from_config(spec) for spec in config["layers"]]
+            model = Sequential(
+                layers,
+                input_shape=shape,
+                seed=int(config["seed"]),
+                name=str(config["name"]),
+                initialize=False,  # zeros: no memory is touched until the weights are copied
+            )
+        except MemoryError as exc:
+            if max_params is None:
+                raise
+            raise ModelFileError("err.nn.model_too_large", limit=int(max_params)) from exc
+        except Exception as exc:  # unknown layers, bad arguments, shapes that do not chain
+            raise ModelFileError("err.nn.model_damaged") from exc
+        count = model.count_params()
+        if max_params is not None and count > max_params:
+            raise ModelFileError("err.nn.too_many_params", count=count, limit=int(max_params))
+        if output_shape is not None and tuple(model.output_shape) != tuple(output_shape):
+            raise ModelFileError(
+                "err.nn.output_shape",
+                want=_shape_text(output_shape),
+                got=_shape_text(model.output_shape),
+            )
+        model.astype(dtype)
+        try:
+            for kind, pairs in (("param", model.parameters()), ("buffer", model.buffers())):
+                for item in pairs:
+                    name, arr = item[0], item[1]
+                    key = f"{kind}:{name}"
+                    # The zip directory gives the size: a huge array is refused unread.
+                    if key not in files or _member_size(data, key) > arr.nbytes + 4096:
+                        raise ValueError(f"`file` lacks the array {key!r} or it is too big")
+                    stored = data[key]
+                    if stored.shape != arr.shape:
+                        raise ValueError(
+                            f"`file` array {key!r} has shape {stored.shape}, want {arr.shape}"
+                        )
+                    arr[...] = stored
+            meta = _json_member(data, "metadata") if "metadata" in files else {}
+            if not isinstance(meta, dict):
+                raise ValueError("`metadata` must be a JSON object")
+        except Exception as exc:
+            raise ModelFileError("err.nn.model_damaged") from exc
+        model.metadata = meta
     return model

@@ -111,7 +111,8 @@ def _densenet() -> list[Layer]:
 
 
 _BUILDERS: dict[str, tuple[Callable[[], list[Layer]], str]] = {
-    "tiny": (_tiny, "3 small convs (16-32-64), 2 max-pools, 2 dense: >= 98% after one epoch"),
+    # No accuracy claims here: they depend on the recipe (see assets/models/README.md).
+    "tiny": (_tiny, "3 small convs (16-32-64), 2 max-pools, 2 dense: the quickest to train"),
     "classic": (_classic, "the Keras MNIST convnet: 3 convs (32-64-64), 2 max-pools, 2 dense"),
     "resnet": (_resnet, "a stem conv and two residual blocks (one with a strided projection)"),
     "inception": (_inception, "a stem conv and one Inception block of 1x1, 3x3 and 5x5 branches"),

@@ -6,7 +6,8 @@ optimizer steps and returns their metrics. That is what lets a UI drive it from
 a timer (pause = stop calling, change the learning rate between chunks) and the
 CLI drive it in a plain loop. Nothing here touches Streamlit or global state, so
 two trainers never disturb each other and the same config and seed give the
-same history.
+same history. The steps run through a :class:`~convviz.nn.fast.FastPlan` of the
+model (``Trainer(..., fast=False)``: the reference layers).
 
 Schedules scale the base learning rate ``config.lr`` (which ``set_lr`` changes):
 
@@ -28,10 +29,22 @@ from typing import Any
 import numpy as np
 
 from convviz.nn.data import Mnist, load_mnist, to_batch, train_val_split
-from convviz.nn.losses import softmax_cross_entropy
+from convviz.nn.fast import FastPlan
+from convviz.nn.losses import softmax, softmax_cross_entropy
+from convviz.nn.model import Sequential
 from convviz.nn.optim import OPTIMIZERS, Optimizer, make_optimizer
 
-__all__ = ["SCHEDULES", "History", "TrainConfig", "Trainer", "evaluate", "lr_at"]
+__all__ = [
+    "NUM_CLASSES",
+    "SCHEDULES",
+    "Evaluation",
+    "History",
+    "TrainConfig",
+    "Trainer",
+    "evaluate",
+    "evaluate_set",
+    "lr_at",
+]
 
 SCHEDULES = ("none", "cosine", "onecycle")
 NUM_CLASSES = 10
@@ -163,6 +176,12 @@ class Trainer:
     data : Mnist, optional
         Default ``load_mnist()``. Anything with ``train_images`` (N, 28, 28) uint8,
         ``train_labels``, ``test_images`` and ``test_labels`` works.
+    fast : bool, default True
+        Train and evaluate a :class:`~convviz.nn.model.Sequential` through
+        :class:`convviz.nn.fast.FastPlan` (fused layers, batch slices on threads).
+        False runs the reference layers (``model.forward`` / ``model.backward``):
+        slower, the same numbers up to float rounding. Any other model (an object
+        with ``forward``, ``backward`` and ``parameters``) runs as it is.
 
     Examples
     --------
@@ -180,6 +199,7 @@ class Trainer:
         config: TrainConfig | None = None,
         model: Any = None,
         data: Mnist | None = None,
+        fast: bool = True,
     ) -> None:
         # A copy: set_lr changes it, and the caller's object should not change under them.
         self.config = config = TrainConfig() if config is None else replace(config)
@@ -189,6 +209,8 @@ class Trainer:
 
             model = build_model(config.model, seed=config.seed)
         self.model = model
+        #: What runs the passes: the plan shares the model's weights and fills its grads.
+        self.plan = FastPlan(model) if fast and isinstance(model, Sequential) else model
         self.data = data = load_mnist() if data is None else data
 
         # Independent streams from one seed: the split, the subset and the shuffling.
@@ -223,6 +245,8 @@ class Trainer:
         self.total_steps = self.steps_per_epoch * config.epochs
         self.history = History()
         self.confusion: np.ndarray | None = None  # (10, 10) of the last validation
+        self.val_pred: np.ndarray | None = None  # (V,) predicted class, last validation
+        self.val_conf: np.ndarray | None = None  # (V,) softmax probability of that class
         self.epoch_log: list[dict[str, float]] = []  # one summary per finished epoch
         self._step = 0
         self._order = np.arange(0)
@@ -304,9 +328,9 @@ class Trainer:
             x = to_batch(self.train_images[idx])  # (B, 28, 28, 1) float32
             y = self.train_labels[idx]
             self.optimizer.lr = lr
-            logits = self.model.forward(x, training=True)  # (B, 10)
+            logits = self.plan.forward(x, training=True)  # (B, 10)
             loss, dlogits = softmax_cross_entropy(logits, y)
-            self.model.backward(dlogits)
+            self.plan.backward(dlogits)
             self.optimizer.step()
             seconds = time.perf_counter() - t0
 
@@ -354,16 +378,22 @@ class Trainer:
         """Evaluate on the held-out split, record it in the history; returns the accuracy."""
         if len(self.val_labels) == 0:
             return None
-        loss, acc, confusion = self.evaluate(self.val_images, self.val_labels)
+        e = evaluate_set(
+            self.plan, self.val_images, self.val_labels, batch_size=self.config.val_batch_size
+        )
         self.history.val_step.append(self._step)
-        self.history.val_loss.append(loss)
-        self.history.val_acc.append(acc)
-        self.confusion = confusion
-        return acc
+        self.history.val_loss.append(e.loss)
+        self.history.val_acc.append(e.acc)
+        self.confusion, self.val_pred, self.val_conf = e.confusion, e.pred, e.conf
+        return e.acc
 
     def evaluate(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, float, np.ndarray]:
-        """Mean loss, accuracy and confusion matrix of the model on a set; see :func:`evaluate`."""
-        return evaluate(self.model, images, labels, batch_size=self.config.val_batch_size)
+        """Mean loss, accuracy and confusion matrix of the model on a set; see :func:`evaluate`.
+
+        :meth:`validate` calls :func:`evaluate_set` itself (it keeps ``val_pred``
+        and ``val_conf``), not this method.
+        """
+        return evaluate(self.plan, images, labels, batch_size=self.config.val_batch_size)
 
     def test_accuracy(self, n: int | None = None) -> float:
         """Accuracy on the first ``n`` (default all 10,000) test images."""
@@ -371,14 +401,63 @@ class Trainer:
         return self.evaluate(self.data.test_images[:n], self.data.test_labels[:n])[1]
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """A model's scores on a labelled set, and what it predicted for each image."""
+
+    loss: float  # mean cross-entropy
+    acc: float  # fraction predicted right
+    confusion: np.ndarray  # (10, 10) int64: confusion[true, predicted] counts
+    pred: np.ndarray  # (N,) int64 predicted class
+    conf: np.ndarray  # (N,) float64 softmax probability of the predicted class
+
+
+def evaluate_set(
+    model: Any, images: np.ndarray, labels: np.ndarray, batch_size: int = 500
+) -> Evaluation:
+    """Score ``model`` (evaluation mode) on ``images`` and keep its per-image predictions.
+
+    Parameters
+    ----------
+    model : Sequential or FastPlan
+        Anything whose ``forward(x, training=False)`` returns logits (N, 10).
+    images : ndarray, (N, 28, 28) uint8 or (N, 28, 28, 1) float in [0, 1]
+    labels : ndarray, (N,) ints in 0..9
+    batch_size : int, default 500
+        Images per forward pass (memory, not results).
+    """
+    labels = np.asarray(labels)
+    if len(images) != len(labels):
+        raise ValueError(f"`labels` must have {len(images)} entries, got {len(labels)}")
+    if len(labels) == 0:
+        raise ValueError("`images` must not be empty")
+    if isinstance(batch_size, bool) or int(batch_size) < 1:
+        raise ValueError(f"`batch_size` must be >= 1, got {batch_size!r}")
+    total_loss = 0.0
+    pred = np.empty(len(labels), dtype=np.int64)
+    conf = np.empty(len(labels), dtype=np.float64)
+    for i in range(0, len(labels), batch_size):
+        logits = model.forward(to_batch(images[i : i + batch_size]), training=False)  # (B, 10)
+        loss, _ = softmax_cross_entropy(logits, labels[i : i + batch_size])
+        total_loss += loss * len(logits)
+        pred[i : i + batch_size] = logits.argmax(axis=1)
+        conf[i : i + batch_size] = softmax(logits.astype(np.float64)).max(axis=1)
+    confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+    np.add.at(confusion, (labels.astype(np.int64), pred), 1)
+    acc = float(np.trace(confusion) / len(labels))
+    return Evaluation(total_loss / len(labels), acc, confusion, pred, conf)
+
+
 def evaluate(
     model: Any, images: np.ndarray, labels: np.ndarray, batch_size: int = 500
 ) -> tuple[float, float, np.ndarray]:
     """Mean loss, accuracy and confusion matrix of ``model`` (eval mode) on a labelled set.
 
+    The same numbers as :func:`evaluate_set` (which also keeps the predictions).
+
     Parameters
     ----------
-    model : Sequential
+    model : Sequential or FastPlan
     images : ndarray, (N, 28, 28) uint8 or (N, 28, 28, 1) float in [0, 1]
     labels : ndarray, (N,) ints in 0..9
     batch_size : int, default 500
@@ -391,21 +470,8 @@ def evaluate(
     confusion : ndarray, shape (10, 10), int64
         ``confusion[true, predicted]`` counts.
     """
-    labels = np.asarray(labels)
-    if len(images) != len(labels):
-        raise ValueError(f"`labels` must have {len(images)} entries, got {len(labels)}")
-    if len(labels) == 0:
-        raise ValueError("`images` must not be empty")
-    total_loss = 0.0
-    preds = np.empty(len(labels), dtype=np.int64)
-    for i in range(0, len(labels), batch_size):
-        logits = model.forward(to_batch(images[i : i + batch_size]), training=False)  # (B, 10)
-        loss, _ = softmax_cross_entropy(logits, labels[i : i + batch_size])
-        total_loss += loss * len(logits)
-        preds[i : i + batch_size] = logits.argmax(axis=1)
-    confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
-    np.add.at(confusion, (labels.astype(np.int64), preds), 1)
-    return total_loss / len(labels), float(np.trace(confusion) / len(labels)), confusion
+    e = evaluate_set(model, images, labels, batch_size)
+    return e.loss, e.acc, e.confusion
 
 
 class _Stats:

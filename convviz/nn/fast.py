@@ -1,0 +1,583 @@
+"""The fast training path: the reference layers' numbers, computed faster (opt-in).
+
+A :class:`FastPlan` runs a :class:`~convviz.nn.model.Sequential`'s training steps
+and evaluation passes with the tricks that the readable layers in
+:mod:`convviz.nn.layers` leave out. It owns all of them; the model and its
+layers know nothing about it:
+
+* **Scratch memory.** Training twins of ``Conv2D`` and ``MaxPool2D`` keep their
+  im2col matrices, outputs and gradients in a :class:`Workspace` reused every
+  step (a fixed batch size allocates nothing large after the first step).
+  Their outputs are overwritten by the twin's next training call.
+* **Conv + ReLU + max-pool fusion.** For ``Conv2D(..., activation="relu")``
+  followed by ``MaxPool2D`` the pool applies the ReLU on its 4x smaller output
+  (``max`` and ``relu`` commute), and the conv computes only the outputs some
+  pooling window reads. When the conv needs no ``dx`` (the first layer: its
+  input is the data) and the pool does not overlap, the conv runs one im2col +
+  GEMM per pooling phase and keeps their maximum: the full-size map is never built.
+* **Batch slices on threads.** A batch is split into slices (16+ rows each), one
+  per worker thread, each run by twins that share the model's weights
+  (``Layer.replica``); the twins' gradients are summed into the model's, so the
+  result is the full-batch gradient (up to float rounding order). NumPy and BLAS
+  release the GIL, so two slices really run on two cores. Models with
+  ``BatchNorm`` train on one thread (batch statistics need the whole batch)
+  with multi-threaded BLAS instead; their evaluation (running statistics) is sliced.
+* **BLAS thread control**: one OpenBLAS thread while slices run (see
+  :func:`_blas_for` for why it then stays at one).
+
+The gradients land in the model's own ``grads``, so an optimizer built on the
+model steps it as usual. ``tests/test_nn_fast.py`` checks outputs and gradients
+against the reference passes for every preset.
+
+>>> from convviz.nn.presets import build_model
+>>> model = build_model("tiny")
+>>> plan = FastPlan(model)
+>>> x = np.random.default_rng(0).random((40, 28, 28, 1), dtype=np.float32)
+>>> bool(np.allclose(plan.forward(x), model.forward(x), atol=1e-5))
+True
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from convviz.nn import functional as F
+from convviz.nn.layers import BatchNorm, Conv2D, Layer, MaxPool2D
+
+__all__ = ["FastPlan", "Workspace", "blas_threads"]
+
+_MIN_ROWS_PER_SLICE = 16  # below this, thread hand-off costs more than it saves
+_SLICES_PER_WORKER = 1  # 2 (dynamic balancing under load) measured no better here
+
+
+class Workspace:
+    """Reusable scratch arrays, one per ``(tag, shape, dtype)``.
+
+    The arrays are uninitialised on first use and keep whatever was last
+    written to them, so callers either overwrite them fully or rely on parts
+    they never write (the zero border of a padded input).
+    """
+
+    def __init__(self) -> None:
+        self._arrays: dict[tuple, np.ndarray] = {}
+
+    def get(self, tag: str, shape: tuple[int, ...], dtype: np.dtype, zero: bool = False):
+        key = (tag, tuple(shape), np.dtype(dtype).str)
+        arr = self._arrays.get(key)
+        if arr is None:
+            # Keep one size per tag: a new batch size replaces the old arrays.
+            for old in [k for k in self._arrays if k[0] == tag]:
+                del self._arrays[old]
+            arr = np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
+            self._arrays[key] = arr
+        return arr
+
+    def clear(self) -> None:
+        self._arrays.clear()
+
+
+# ------------------------------------------------------------------ training twins
+
+
+class _Twin:
+    """What a block needs from a child: the layer's name, params with our grads, no buffers."""
+
+    def __init__(self, layer: Layer, grads: dict[str, np.ndarray]) -> None:
+        self.layer = layer
+        self.name = layer.name
+        self.grads = grads
+        self._ws = Workspace()
+        self._cache = None
+
+    @property
+    def needs_input_grad(self) -> bool:
+        return self.layer.needs_input_grad
+
+    def named_parameters(self, prefix: str = ""):
+        for key, p in self.layer.params.items():
+            yield f"{prefix}{self.name}/{key}", p, self.grads[key]
+
+    def named_buffers(self, prefix: str = ""):
+        yield from self.layer.named_buffers(prefix)
+
+
+class _FastConv(_Twin):
+    """A Conv2D's training pass in scratch memory, optionally cropped and without its ReLU.
+
+    ``relu=False`` leaves the ReLU to the max-pool above; ``used_hw`` (rows, cols)
+    computes only the outputs that pool reads (valid pooling drops trailing ones).
+    """
+
+    def __init__(self, layer: Conv2D, grads, relu: bool = True, used_hw=None) -> None:
+        super().__init__(layer, grads)
+        self.relu = relu and layer.activation == "relu"
+        self.used_hw = used_hw
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        layer = self.layer
+        if not training:
+            return layer.forward(x, False)
+        layer._check_input(x)
+        x = np.asarray(x, layer.dtype)  # (N, H, W, C)
+        n, h, w, c = x.shape
+        kh, kw = layer.kernel_size
+        sh, sw = layer.strides
+        ho, wo, f = layer.output_shape
+        (t, b), (le, r) = layer.pads
+        xp = x
+        if t or b or le or r:
+            buf = self._ws.get("xp", (n, h + t + b, w + le + r, c), x.dtype, zero=True)
+            xp = F.pad_nhwc(x, layer.pads, out=buf)  # (N, Hp, Wp, C)
+        full_shape = xp.shape
+        if self.used_hw is not None:
+            ho, wo = self.used_hw  # only the windows whose outputs the pool reads
+            xp = xp[:, : (ho - 1) * sh + kh, : (wo - 1) * sw + kw]
+        m, k = n * ho * wo, kh * kw * c
+        cols = F.im2col(xp, kh, kw, sh, sw, out=self._ws.get("cols", (m, k), x.dtype))
+        y = np.matmul(
+            cols, layer.params["kernel"].reshape(k, f), out=self._ws.get("y", (m, f), x.dtype)
+        )  # (N*Ho*Wo, F)
+        if layer.use_bias:
+            y += layer.params["bias"]
+        if self.relu:
+            np.maximum(y, 0, out=y)
+        self._cache = (full_shape, xp.shape, cols, y if self.relu else None)
+        return y.reshape(n, ho, wo, f)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        layer = self.layer
+        full_shape, used_shape, cols, y = self._cache
+        kh, kw = layer.kernel_size
+        f = layer.filters
+        dz = dy.reshape(-1, f)  # (N*Ho*Wo, F)
+        if y is not None:
+            dz = np.multiply(dz, y > 0)
+        kernel = layer.params["kernel"]
+        np.matmul(cols.T, dz, out=self.grads["kernel"].reshape(-1, f))
+        if layer.use_bias:
+            # A GEMV with a ones vector sums the rows faster than dz.sum(axis=0).
+            ones = self._ws.get("ones", (dz.shape[0],), dz.dtype)
+            ones.fill(1)
+            np.matmul(ones, dz, out=self.grads["bias"])
+        if not layer.needs_input_grad:
+            return None
+        dcols = np.matmul(
+            dz, kernel.reshape(-1, f).T, out=self._ws.get("dcols", cols.shape, dz.dtype)
+        )
+        (t, b), (le, r) = layer.pads
+        # dx lives in scratch memory: it is consumed at once by the layer below.
+        dxp = self._ws.get("dxp", full_shape, dz.dtype)
+        hu, wu = used_shape[1:3]
+        F.col2im(dcols, used_shape, kh, kw, *layer.strides, out=dxp[:, :hu, :wu])
+        if (hu, wu) != tuple(full_shape[1:3]):  # input the used windows never touch
+            dxp[:, hu:] = 0
+            dxp[:, :hu, wu:] = 0
+        if t or b or le or r:
+            return dxp[:, t : full_shape[1] - b, le : full_shape[2] - r, :]
+        return dxp
+
+
+class _FastMaxPool(_Twin):
+    """A MaxPool2D's training pass with its ``dx`` in scratch memory.
+
+    ``relu=True``: it also applies the ReLU of the conv below (which skipped it)
+    and takes the rows/cols that conv computed (only those its windows read).
+    """
+
+    def __init__(self, layer: MaxPool2D, relu: bool = False) -> None:
+        super().__init__(layer, {})
+        self.relu = relu
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        layer = self.layer
+        if not training:
+            return layer.forward(x, False)
+        if not self.relu:
+            layer._check_input(x)
+        x = np.asarray(x, layer.dtype)
+        y, cache = F.maxpool2d_forward(x, *layer.pool_size, *layer.strides, training=True)
+        if self.relu:
+            y = np.maximum(y, 0)  # relu(max(z)) == max(relu(z))
+        self._cache = (cache, y if self.relu else None)
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        cache, y = self._cache
+        if not self.layer.needs_input_grad:
+            return None
+        if y is not None:
+            dy = dy * (y > 0)  # the ReLU of the conv below, on the pooled map
+        x_shape = cache[1]
+        out = self._ws.get("dx", x_shape, dy.dtype)  # scratch: consumed at once below
+        work = None
+        if cache[0] == "fast":
+            n, _, _, c = x_shape
+            rows = (n, dy.shape[1] * self.layer.pool_size[0], dy.shape[2], c)
+            work = self._ws.get("rows", rows, dy.dtype)
+        return F.maxpool2d_backward(dy, cache, out=out, work=work)
+
+
+class _FastConvPool(_Twin):
+    """``Conv2D(relu)`` + non-overlapping ``MaxPool2D`` in one training op, without ``dx``.
+
+    Phase ``(a, b)`` of the pooling holds the conv outputs at ``(ph*i + a, pw*j + b)``:
+    one strided im2col + GEMM each, and a running max over the phases. Output
+    ``(N, Hpool, Wpool, F)``. Only for a conv that needs no ``dx``.
+    """
+
+    def __init__(self, conv: Conv2D, pool: MaxPool2D, grads) -> None:
+        super().__init__(conv, grads)
+        self.pool = pool
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        conv = self.layer
+        conv._check_input(x)
+        x = np.asarray(x, conv.dtype)  # (N, H, W, C)
+        n, h, w, c = x.shape
+        (t, b), (le, r) = conv.pads
+        xp = x
+        if t or b or le or r:
+            buf = self._ws.get("xp", (n, h + t + b, w + le + r, c), x.dtype, zero=True)
+            xp = F.pad_nhwc(x, conv.pads, out=buf)
+        ph, pw = self.pool.pool_size
+        hpo, wpo, f = self.pool.output_shape
+        kh, kw = conv.kernel_size
+        sh, sw = conv.strides
+        m, k = n * hpo * wpo, kh * kw * c
+        w2 = conv.params["kernel"].reshape(k, f)
+        best = self._ws.get("y", (m, f), x.dtype)
+        z = self._ws.get("z", (m, f), x.dtype)
+        won = self._ws.get("won", (m, f), np.bool_)
+        idx = self._ws.get("idx", (m, f), np.uint8)
+        tag = self._ws.get("tag", (m, f), np.uint8)
+        idx.fill(0)
+        cols_list = []
+        for a in range(ph):
+            for bb in range(pw):
+                p = a * pw + bb
+                xs = xp[:, sh * a :, sw * bb :]
+                xs = xs[:, : (hpo - 1) * sh * ph + kh, : (wpo - 1) * sw * pw + kw]
+                cols = F.im2col(
+                    xs, kh, kw, sh * ph, sw * pw, out=self._ws.get(f"cols{p}", (m, k), x.dtype)
+                )
+                cols_list.append(cols)
+                if p == 0:
+                    np.matmul(cols, w2, out=best)
+                    continue
+                np.matmul(cols, w2, out=z)
+                np.greater(z, best, out=won)  # strict: ties keep the first (raster) phase
+                # idx = p where won: p exceeds every earlier index, so a max does it
+                # without the branchy masked copy (np.copyto(where=) is 30x slower here).
+                np.multiply(won, np.uint8(p), out=tag)
+                np.maximum(idx, tag, out=idx)
+                np.maximum(best, z, out=best)
+        if conv.use_bias:
+            best += conv.params["bias"]  # max(z + b) == max(z) + b per channel
+        np.maximum(best, 0, out=best)
+        self._cache = (cols_list, idx, best)
+        return best.reshape(n, hpo, wpo, f)
+
+    def backward(self, dy: np.ndarray) -> None:
+        cols_list, idx, best = self._cache
+        f = self.layer.filters
+        g = np.multiply(dy.reshape(-1, f), best > 0)  # ReLU mask on the pooled map
+        dz = self._ws.get("z", g.shape, g.dtype)
+        dk = self.grads["kernel"].reshape(-1, f)
+        for p, cols in enumerate(cols_list):
+            np.multiply(g, idx == p, out=dz)  # the gradient of the phase that won
+            if p == 0:
+                np.matmul(cols.T, dz, out=dk)
+            else:
+                dk += cols.T @ dz
+        if self.layer.use_bias:
+            ones = self._ws.get("ones", (g.shape[0],), g.dtype)
+            ones.fill(1)
+            np.matmul(ones, g, out=self.grads["bias"])  # one winner per window
+        return None
+
+
+def _pool_reads(pool: MaxPool2D) -> tuple[int, int]:
+    """The input (rows, cols) that some window of a valid ``pool`` reads."""
+    (ph, pw), (sh, sw) = pool.pool_size, pool.strides
+    ho, wo, _ = pool.output_shape
+    return ((ho - 1) * sh + ph, (wo - 1) * sw + pw)
+
+
+def _grads(layer: Layer, own: bool) -> dict[str, np.ndarray]:
+    return {k: np.zeros_like(g) for k, g in layer.grads.items()} if own else layer.grads
+
+
+def _twin(layer: Layer, own: bool):
+    """The training twin of one layer (``own``: its own grads, for a slice other than the first)."""
+    if isinstance(layer, Conv2D):
+        return _FastConv(layer, _grads(layer, own))
+    if isinstance(layer, MaxPool2D):
+        return _FastMaxPool(layer)
+    if hasattr(layer, "map_children"):  # a block: the same block around twins of its children
+        return layer.map_children(lambda child: _twin(child, own))
+    return layer.replica() if own else layer
+
+
+def _training_chain(layers: list[Layer], own: bool) -> list:
+    """Twins for one slice of a training batch; a conv(relu) + max-pool pair is fused."""
+    chain: list = []
+    i = 0
+    while i < len(layers):
+        conv, pool = layers[i], layers[i + 1] if i + 1 < len(layers) else None
+        fuse = (
+            isinstance(conv, Conv2D) and conv.activation == "relu" and isinstance(pool, MaxPool2D)
+        )
+        if not fuse:
+            chain.append(_twin(conv, own))
+            i += 1
+            continue
+        if not conv.needs_input_grad and pool.pool_size == pool.strides != (1, 1):
+            chain.append(_FastConvPool(conv, pool, _grads(conv, own)))
+        else:
+            used = _pool_reads(pool)
+            crop = used if used != conv.output_shape[:2] else None
+            chain.append(_FastConv(conv, _grads(conv, own), relu=False, used_hw=crop))
+            chain.append(_FastMaxPool(pool, relu=True))
+        i += 2
+    return chain
+
+
+def _walk(layers):
+    for layer in layers:
+        yield layer
+        if hasattr(layer, "children"):
+            yield from _walk(layer.children())
+
+
+def _forward_chain(chain, x: np.ndarray, training: bool) -> np.ndarray:
+    for op in chain:
+        x = op.forward(x, training)
+    return x
+
+
+def _backward_chain(chain, d: np.ndarray):
+    for op in reversed(chain):
+        d = op.backward(d)
+    return d
+
+
+def _chain_parameters(chain) -> list:
+    return [t for op in chain for t in op.named_parameters()]
+
+
+# ------------------------------------------------------------------------- the plan
+
+
+class FastPlan:
+    """Training and evaluation passes of ``model``, fused and threaded; same results.
+
+    Parameters
+    ----------
+    model : Sequential
+        Its weights are shared (not copied) and its ``grads`` receive the gradients.
+    workers : int or None
+        Threads per pass (default: 2 if the machine has 2+ cores; 1: no threads).
+
+    ``forward(x, training)`` returns the logits ``(N, classes)`` and
+    ``backward(dlogits)`` fills the model's grads, as ``Sequential`` does. The
+    plan rebuilds its twins by itself when the model's parameters are replaced
+    (``astype``) or ``input_grad`` changes.
+    """
+
+    def __init__(self, model, workers: int | None = None) -> None:
+        if workers is None:
+            workers = min(2, os.cpu_count() or 1)
+        if isinstance(workers, bool) or int(workers) < 1:
+            raise ValueError(f"`workers` must be >= 1, got {workers}")
+        self.model = model
+        self.workers = int(workers)
+        self._batchnorm = any(isinstance(layer, BatchNorm) for layer in _walk(model.layers))
+        self._chains: dict[tuple[bool, int], list[list]] = {}
+        self._key: tuple = ()
+        self._last: tuple[list[list], list[int]] | None = None
+
+    def _get_chains(self, training: bool, k: int) -> list[list]:
+        m = self.model
+        key = (m.dtype, m.input_grad, tuple(id(p) for _, p, _ in m.parameters()))
+        if key != self._key:  # new arrays (astype) or new dx needs: start over
+            self._chains.clear()
+            self._key = key
+        chains = self._chains.get((training, k))
+        if chains is None:
+            if training:
+                chains = [_training_chain(m.layers, own=i > 0) for i in range(k)]
+            else:
+                chains = [m.layers] + [
+                    [layer.replica() for layer in m.layers] for _ in range(k - 1)
+                ]
+            self._chains[(training, k)] = chains
+        return chains
+
+    def _slices(self, n: int, training: bool) -> int:
+        if self.workers < 2 or n < 2 * _MIN_ROWS_PER_SLICE:
+            return 1
+        if training and self._batchnorm:
+            return 1  # batch statistics need the whole batch (evaluation uses running ones)
+        return min(_SLICES_PER_WORKER * self.workers, n // _MIN_ROWS_PER_SLICE)
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """Logits ``(N, classes)`` for ``x`` (N, H, W, C), as ``model.forward`` computes them."""
+        h = self.model.prepare(x)
+        k = self._slices(len(h), training)
+        chains = self._get_chains(training, k)
+        self._last = None
+        if k == 1:
+            if self.workers > 1 and len(h) >= 2 * _MIN_ROWS_PER_SLICE:
+                _blas_for(self.workers)  # a big batch that cannot be sliced (BatchNorm)
+            out = _forward_chain(chains[0], h, training)
+            sizes = [len(h)]
+        else:
+            sizes = [len(part) for part in np.array_split(np.empty(len(h)), k)]
+            starts = np.cumsum([0, *sizes])
+            outs = _run_slices(
+                lambda i: _forward_chain(chains[i], h[starts[i] : starts[i + 1]], training),
+                k,
+                self.workers,
+            )
+            out = np.concatenate(outs)
+        if training:
+            self._last = (chains, sizes)
+        return out
+
+    __call__ = forward
+
+    def backward(self, dlogits: np.ndarray) -> np.ndarray | None:
+        """Fill the model's ``grads`` from ``dlogits`` (N, classes); ``dx`` if ``input_grad``."""
+        if self._last is None:
+            raise ValueError("`backward` needs a preceding `forward(x, training=True)`")
+        chains, sizes = self._last
+        d = np.asarray(dlogits, self.model.dtype)
+        if len(d) != sum(sizes):
+            raise ValueError(f"`dlogits` must have {sum(sizes)} rows, got {len(d)}")
+        if len(chains) == 1:
+            dx = _backward_chain(chains[0], d)
+            return None if dx is None else np.array(dx, copy=True)  # not our scratch memory
+        starts = np.cumsum([0, *sizes])
+        dxs = _run_slices(
+            lambda i: _backward_chain(chains[i], d[starts[i] : starts[i + 1]]),
+            len(chains),
+            self.workers,
+        )
+        # The full-batch gradient is the sum of the slices' gradients.
+        mine = self.model.parameters()
+        for chain in chains[1:]:
+            for (_, _, g), (_, _, g_twin) in zip(mine, _chain_parameters(chain), strict=True):
+                g += g_twin
+        return None if dxs[0] is None else np.concatenate(dxs)
+
+
+# ------------------------------------------------------------------ threads and BLAS
+
+# Worker threads shared by every plan (numpy and BLAS release the GIL, so two
+# half-batches really run on two cores).
+_POOL: list[tuple[int, ThreadPoolExecutor]] = []  # (max_workers, executor)
+_POOL_LOCK = threading.Lock()
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    with _POOL_LOCK:
+        if not _POOL or _POOL[0][0] < workers - 1:
+            pool = ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="convviz-nn")
+            _POOL[:] = [(workers - 1, pool)]
+        return _POOL[0][1]
+
+
+def _blas_for(threads: int) -> None:
+    """Give OpenBLAS ``threads`` threads, touching the setting only when it changes.
+
+    Why not set 1 around each sliced pass and restore after: every raise of the
+    count wakes OpenBLAS's worker thread, which then spin-waits for work that
+    never comes. Measured on this 2-core machine (classic, batch 64): that
+    spinning burnt 0.2-0.4 of a core and cost about 7% of the training
+    throughput headless, more with a browser and a server on the same cores.
+    So the count stays where the last pass needed it: 1 while models train in
+    slices (the usual case), ``workers`` for a big unsliceable batch.
+    """
+    if blas_threads() not in (0, threads):
+        blas_threads(threads)
+
+
+def _run_slices(fn, k: int, workers: int) -> list:
+    """``[fn(0), ..., fn(k-1)]`` computed by the calling thread and ``workers - 1`` pool threads.
+
+    Slices are handed out one at a time, so a thread that gets less CPU (the
+    machine is shared) simply takes fewer of them. BLAS is single-threaded
+    meanwhile (and stays so afterwards, see :func:`_blas_for`).
+    """
+    results: list = [None] * k
+    todo = iter(range(k))
+    lock = threading.Lock()
+
+    def drain() -> None:
+        while True:
+            with lock:
+                i = next(todo, None)
+            if i is None:
+                return
+            results[i] = fn(i)
+
+    _blas_for(1)
+    futures = [_pool(workers).submit(drain) for _ in range(min(workers, k) - 1)]
+    drain()
+    for f in futures:
+        f.result()
+    return results
+
+
+def _find_openblas():
+    """ctypes handles to the running OpenBLAS's get/set-threads functions, or ``None``."""
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as fh:
+            paths = {line.split()[-1] for line in fh if "openblas" in line.lower()}
+    except OSError:  # not Linux: leave BLAS alone
+        return None
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix in ("scipy_openblas", "openblas"):
+            for suffix in ("64_", ""):
+                get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                put = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+                if get is not None and put is not None:
+                    get.restype = ctypes.c_int
+                    put.argtypes = [ctypes.c_int]
+                    return get, put
+    return None
+
+
+_BLAS: list = []
+
+
+def blas_threads(n: int | None = None) -> int:
+    """Get (and with ``n``, set) numpy's OpenBLAS thread count; returns the previous count.
+
+    The setting is process-wide. Passes that split the batch over threads set 1
+    BLAS thread and leave it so (restoring it wakes OpenBLAS's spin-waiting
+    worker, see :func:`_blas_for`). Returns 0 and does nothing when numpy's BLAS
+    is not an OpenBLAS found at run time.
+    """
+    if not _BLAS:
+        _BLAS.append(_find_openblas())
+    handles = _BLAS[0]
+    if handles is None:
+        return 0
+    get, put = handles
+    old = int(get())
+    if n is not None:
+        if int(n) < 1:
+            raise ValueError(f"`n` must be >= 1, got {n}")
+        put(int(n))
+    return old
