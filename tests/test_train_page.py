@@ -424,7 +424,7 @@ def test_an_uploaded_model_starts_a_run_and_a_bad_file_is_refused(at_pt):
     at.run()
     assert not at.exception
     (err,) = at.sidebar.error
-    reason = PT("train.err.not_a_model")
+    reason = PT("err.nn.not_a_model")  # nn says what is wrong with the file
     assert err.value == PT("train.upload.bad", reason=reason)
     assert "example.com" not in " ".join(page_texts(at))  # the file name is never shown
     good = (MODELS / "classic.npz").read_bytes()

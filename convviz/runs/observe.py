@@ -11,8 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from convviz.nn import Trainer, evaluate, to_batch
-from convviz.nn.losses import softmax
+from convviz.nn import Trainer, to_batch
 from convviz.runs.snapshot import frozen
 
 __all__ = ["RecordingTrainer", "conv_kernels", "frozen_copy", "layer_outputs", "probabilities"]
@@ -62,40 +61,12 @@ def frozen_copy(model: Any, build: Callable[[], Any]) -> Any:
     return twin
 
 
-class _Logits:
-    """A stand-in model for :func:`convviz.nn.train.evaluate` that keeps the logits it passes on."""
-
-    def __init__(self, model: Any) -> None:
-        self.model = model
-        self.logits: list[np.ndarray] = []
-
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        out = self.model.forward(x, training=training)
-        self.logits.append(np.array(out, copy=True))
-        return out
-
-    __call__ = forward
-
-
 class RecordingTrainer(Trainer):
-    """A :class:`Trainer` that also keeps the per-image predictions of its last validation.
+    """A :class:`Trainer` that also lists the misclassified digits of its last validation.
 
-    The numbers are :func:`convviz.nn.train.evaluate`'s (the validation goes through
-    it); the logits it computed on the way give the predictions, so the list of
-    misclassified digits costs no second pass over the validation set.
+    :meth:`Trainer.validate` keeps the per-image predictions (``val_pred``,
+    ``val_conf``) it computed on the way, so the list costs no second pass.
     """
-
-    val_pred: np.ndarray | None = None  # (V,) predicted class
-    val_conf: np.ndarray | None = None  # (V,) probability of that class
-
-    def evaluate(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, float, np.ndarray]:
-        if images is not self.val_images:
-            return super().evaluate(images, labels)
-        seen = _Logits(self.model)
-        result = evaluate(seen, images, labels, batch_size=self.config.val_batch_size)
-        p = softmax(np.concatenate(seen.logits).astype(np.float64))  # (V, 10)
-        self.val_pred, self.val_conf = p.argmax(axis=1), p.max(axis=1)
-        return result
 
     def misclassified(self, limit: int) -> tuple[tuple[np.ndarray, int, int, float], ...]:
         """The first ``limit`` wrongly predicted validation digits of the last validation."""

@@ -12,10 +12,9 @@ markup, never in Streamlit Markdown.
 
 from __future__ import annotations
 
+import io
 import math
-import os
 import re
-import tempfile
 
 import numpy as np
 
@@ -233,12 +232,9 @@ def model_file(snap: Snapshot) -> bytes:
         "train_config": dict(snap.config),
         "test_acc": snap.test_acc,
     }
-    # Sequential.save writes to a path, so through a private temporary directory.
-    with tempfile.TemporaryDirectory(prefix="convviz-") as tmp:
-        path = os.path.join(tmp, "model.npz")
-        model.save(path, metadata=meta)
-        with open(path, "rb") as fh:
-            return fh.read()
+    buf = io.BytesIO()
+    model.save(buf, metadata=meta)
+    return buf.getvalue()
 
 
 def model_file_name(snap: Snapshot) -> str:
