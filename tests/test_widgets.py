@@ -242,23 +242,30 @@ def test_pool_stepper_matches_numpy_windows(mode: str, small: bool, lang: str) -
 # --------------------------------------------------------------------------- labels
 
 
-class _WithCoreKeys:
-    """A translator that also knows the core's keys (as after the merge)."""
+class _Catalogue:
+    """The Portuguese translator with the core's keys added (``extra``, as after the
+    merge) or hidden (``extra=None``, as before it)."""
 
-    def __init__(self, extra: dict[str, str]) -> None:
+    CORE = ("act.", "pad.mode.", "pool.mode.", "kernel.")
+
+    def __init__(self, extra: dict[str, str] | None) -> None:
         self.t, self.extra = translator("pt"), extra
 
     def has(self, key: str) -> bool:
+        if self.extra is None:
+            return not key.startswith(self.CORE) and self.t.has(key)
         return key in self.extra or self.t.has(key)
 
     def __call__(self, key: str, **params) -> str:
-        return self.extra[key] if key in self.extra else self.t(key, **params)
+        if self.extra and key in self.extra:
+            return self.extra[key]
+        return self.t(key, **params)
 
 
 def test_labels_fall_back_to_this_branchs_catalogues() -> None:
-    pt = translator("pt")
+    pt = _Catalogue(None)
     assert act_label(pt, "none") == "Nenhuma (mapa de características bruto)"
-    assert act_label(translator("en"), "leaky_relu") == "Leaky ReLU"
+    assert act_label(pt, "leaky_relu") == "Leaky ReLU"
     assert pad_mode_label(pt, "reflect") == "reflect (espelho)"
     assert pool_mode_label(pt, "avg") == "Média"
     assert kernel_label(pt, "sobel_x") == KERNELS["sobel_x"].label
@@ -266,9 +273,10 @@ def test_labels_fall_back_to_this_branchs_catalogues() -> None:
 
 
 def test_labels_prefer_the_core_keys() -> None:
-    t = _WithCoreKeys(
+    t = _Catalogue(
         {
             "act.relu": "ReLU!",
+            "act.none.raw": "Nenhuma (bruto)!",
             "pad.mode.zeros": "zeros!",
             "pool.mode.max": "Máx!",
             "kernel.sobel_x.label": "Sobel x!",
@@ -276,6 +284,7 @@ def test_labels_prefer_the_core_keys() -> None:
         }
     )
     assert act_label(t, "relu") == "ReLU!" and act_label(t, "tanh") == "tanh"
+    assert act_label(t, "none") == "Nenhuma (bruto)!"
     assert pad_mode_label(t, "zeros") == "zeros!"
     assert pool_mode_label(t, "max") == "Máx!"
     assert kernel_label(t, "sobel_x") == "Sobel x!"

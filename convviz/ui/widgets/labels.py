@@ -19,7 +19,8 @@ def _first(t: Translator, key: str, fallback: str) -> str:
 
 def act_label(t: Translator, name: str) -> str:
     """``relu`` -> "ReLU"; ``none`` -> "None (raw feature map)"."""
-    return _first(t, f"act.{name}", f"conv.act.{name}")
+    core = "act.none.raw" if name == "none" else f"act.{name}"
+    return _first(t, core, f"conv.act.{name}")
 
 
 def pad_mode_label(t: Translator, mode: str) -> str:
@@ -32,17 +33,17 @@ def pool_mode_label(t: Translator, mode: str) -> str:
     return _first(t, f"pool.mode.{mode}", f"pool.modes.{mode}")
 
 
+def _kernel_words(t: Translator, name: str, part: str, english: str) -> str:
+    k = KERNELS[name]
+    key = f"{getattr(k, 'msg', '') or f'kernel.{name}'}.{part}"  # the core's key stem
+    return t(key, **getattr(k, "msg_params", {})) if t.has(key) else english
+
+
 def kernel_label(t: Translator, name: str) -> str:
     """A preset's name, e.g. "Sobel x"."""
-    key = f"kernel.{name}.label"
-    return t(key) if t.has(key) else KERNELS[name].label
+    return _kernel_words(t, name, "label", KERNELS[name].label)
 
 
 def kernel_description(t: Translator, name: str) -> str:
     """A preset's one-line description."""
-    k = KERNELS[name]
-    msg = getattr(k, "msg", None)  # the core's catalogue key, once it has one
-    if msg and t.has(msg):
-        return t(msg, **getattr(k, "msg_params", {}))
-    key = f"kernel.{name}.description"
-    return t(key) if t.has(key) else k.description
+    return _kernel_words(t, name, "description", KERNELS[name].description)
