@@ -5,8 +5,8 @@ editors were mounted with) and a version that is part of the editors' keys; the
 editors' widget state holds the edits made since. :func:`grid_value` reads the
 grid's value once per run, from that widget state, *before* the editors are drawn:
 a page can draw what depends on the grid first, so its delta leaves the server
-before the editors' (measured with ``benchmarks/bench_ui.py``: the feature map
-repaints about one editor round trip sooner). :func:`grid_editor` draws the editors
+before the editors' (the Convolution page's feature map; ``benchmarks/bench_ui.py``
+times that edit). :func:`grid_editor` draws the editors
 later, where they belong on the page. A new array (a preset, a resize) goes through
 :meth:`GridState.replace`, which mounts fresh editors.
 
