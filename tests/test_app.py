@@ -5,6 +5,7 @@ match independent oracles (scipy, hand arithmetic), not the app's own output.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import struct
@@ -15,14 +16,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from babel.numbers import parse_decimal
 from PIL import Image
 from scipy import ndimage, signal
 from streamlit.testing.v1 import AppTest
 
+from convviz.i18n import LANGUAGES, translator
 from convviz.images import sample_image
 from convviz.kernels import KERNELS
 from convviz.shapes import resolve_padding
 from convviz.ui.params import CLASSIC_INPUT, CLASSIC_KERNEL
+from convviz.ui.widgets.labels import kernel_description
+from tests.support.conv_apptest import edit_grid, english_left, kernel_key, numbers_key
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -70,9 +75,11 @@ def assert_clean(at: AppTest) -> None:
 
 
 def metric_value(at: AppTest, label_start: str) -> float:
+    """A metric's number, written in English (1,234.5) or Portuguese (1.234,5)."""
+    lang = at.session_state["lang"] if "lang" in at.session_state else "en"
     for m in at.metric:
         if m.label.startswith(label_start):
-            return float(m.value)
+            return float(parse_decimal(m.value, locale=LANGUAGES[lang], strict=False))
     raise AssertionError(f"no metric starting with {label_start!r}: {[m.label for m in at.metric]}")
 
 
@@ -118,9 +125,12 @@ def test_core_import_leaves_streamlit_out() -> None:
 def test_default_run_opens_the_classic_example(app: AppTest) -> None:
     assert_clean(app)
     assert not app.warning
-    # The oracle: scipy's correlate on the classic matrix, valid part.
+    # The seeds' worked example, by hand, and scipy's correlate on it (valid part).
     expected = ndimage.correlate(CLASSIC_INPUT, CLASSIC_KERNEL, mode="constant")[1:-1, 1:-1]
-    assert expected[0].tolist() == [181, 303, 618]
+    assert expected.tolist() == [[181, 303, 618], [115, 338, 605], [189, 351, 660]]
+    state = app.session_state["conv"]
+    np.testing.assert_array_equal(state.numbers.value, CLASSIC_INPUT)
+    np.testing.assert_array_equal(state.kernel.value, [[0, 1, 0], [1, 0, 1], [0, 1, 0]])
     np.testing.assert_allclose(heatmap_z(app, "conv_output_fig"), expected)
     assert metric_value(app, "Output value at (0, 0)") == 181
     shown = app.code[0].value
@@ -146,14 +156,20 @@ def test_numbers_mode_steps_match_scipy(app: AppTest) -> None:
 
 
 def test_numbers_matrix_cells_are_editable(app: AppTest) -> None:
-    key = f"conv_numbers_editor_{app.session_state['conv_numbers_ver']}"
-    app.session_state[key] = {"edited_rows": {0: {"1": 1000}}, "added_rows": [], "deleted_rows": []}
-    app.run()
+    edit_grid(app, "numbers", {(0, 1): 1000}).run()
     assert_clean(app)
     x = CLASSIC_INPUT.copy()
     x[0, 1] = 1000
     expected = ndimage.correlate(x, CLASSIC_KERNEL, mode="constant")[1:-1, 1:-1]
     np.testing.assert_allclose(heatmap_z(app, "conv_output_fig"), expected)
+    # resizing keeps the edit (the middle of the grid is kept, new cells are 0)
+    app.number_input(key=numbers_key(app, "num_cols")).set_value(7).run()
+    assert_clean(app)
+    grown = app.session_state["conv"].numbers.value
+    assert grown.shape == (5, 7) and grown[0, 2] == 1000 and not grown[:, [0, 6]].any()
+    np.testing.assert_allclose(
+        heatmap_z(app, "conv_output_fig"), oracle_conv(grown, CLASSIC_KERNEL)
+    )
 
 
 @pytest.mark.parametrize(
@@ -169,12 +185,7 @@ def test_numbers_matrix_cells_are_editable(app: AppTest) -> None:
 )
 def test_parameters_change_the_output_like_scipy(app, param, widget, value) -> None:
     kernel = np.array([[1, 2, 0], [0, -1, 3], [2, 0, 1]], dtype=np.float64)  # asymmetric
-    key = f"conv_kernel_editor_{app.session_state['conv_kernel_ver']}"
-    app.session_state[key] = {
-        "edited_rows": {r: {str(c): kernel[r, c] for c in range(3)} for r in range(3)},
-        "added_rows": [],
-        "deleted_rows": [],
-    }
+    edit_grid(app, "kernel", {(r, c): kernel[r, c] for r in range(3) for c in range(3)})
     if param == "pad_mode":  # only visible effect with padding
         app.selectbox(key="conv_padding").set_value("same")
     getattr(app, widget)(key=f"conv_{param}").set_value(value)
@@ -190,36 +201,42 @@ def test_parameters_change_the_output_like_scipy(app, param, widget, value) -> N
 
 
 def test_kernel_size_change(app: AppTest) -> None:
-    app.number_input(key="conv_kh").set_value(5).run()
+    app.number_input(key=kernel_key(app, "kh")).set_value(5).run()
     assert_clean(app)
-    k = app.session_state["conv_kernel"]
+    k = app.session_state["conv"].kernel.value
     assert k.shape == (5, 3)
     np.testing.assert_array_equal(k[1:4], CLASSIC_KERNEL)  # centred, zero rows added
     np.testing.assert_allclose(heatmap_z(app, "conv_output_fig"), oracle_conv(CLASSIC_INPUT, k))
-    app.number_input(key="conv_kw").set_value(1).run()
-    assert app.session_state["conv_kernel"].shape == (5, 1)
+    app.number_input(key=kernel_key(app, "kw")).set_value(1).run()
+    assert app.session_state["conv"].kernel.value.shape == (5, 1)
+    assert app.number_input(key=kernel_key(app, "kh")).value == 5  # fresh widgets show it
     assert_clean(app)
 
 
-def test_a_kernel_larger_than_the_input_shows_a_clear_error(app: AppTest) -> None:
-    app.number_input(key="conv_kh").set_value(7).run()
+@pytest.mark.parametrize("lang", ["en", "pt"])
+def test_a_kernel_larger_than_the_input_shows_a_clear_error(lang: str) -> None:
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    app.session_state["lang"] = lang
+    app.run()
+    app.number_input(key=kernel_key(app, "kh")).set_value(7).run()
     assert not app.exception
-    assert len(app.error) == 1 and "kernel" in app.error[0].value
+    t = translator(lang)
+    assert [e.value for e in app.error] == [t("conv.error.too_big", eh=7, ew=3, hp=5, wp=5)]
+    assert "kernel" in app.error[0].value
     app.selectbox(key="conv_padding").set_value("same").run()  # padding makes it fit
     assert_clean(app)
 
 
 def test_cleared_or_invalid_kernel_cell_keeps_the_last_valid_kernel(app: AppTest) -> None:
-    key = f"conv_kernel_editor_{app.session_state['conv_kernel_ver']}"
-    app.session_state[key] = {"edited_rows": {1: {"1": None}}, "added_rows": [], "deleted_rows": []}
-    app.run()
+    edit_grid(app, "kernel", {(1, 1): None}).run()
     assert not app.exception
-    assert any("row 2, column 2 is empty" in w.value for w in app.warning)
-    np.testing.assert_array_equal(app.session_state["conv_kernel"], CLASSIC_KERNEL)
+    assert [w.value for w in app.warning] == [
+        "The cell at row 2, column 2 is empty: type a number. Until then it counts as 0."
+    ]
+    np.testing.assert_array_equal(app.session_state["conv"].kernel.value, CLASSIC_KERNEL)
     assert metric_value(app, "Output value at (0, 0)") == 181
     # a valid edit then takes effect
-    app.session_state[key] = {"edited_rows": {1: {"1": 2}}, "added_rows": [], "deleted_rows": []}
-    app.run()
+    edit_grid(app, "kernel", {(1, 1): 2}).run()
     assert not app.warning
     assert metric_value(app, "Output value at (0, 0)") == 181 + 2 * 22
 
@@ -227,26 +244,31 @@ def test_cleared_or_invalid_kernel_cell_keeps_the_last_valid_kernel(app: AppTest
 def test_preset_random_and_normalise_on_a_sample(app: AppTest) -> None:
     app.radio(key="conv_source").set_value("sample").run()
     app.select_slider(key="conv_max_side").set_value(128).run()
-    app.selectbox(key="conv_preset").set_value("sobel_x").run()
+    app.selectbox(key=kernel_key(app, "preset")).set_value("sobel_x").run()
     assert_clean(app)
     img = sample_image("Cameraman", max_side=128).astype(np.float64)
-    np.testing.assert_array_equal(app.session_state["conv_kernel"], KERNELS["sobel_x"].weights)
+    state = app.session_state["conv"]
+    np.testing.assert_array_equal(state.kernel.value, KERNELS["sobel_x"].weights)
+    assert state.preset == "sobel_x" and KERNELS["sobel_x"].description in [
+        c.value for c in app.caption
+    ]
     np.testing.assert_allclose(
-        app.session_state["conv_feature_map"],
+        app.session_state["conv_feature_map"].values,
         oracle_conv(img, KERNELS["sobel_x"].weights),
         atol=1e-5,
     )
     app.button(key="conv_normalise").click().run()  # sobel sums to 0: explained, kept
-    assert any("sum to 0" in w.value for w in app.warning)
-    np.testing.assert_array_equal(app.session_state["conv_kernel"], KERNELS["sobel_x"].weights)
-    app.selectbox(key="conv_preset").set_value("gaussian_3x3").run()
+    assert [w.value for w in app.warning] == [translator("en")("conv.kernel.sum_zero")]
+    np.testing.assert_array_equal(state.kernel.value, KERNELS["sobel_x"].weights)
+    app.selectbox(key=kernel_key(app, "preset")).set_value("gaussian_3x3").run()
     app.button(key="conv_random").click().run()
     assert_clean(app)
-    k = app.session_state["conv_kernel"]
+    k = state.kernel.value
     assert k.shape == (3, 3) and set(np.unique(k)) <= {-2, -1, 0, 1, 2}
+    assert state.preset is None  # a random kernel is no preset
     if abs(k.sum()) > 1e-9:
         app.button(key="conv_normalise").click().run()
-        assert app.session_state["conv_kernel"].sum() == pytest.approx(1.0)
+        assert state.kernel.value.sum() == pytest.approx(1.0)
 
 
 def test_rgb_per_channel_partial_sums_add_up(app: AppTest) -> None:
@@ -254,10 +276,11 @@ def test_rgb_per_channel_partial_sums_add_up(app: AppTest) -> None:
     app.selectbox(key="conv_sample").set_value("Astronaut").run()
     app.select_slider(key="conv_max_side").set_value(128).run()
     app.radio(key="conv_colour").set_value("rgb").run()
-    app.toggle(key="conv_per_channel").set_value(True).run()
+    app.toggle(key=kernel_key(app, "per_channel")).set_value(True).run()
     assert_clean(app)
-    k = app.session_state["conv_kernel"]
-    assert k.shape == (3, 3, 3)
+    edit_grid(app, "kernel", {(0, 0): -3}, channel=2).run()  # the B channel differs
+    k = app.session_state["conv"].kernel.value
+    assert k.shape == (3, 3, 3) and k[2, 0, 0] == -3 and k[0, 0, 0] == 0
     app.slider(key="conv_step").set_value(130).run()  # row 1, col 4 of a 126-wide map
     img = sample_image("Astronaut", mode="rgb", max_side=128).astype(np.float64)
     expected = sum(oracle_conv(img[..., c], k[c]) for c in range(3))
@@ -267,6 +290,37 @@ def test_rgb_per_channel_partial_sums_add_up(app: AppTest) -> None:
     )
     lines = app.code[0].value.splitlines()
     assert [ln[:2] for ln in lines[:3]] == ["R:", "G:", "B:"]
+    # a grey input uses the first channel; the per-channel kernel is still there after
+    app.radio(key="conv_colour").set_value("gray").run()
+    assert_clean(app)
+    grey = sample_image("Astronaut", max_side=128).astype(np.float64)
+    np.testing.assert_allclose(
+        app.session_state["conv_feature_map"].values, oracle_conv(grey, k[0]), atol=1e-4
+    )
+    app.radio(key="conv_colour").set_value("rgb").run()
+    np.testing.assert_array_equal(app.session_state["conv"].kernel.value, k)
+
+
+def test_kernel_edits_survive_another_page() -> None:
+    """Streamlit drops the editors' state while another page runs; the kernel stays."""
+    script = (
+        "import streamlit as st\n"
+        "from convviz.ui.pages import convolution, pooling\n"
+        "(pooling if st.session_state.get('show_pool') else convolution).render()\n"
+    )
+    at = AppTest.from_string(script, default_timeout=TIMEOUT).run()
+    edit_grid(at, "kernel", {(0, 0): 5}).run()
+    at.session_state["show_pool"] = True
+    at.run()
+    at.session_state["show_pool"] = False
+    at.run()
+    assert_clean(at)
+    k = CLASSIC_KERNEL.copy()
+    k[0, 0] = 5
+    np.testing.assert_array_equal(at.session_state["conv"].kernel.value, k)
+    np.testing.assert_allclose(heatmap_z(at, "conv_output_fig"), oracle_conv(CLASSIC_INPUT, k))
+    # and the fresh editor shows it
+    assert at.dataframe[0].value.to_numpy().tolist() == k.tolist()
 
 
 # --------------------------------------------------------------------------- uploads
@@ -309,15 +363,16 @@ def test_bad_upload_shows_an_error_and_keeps_the_previous_image(app: AppTest, ba
     good = (np.arange(24 * 32, dtype=np.uint16).reshape(24, 32) % 256).astype(np.uint8)
     app.sidebar.file_uploader[0].set_value(("good.png", png_bytes(good), "image/png")).run()
     assert_clean(app)
-    before = app.session_state["conv_feature_map"].copy()
+    before = app.session_state["conv_feature_map"].values.copy()
     np.testing.assert_allclose(before, oracle_conv(good / 255.0, CLASSIC_KERNEL), atol=1e-5)
 
     app.sidebar.file_uploader[0].set_value(("bad.png", BAD_FILES[bad](), "image/png")).run()
     assert not app.exception
     assert len(app.error) == 1
     msg = app.error[0].value
-    assert "bad.png" in msg and "Traceback" not in msg and "PIL" not in msg
-    np.testing.assert_array_equal(app.session_state["conv_feature_map"], before)
+    assert "Traceback" not in msg and "PIL" not in msg and "bad.png" not in msg
+    assert "bad.png" in [x.value for x in app.text]  # the file name: plain text, not Markdown
+    np.testing.assert_array_equal(app.session_state["conv_feature_map"].values, before)
 
 
 # --------------------------------------------------------------------------- URL state
@@ -336,13 +391,242 @@ def test_url_reproduces_the_view() -> None:
     assert at.query_params["kernel"] in ("1,2;3,4", ["1,2;3,4"])
 
 
-def test_a_broken_url_falls_back_with_a_warning() -> None:
+def test_url_state_keeps_the_language() -> None:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.query_params.update({"kernel": "1,x;3,4", "stride": "-3"})
+    at.query_params.update({"lang": "pt", "stride": "2"})
+    at.run()
+    assert_clean(at)
+    assert at.title[0].value == "Convolução"
+    at.number_input(key="conv_dilation").set_value(2).run()
+    assert at.query_params["lang"] in ("pt", ["pt"])
+    assert at.query_params["stride"] in ("2", ["2"])
+    assert at.query_params["dilation"] in ("2", ["2"])
+
+
+@pytest.mark.parametrize("lang", ["en", "pt"])
+def test_a_broken_url_falls_back_with_a_warning(lang: str) -> None:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["lang"] = lang
+    at.query_params.update({"kernel": "1,**x**;3,4", "stride": "-3"})
     at.run()
     assert not at.exception and not at.error
-    assert len(at.warning) == 2
-    assert metric_value(at, "Output value at (0, 0)") == 181  # the defaults
+    t = translator(lang)
+    assert [w.value for w in at.warning] == [
+        t("conv.url.ignored", name="kernel", reason=t("conv.grid.not_number", row=1, col=2)),
+        t("conv.url.ignored", name="stride", reason=t("conv.url.range", lo=1, hi=16, value=-3)),
+    ]
+    assert metric_value(at, t("conv.step.value_at", row=0, col=0)) == 181  # the defaults
+    at.run()
+    assert not at.warning  # shown once
+
+
+# --------------------------------------------------------------------------- every widget
+
+
+def _clean_run(at: AppTest, lang: str, english: list[str]) -> AppTest:
+    at.run()
+    assert_clean(at)
+    if lang == "pt":
+        english += english_left(at)
+    return at
+
+
+@pytest.mark.parametrize("lang", ["en", "pt"])
+def test_every_convolution_widget_in_both_languages(lang: str) -> None:
+    """Every widget of the page (and its grid editor and stepper) changed or pressed
+    once; the Portuguese run shows no English from the page's catalogue."""
+    t = translator(lang)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["lang"] = lang
+    english: list[str] = []
+    run = functools.partial(_clean_run, at, lang, english)
+    run()
+    assert at.title[0].value == t("conv.title")
+    assert at.subheader[0].value == t("conv.kernel")
+
+    # Numbers input: its size and a cell
+    at.number_input(key=numbers_key(at, "num_rows")).set_value(6)
+    run()
+    at.number_input(key=numbers_key(at, "num_cols")).set_value(4)
+    run()
+    edit_grid(at, "numbers", {(5, 3): 50})
+    run()
+    x = at.session_state["conv"].numbers.value
+    assert x.shape == (6, 4) and x[5, 3] == 50
+    # the kernel: size, a cell, preset, its placeholder, random, normalise, bias
+    at.number_input(key=kernel_key(at, "kh")).set_value(2)
+    run()
+    at.number_input(key=kernel_key(at, "kw")).set_value(2)
+    run()
+    edit_grid(at, "kernel", {(0, 0): 3, (1, 1): 1})
+    run()
+    at.selectbox(key=kernel_key(at, "preset")).set_value("sharpen")
+    run()
+    assert kernel_description(t, "sharpen") in [c.value for c in at.caption]
+    at.selectbox(key=kernel_key(at, "preset")).set_value("")
+    run()
+    at.button(key="conv_random").click()
+    run()
+    at.selectbox(key=kernel_key(at, "preset")).set_value("box_blur_3x3")
+    run()
+    at.button(key="conv_normalise").click()
+    run()
+    at.number_input(key="conv_bias").set_value(1.5)
+    run()
+    k = at.session_state["conv"].kernel.value
+    np.testing.assert_allclose(k, np.full((3, 3), 1 / 9))
+    np.testing.assert_allclose(heatmap_z(at, "conv_output_fig"), oracle_conv(x, k, 1.5))
+    # the sidebar's parameters
+    at.number_input(key="conv_stride").set_value(2)
+    run()
+    for how in ("same", "full", "number"):
+        at.selectbox(key="conv_padding").set_value(how)
+        run()
+    at.number_input(key="conv_padding_n").set_value(2)
+    run()
+    for mode in ("reflect", "replicate", "circular", "zeros"):
+        at.selectbox(key="conv_pad_mode").set_value(mode)
+        run()
+    at.number_input(key="conv_dilation").set_value(2)
+    run()
+    at.toggle(key="conv_flip").set_value(True)
+    run()
+    expected = oracle_conv(x, k, 1.5, stride=2, padding=2, dilation=2, flip=True)
+    np.testing.assert_allclose(heatmap_z(at, "conv_output_fig"), expected)
+    for name in ("relu", "leaky_relu", "sigmoid", "tanh"):
+        at.selectbox(key="conv_activation").set_value(name)
+        run()
+    np.testing.assert_allclose(heatmap_z(at, "conv_output_fig"), np.tanh(expected), atol=1e-6)
+    at.toggle(key="conv_robust").set_value(True)
+    run()
+    # the stepper
+    at.button(key="conv_next").click()
+    run()
+    at.button(key="conv_prev").click()
+    run()
+    at.slider(key="conv_step").set_value(3)
+    run()
+    oy, ox = divmod(3, expected.shape[1])
+    assert metric_value(at, t("conv.step.value_at", row=oy, col=ox)) == pytest.approx(
+        expected[oy, ox]
+    )
+    at.select_slider(key="conv_speed").set_value("fast")
+    run()
+    at.toggle(key="conv_playing").set_value(True)
+    run()
+    at.toggle(key="conv_playing").set_value(False)
+    run()
+    # a colour sample: its widgets and the per-channel kernel
+    at.radio(key="conv_source").set_value("sample")
+    run()
+    at.select_slider(key="conv_max_side").set_value(128)
+    run()
+    at.selectbox(key="conv_sample").set_value("Coins")
+    run()
+    at.radio(key="conv_colour").set_value("rgb")
+    run()
+    at.toggle(key=kernel_key(at, "per_channel")).set_value(True)
+    run()
+    edit_grid(at, "kernel", {(0, 0): 2}, channel=1)
+    run()
+    assert at.session_state["conv"].kernel.value.shape == (3, 3, 3)
+    at.toggle(key=kernel_key(at, "per_channel")).set_value(False)
+    run()
+    assert at.session_state["conv"].kernel.value.shape == (3, 3)
+    # an upload
+    at.radio(key="conv_source").set_value("upload")
+    run()
+    img = (np.arange(20 * 30).reshape(20, 30) % 256).astype(np.uint8)
+    at.sidebar.file_uploader[0].set_value(("mine.png", png_bytes(img), "image/png"))
+    run()
+    assert at.session_state["conv_feature_map"].values.shape[0] > 0
+    assert english == []
+    assert lang == "pt" or english_left(at)  # the check finds English where there is some
+
+
+@pytest.mark.parametrize("lang", ["en", "pt"])
+def test_every_pooling_widget_in_both_languages(lang: str) -> None:
+    from convviz.ui.pages.pooling import EXAMPLE
+
+    t = translator(lang)
+    script = (
+        "import streamlit as st\n"
+        "from convviz.ui.pages import convolution, pooling\n"
+        "(convolution if st.session_state.get('show_conv') else pooling).render()\n"
+    )
+    at = AppTest.from_string(script, default_timeout=TIMEOUT)
+    at.session_state["lang"] = lang
+    english: list[str] = []
+    run = functools.partial(_clean_run, at, lang, english)
+    run()
+    assert at.title[0].value == t("pool.title")
+    for mode in ("avg", "min", "max"):
+        at.radio(key="pool_mode").set_value(mode)
+        run()
+    at.number_input(key="pool_size").set_value(3)
+    run()
+    at.number_input(key="pool_padding").set_value(1)
+    run()
+    at.toggle(key="pool_stride_same").set_value(False)
+    run()
+    at.number_input(key="pool_stride").set_value(2)
+    run()
+    padded = np.pad(EXAMPLE, 1, constant_values=-np.inf)
+    assert metric_value(at, t("pool.step.value_at", row=0, col=0)) == padded[:3, :3].max()
+    at.number_input(key="pool_size").set_value(1)  # the padding follows: at most half
+    run()
+    assert at.number_input(key="pool_padding").value == 0
+    at.number_input(key="pool_size").set_value(8)  # larger than the 6x6 example
+    at.run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [t("pool.error.too_big", size=8, h=6, w=6)]
+    at.number_input(key="pool_size").set_value(2)
+    run()
+    # the stepper
+    at.button(key="pool_next").click()
+    run()
+    at.button(key="pool_prev").click()
+    run()
+    at.slider(key="pool_step").set_value(2)
+    run()
+    at.select_slider(key="pool_speed").set_value("slow")
+    run()
+    at.toggle(key="pool_playing").set_value(True)
+    run()
+    at.toggle(key="pool_playing").set_value(False)
+    run()
+    # activations
+    for name in ("leaky_relu", "sigmoid", "tanh", "relu"):
+        at.radio(key="pool_activation").set_value(name)
+        run()
+    at.radio(key="pool_activation").set_value("leaky_relu")
+    run()
+    at.slider(key="pool_alpha").set_value(0.3)
+    run()
+    after = chart(at, "pool_act_after")["data"][0]
+    np.testing.assert_allclose(_decode(after["z"]), np.where(EXAMPLE > 0, EXAMPLE, 0.3 * EXAMPLE))
+    # other inputs: a sample, an upload, the Convolution page's feature map
+    at.radio(key="pool_source").set_value("sample")
+    run()
+    at.select_slider(key="pool_max_side").set_value(128)
+    run()
+    at.selectbox(key="pool_sample").set_value("Coins")
+    run()
+    at.radio(key="pool_source").set_value("upload")
+    run()
+    img = (np.arange(20 * 30).reshape(20, 30) % 256).astype(np.uint8)
+    at.sidebar.file_uploader[0].set_value(("mine.png", png_bytes(img), "image/png"))
+    run()
+    at.session_state["show_conv"] = True
+    run()
+    at.session_state["show_conv"] = False
+    run()
+    at.radio(key="pool_source").set_value("feature_map")
+    run()
+    named = t("pool.input.feature_map", kh=3, kw=3)  # the Convolution page's map
+    assert named in [c.value for c in at.caption]
+    assert english == []
+    assert lang == "pt" or english_left(at)  # the check finds English where there is some
 
 
 # --------------------------------------------------------------------------- other pages
@@ -382,6 +666,7 @@ def test_pooling_uses_the_convolution_feature_map() -> None:
     at.run()
     assert_clean(at)
     assert at.radio(key="pool_source").value == "feature_map"
+    assert "The Convolution page's feature map (kernel 3x3)." in [c.value for c in at.caption]
     at.number_input(key="pool_size").set_value(3).run()
     assert metric_value(at, "Pooled value at (0, 0)") == 660  # max of the 3x3 classic map
 
@@ -424,18 +709,3 @@ def test_static_pages(module: str) -> None:
 def test_app_shell_navigates(app: AppTest) -> None:
     assert_clean(app)
     assert app.title[0].value == "Convolution"
-
-
-def test_pending_edits_match_what_the_grid_returns() -> None:
-    """The fast path draws the map from the editor's pending edits before the editor
-    runs; it must read them exactly as the grid applies them."""
-    from convviz.ui.pages.convolution import _pending
-
-    base = np.array([[0.0, 1.0], [2.0, 3.0]])
-    last = np.full((2, 2), 7.0)
-    edits = {"edited_rows": {1: {"0": 5.0}}, "added_rows": [], "deleted_rows": []}
-    assert _pending(base, edits, last, "kernel").tolist() == [[0.0, 1.0], [5.0, 3.0]]
-    assert _pending(base, None, last, "kernel").tolist() == base.tolist()
-    # a cleared cell keeps the last valid kernel, as the page does after the grid
-    cleared = {"edited_rows": {0: {"1": None}}}
-    assert _pending(base, cleared, last, "kernel").tolist() == last.tolist()

@@ -1,12 +1,18 @@
-"""Pure state logic behind the pages (no streamlit here, so it is unit-tested directly).
+"""Pure state logic behind the Convolution page (no streamlit here, so it is unit-tested directly).
 
-- :func:`parse_grid` turns what ``st.data_editor`` returns into a validated
-  float array with a message a person understands (``st.data_editor`` gives NaN
-  for a cleared cell and does not enforce number limits on the server).
-- :func:`keep_last_valid` keeps the previous kernel when an edit is invalid.
+- :func:`parse_grid` turns a grid of cells into a validated float array;
+  :func:`merge_edits` applies a grid editor's pending edits to the array it was
+  mounted with (``st.data_editor`` gives NaN or None for a cleared cell and does
+  not enforce number limits on the server: every edited cell is checked here).
+- :func:`resized`, :func:`random_kernel`, :func:`normalise_sum`: the new kernels the
+  page's buttons make.
 - :class:`ConvSettings` with :func:`encode_query` / :func:`decode_query`: the
   state worth sharing, written into the URL so a link reproduces the view.
-- :func:`output_size_latex`: the output-size formula with the user's numbers.
+- :func:`output_size_latex`: the output-size formula with the user's numbers;
+  :func:`sig`: a number to a few significant digits, written the locale's way.
+
+Errors a person may see are :class:`~convviz.errors.CodedError` with keys of the
+``convolution`` catalogue (``conv.grid.*``, ``conv.url.*``, ``conv.kernel.*``).
 """
 
 from __future__ import annotations
@@ -14,27 +20,35 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
+from convviz.errors import CodedError
+from convviz.i18n import Translator
 from convviz.shapes import PAD_MODES, output_size
 
 __all__ = [
+    "ACTIVATION_NAMES",
     "CLASSIC_INPUT",
     "CLASSIC_KERNEL",
     "KERNEL_MAX",
+    "NUMBERS_MAX",
     "PADDING_CHOICES",
+    "QUERY_KEYS",
     "SOURCES",
+    "CellProblem",
     "ConvSettings",
     "decode_query",
     "encode_query",
     "fmt",
-    "keep_last_valid",
+    "merge_edits",
     "normalise_sum",
     "output_size_latex",
     "parse_grid",
     "random_kernel",
+    "resized",
+    "sig",
 ]
 
 # The classic worked example: 5x5 pixel values and the 4-neighbour kernel.
@@ -58,11 +72,12 @@ NUMBERS_MAX = 16  # largest numbers-mode input side (every cell stays readable)
 PADDING_CHOICES = ("valid", "same", "full", "number")
 SOURCES = ("sample", "upload", "numbers")
 COLOURS = ("gray", "rgb")
-_ACTIVATIONS = ("none", "relu", "leaky_relu", "sigmoid", "tanh")
+ACTIVATION_NAMES = ("none", "relu", "leaky_relu", "sigmoid", "tanh")
+DEFAULT_SAMPLE = "Cameraman"  # i18n: not text (a SAMPLES key)
 
 
 def fmt(v: float, digits: int = 6) -> str:
-    """Short human form of a number: ``181.0 -> '181'``, ``0.123456789 -> '0.123457'``.
+    """Short locale-independent form of a number, for URLs: ``181.0 -> '181'``.
 
     >>> fmt(181.0), fmt(-0.5), fmt(1e-20), fmt(2.0000000001)
     ('181', '-0.5', '1e-20', '2')
@@ -71,72 +86,126 @@ def fmt(v: float, digits: int = 6) -> str:
     return "0" if s == "-0" else s
 
 
-def _cell(value: object, name: str, r: int, c: int) -> float:
-    where = f"row {r + 1}, column {c + 1}"
+def sig(t: Translator, v: float, digits: int = 6) -> str:
+    """``v`` to ``digits`` significant digits (at most 12 decimals), the locale's way.
+
+    What a person reads: ``-0`` reads as ``0``, big values keep their integer part.
+
+    >>> from convviz.i18n import translator
+    >>> en, pt = translator("en"), translator("pt")
+    >>> sig(en, 181.0), sig(pt, 0.123456789), sig(en, -1e-13), sig(en, 1234567.0)
+    ('181', '0,123457', '0', '1,234,567')
+    """
+    v = float(v)
+    if not math.isfinite(v) or v == 0:
+        return t.num(0.0 if v == 0 else v, 0)
+    decimals = min(12, max(0, digits - 1 - math.floor(math.log10(abs(v)))))
+    s = t.num(v, decimals, fixed=False)
+    return s[1:] if s.startswith("-") and not s.strip("-0.,") else s
+
+
+# --------------------------------------------------------------------------- grids
+
+
+def _cell(value: object, r: int, c: int) -> float:
+    """One cell of a grid as a finite float; ``r``, ``c`` count from 0."""
+    where = {"row": r + 1, "col": c + 1}
     if value is None or (isinstance(value, str) and not value.strip()):
-        raise ValueError(f"`{name}` cell at {where} is empty: type a number.")
+        raise CodedError("conv.grid.empty", **where)
     if isinstance(value, bool):
         return float(value)
     if isinstance(value, str):
         try:
             value = float(value.strip())
         except ValueError:
-            raise ValueError(
-                f"`{name}` cell at {where} is not a number (got {value.strip()[:20]!r})."
-            ) from None
+            raise CodedError("conv.grid.not_number", **where) from None
     if not isinstance(value, numbers.Real):
-        raise ValueError(f"`{name}` cell at {where} is not a number.")
+        raise CodedError("conv.grid.not_number", **where)
     v = float(value)
     if math.isnan(v):
-        raise ValueError(f"`{name}` cell at {where} is empty: type a number.")
+        raise CodedError("conv.grid.empty", **where)
     if math.isinf(v):
-        raise ValueError(f"`{name}` cell at {where} must be a finite number.")
+        raise CodedError("conv.grid.not_finite", **where)
     return v
 
 
-def parse_grid(values: object, name: str = "kernel", *, max_side: int = KERNEL_MAX) -> np.ndarray:
-    """Validate an edited grid (DataFrame, array or nested lists) into float64 ``(rows, cols)``.
+def parse_grid(values: object, *, max_side: int = KERNEL_MAX) -> np.ndarray:
+    """Validate a grid (DataFrame, array or nested lists) into float64 ``(rows, cols)``.
 
-    One ``ValueError`` per rule, naming the grid and the cell, so the page can
-    show it as is.
+    One coded ``ValueError`` per rule, naming the cell (never quoting its text,
+    which may come from a link).
 
     >>> parse_grid([[0, "1"], [2.5, 3]]).tolist()
     [[0.0, 1.0], [2.5, 3.0]]
     >>> parse_grid([[0, None]])
     Traceback (most recent call last):
     ...
-    ValueError: `kernel` cell at row 1, column 2 is empty: type a number.
+    convviz.errors.CodedError: The cell at row 1, column 2 is empty: type a number.
     """
     if hasattr(values, "to_numpy"):
         grid = values.to_numpy(dtype=object)  # DataFrame from st.data_editor
     else:
         grid = np.asarray(values, dtype=object)
     if grid.ndim != 2:
-        raise ValueError(f"`{name}` must be a 2-D grid of numbers, got {grid.ndim}-D")
+        raise CodedError("conv.grid.not_2d", ndim=grid.ndim)
     rows, cols = grid.shape
     if not (1 <= rows <= max_side and 1 <= cols <= max_side):
-        raise ValueError(
-            f"`{name}` must be between 1x1 and {max_side}x{max_side}, got {rows}x{cols}"
-        )
+        raise CodedError("conv.grid.size", max=max_side, rows=rows, cols=cols)
     out = np.empty((rows, cols), dtype=np.float64)
     for r in range(rows):
         for c in range(cols):
-            out[r, c] = _cell(grid[r, c], name, r, c)
+            out[r, c] = _cell(grid[r, c], r, c)
     return out
 
 
-def keep_last_valid(
-    candidate: object, last: np.ndarray, name: str = "kernel", *, max_side: int = KERNEL_MAX
-) -> tuple[np.ndarray, str | None]:
-    """``(parsed candidate, None)``, or ``(last, message)`` when the candidate is invalid.
+@dataclass(frozen=True)
+class CellProblem:
+    """An edited cell that does not parse: it keeps the value it had (``kept``)."""
 
-    >>> keep_last_valid([[1, float("nan")]], np.ones((1, 2)))[1]
-    '`kernel` cell at row 1, column 2 is empty: type a number. Using the last valid kernel.'
+    error: CodedError  # conv.grid.* with row and col (from 1)
+    kept: float
+
+
+def merge_edits(base: np.ndarray, edits: object) -> tuple[np.ndarray, list[CellProblem]]:
+    """``base`` ``(rows, cols)`` with a grid editor's pending edits applied.
+
+    ``edits`` is ``st.data_editor``'s widget state, ``{"edited_rows": {row: {column:
+    value}}}`` with columns named ``"0"``, ``"1"``, ...; None means no edits. Only the
+    edited cells are parsed; one that does not parse keeps its ``base`` value and is
+    reported. Edits outside ``base`` (a stale state) are ignored.
+
+    >>> a, problems = merge_edits(np.zeros((2, 2)), {"edited_rows": {1: {"0": 5}, 0: {"1": None}}})
+    >>> a.tolist(), [(p.error.code, p.kept) for p in problems]
+    ([[0.0, 0.0], [5.0, 0.0]], [('conv.grid.empty', 0.0)])
     """
-    try:
-        return parse_grid(candidate, name, max_side=max_side), None
-    except ValueError as exc:
-        return last, f"{exc} Using the last valid {name}."
+    out = np.array(base, dtype=np.float64)
+    problems: list[CellProblem] = []
+    rows = edits.get("edited_rows", {}) if isinstance(edits, Mapping) else {}
+    for r_key, cells in sorted(rows.items(), key=lambda kv: int(kv[0])):
+        r = int(r_key)
+        for c_key, v in sorted(cells.items(), key=lambda kv: int(kv[0])):
+            c = int(c_key)
+            if not (0 <= r < out.shape[0] and 0 <= c < out.shape[1]):
+                continue
+            try:
+                out[r, c] = _cell(v, r, c)
+            except CodedError as exc:
+                problems.append(CellProblem(exc, float(base[r, c])))
+    return out, problems
+
+
+def resized(a: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """Centre crop / zero-pad the last two axes to ``(rows, cols)`` (keeps the middle).
+
+    >>> resized(np.ones((3, 3)), 5, 1)[:, 0].tolist()
+    [0.0, 1.0, 1.0, 1.0, 0.0]
+    """
+    out = np.zeros((*a.shape[:-2], rows, cols))
+    h, w = min(rows, a.shape[-2]), min(cols, a.shape[-1])
+    sy, sx = (a.shape[-2] - h) // 2, (a.shape[-1] - w) // 2
+    dy, dx = (rows - h) // 2, (cols - w) // 2
+    out[..., dy : dy + h, dx : dx + w] = a[..., sy : sy + h, sx : sx + w]
+    return out
 
 
 def random_kernel(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
@@ -149,23 +218,25 @@ def random_kernel(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarra
 
 
 def normalise_sum(kernel: np.ndarray) -> np.ndarray:
-    """Scale a kernel so its weights sum to 1 (a blur keeps brightness).
+    """Scale a kernel so its weights sum to 1 (a blur keeps brightness); per channel
+    for a ``(C, kh, kw)`` kernel.
 
     >>> normalise_sum(np.array([[1.0, 3.0]])).tolist()
     [[0.25, 0.75]]
     """
     k = np.asarray(kernel, dtype=np.float64)
-    total = k.sum()
-    if abs(total) < 1e-12:
-        raise ValueError(
-            "The kernel's weights sum to 0 (an edge detector), so it cannot be scaled to sum 1."
-        )
+    total = k.sum(axis=(-2, -1), keepdims=True)
+    if np.any(np.abs(total) < 1e-12):
+        raise CodedError("conv.kernel.sum_zero")
     return k / total
+
+
+# --------------------------------------------------------------------------- URL state
 
 
 @dataclass(frozen=True)
 class ConvSettings:
-    """What the Convolution page shares through its URL."""
+    """What the Convolution page shares through its URL (and hands to the core)."""
 
     kernel: np.ndarray = field(default_factory=lambda: CLASSIC_KERNEL.copy())  # (kh, kw) or (3, ..)
     bias: float = 0.0
@@ -175,9 +246,19 @@ class ConvSettings:
     dilation: int = 1
     flip: bool = False
     source: str = "numbers"  # one of SOURCES: the classic worked example opens first
-    sample: str = "Cameraman"
+    sample: str = DEFAULT_SAMPLE
     colour: str = "gray"
     activation: str = "none"
+
+    def conv_kwargs(self) -> dict:
+        """The keyword arguments of :func:`convviz.conv.conv2d` these settings fix."""
+        return {
+            "stride": self.stride,
+            "padding": self.padding,
+            "pad_mode": self.pad_mode,
+            "dilation": self.dilation,
+            "flip": self.flip,
+        }
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ConvSettings):
@@ -194,13 +275,14 @@ def _encode_kernel(k: np.ndarray) -> str:
 
 
 def _decode_kernel(text: str) -> np.ndarray:
-    channels = [
-        parse_grid([row.split(",") for row in ch.split(";")], "kernel") for ch in text.split("|")
-    ]
+    rows = [[row.split(",") for row in ch.split(";")] for ch in text.split("|")]
+    if any(len({len(r) for r in ch}) != 1 for ch in rows):
+        raise CodedError("conv.url.ragged")
+    channels = [parse_grid(ch) for ch in rows]
     if len(channels) not in (1, 3):
-        raise ValueError("`kernel` must have 1 or 3 channels")
+        raise CodedError("conv.url.channels", n=len(channels))
     if len({c.shape for c in channels}) != 1:
-        raise ValueError("`kernel` channels must all have the same size")
+        raise CodedError("conv.url.channel_sizes")
     return channels[0] if len(channels) == 1 else np.stack(channels)
 
 
@@ -220,6 +302,9 @@ def _strings(s: ConvSettings) -> dict[str, str]:
     }
 
 
+QUERY_KEYS = tuple(f.name for f in fields(ConvSettings))  # the URL parameters this page owns
+
+
 def encode_query(s: ConvSettings) -> dict[str, str]:
     """Settings -> ``st.query_params`` strings (defaults left out, so links stay short).
 
@@ -230,29 +315,47 @@ def encode_query(s: ConvSettings) -> dict[str, str]:
     return {k: v for k, v in _strings(s).items() if v != default[k]}
 
 
-def _int_in(text: str, name: str, lo: int, hi: int) -> int:
+def _int_in(text: str, lo: int, hi: int) -> int:
     try:
         v = int(text)
     except ValueError:
-        raise ValueError(f"`{name}` must be an integer, got {text[:20]!r}") from None
+        raise CodedError("conv.url.not_int", lo=lo, hi=hi) from None
     if not lo <= v <= hi:
-        raise ValueError(f"`{name}` must be between {lo} and {hi}, got {v}")
+        raise CodedError("conv.url.range", lo=lo, hi=hi, value=v)
     return v
 
 
-def decode_query(
-    query: Mapping[str, str | list[str]], samples: Mapping[str, str] | None = None
-) -> tuple[ConvSettings, list[str]]:
-    """``st.query_params`` -> settings; a bad value falls back to its default with a message.
+def _number(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise CodedError("conv.url.not_number") from None
+    if not math.isfinite(v):
+        raise CodedError("conv.url.not_number")
+    return v
 
-    A hand-edited or truncated link must never crash the page.
+
+def _choice(text: str, options: tuple[str, ...]) -> str:
+    if text not in options:
+        raise CodedError("conv.url.choice", options=", ".join(options))
+    return text
+
+
+def decode_query(
+    query: Mapping[str, str | list[str]], samples: Mapping[str, object] | None = None
+) -> tuple[ConvSettings, list[tuple[str, CodedError]]]:
+    """``st.query_params`` -> settings, and ``(parameter, error)`` for each value ignored.
+
+    A hand-edited or truncated link must never crash the page: a bad value falls
+    back to its default. The errors never quote the link's text (a page shows them
+    as Markdown warnings; the link is data).
 
     >>> s, problems = decode_query({"stride": "3", "dilation": "zero"})
-    >>> s.stride, s.dilation, problems
-    (3, 1, ["Ignored the link's `dilation`: `dilation` must be an integer, got 'zero'"])
+    >>> s.stride, s.dilation, [(name, str(err)) for name, err in problems]
+    (3, 1, [('dilation', 'it must be a whole number from 1 to 8.')])
     """
     s = ConvSettings()
-    problems: list[str] = []
+    problems: list[tuple[str, CodedError]] = []
 
     def get(key: str) -> str | None:
         v = query.get(key)
@@ -260,23 +363,18 @@ def decode_query(
             v = v[-1] if v else None
         return None if v is None else str(v)
 
-    def choice(text: str, name: str, options) -> str:
-        if text not in options:
-            raise ValueError(f"`{name}` must be one of {', '.join(options)}, got {text[:30]!r}")
-        return text
-
     parsers = {
         "kernel": _decode_kernel,
-        "bias": lambda t: _cell(t, "bias", 0, 0),
-        "stride": lambda t: _int_in(t, "stride", 1, 16),
-        "padding": lambda t: t if t in ("valid", "same", "full") else _int_in(t, "padding", 0, 64),
-        "pad_mode": lambda t: choice(t, "pad_mode", tuple(PAD_MODES)),
-        "dilation": lambda t: _int_in(t, "dilation", 1, 8),
-        "flip": lambda t: choice(t, "flip", ("0", "1")) == "1",
-        "source": lambda t: choice(t, "source", SOURCES),
-        "sample": lambda t: choice(t, "sample", tuple(samples)) if samples else t,
-        "colour": lambda t: choice(t, "colour", COLOURS),
-        "activation": lambda t: choice(t, "activation", _ACTIVATIONS),
+        "bias": _number,
+        "stride": lambda t: _int_in(t, 1, 16),
+        "padding": lambda t: t if t in ("valid", "same", "full") else _int_in(t, 0, 64),
+        "pad_mode": lambda t: _choice(t, tuple(PAD_MODES)),
+        "dilation": lambda t: _int_in(t, 1, 8),
+        "flip": lambda t: _choice(t, ("0", "1")) == "1",
+        "source": lambda t: _choice(t, SOURCES),
+        "sample": lambda t: _choice(t, tuple(samples)) if samples else t,
+        "colour": lambda t: _choice(t, COLOURS),
+        "activation": lambda t: _choice(t, ACTIVATION_NAMES),
     }
     for key, parse in parsers.items():
         text = get(key)
@@ -284,21 +382,37 @@ def decode_query(
             continue
         try:
             s = replace(s, **{key: parse(text)})
-        except ValueError as exc:
-            problems.append(f"Ignored the link's `{key}`: {exc}")
+        except CodedError as exc:
+            problems.append((key, exc))
     return s, problems
 
 
 def output_size_latex(
-    n: int, k: int, stride: int, pad: tuple[int, int], dilation: int, axis: str = "H"
+    n: int,
+    k: int,
+    stride: int,
+    pad: tuple[int, int],
+    dilation: int,
+    axis: str = "H",
+    *,
+    t: Translator | None = None,
+    out: str = "out",
 ) -> str:
     """The output-size formula for one axis, filled in with the user's numbers (LaTeX).
 
+    ``t`` writes the numbers the locale's way; ``out`` is the subscript's word.
+
     >>> print(output_size_latex(5, 3, 1, (0, 0), 1))
-    H_{out} = \\left\\lfloor \\frac{5 + 0 + 0 - 1\\cdot(3-1) - 1}{1} \\right\\rfloor + 1 = 3
+    H_{\\text{out}} = \\left\\lfloor \\frac{5 + 0 + 0 - 1\\cdot(3-1) - 1}{1} \\right\\rfloor + 1 = 3
     """
-    out = output_size(n, k, stride, pad, dilation)
-    return (
-        f"{axis}_{{out}} = \\left\\lfloor \\frac{{{n} + {pad[0]} + {pad[1]} - "
-        f"{dilation}\\cdot({k}-1) - 1}}{{{stride}}} \\right\\rfloor + 1 = {out}"
+    size = output_size(n, k, stride, pad, dilation)
+
+    def i(v: int) -> str:  # a comma in TeX math is punctuation: brace it
+        return (t.int(v) if t is not None else str(v)).replace(",", "{,}")
+
+    word = out.replace("\\", "").replace("{", "").replace("}", "")
+    top = (
+        f"{i(n)} + {i(pad[0])} + {i(pad[1])} - {i(dilation)}\\cdot({i(k)}-1) - 1"  # i18n: not text
     )
+    frac = f"\\left\\lfloor \\frac{{{top}}}{{{i(stride)}}} \\right\\rfloor"  # i18n: not text
+    return f"{axis}_{{\\text{{{word}}}}} = {frac} + 1 = {i(size)}"  # i18n: not text

@@ -1,8 +1,9 @@
 """Pooling & activations page: max / average / min pooling stepped like the convolution,
 and activation functions shown before/after with their curves.
 
-Thin: widgets -> :func:`convviz.pool.pool2d` / :func:`convviz.pool.pool2d_step` and
-:data:`convviz.activations.ACTIVATIONS` -> :mod:`convviz.figures`.
+Thin: widgets -> :func:`convviz.pool.pool2d` and :data:`convviz.activations.ACTIVATIONS`
+-> :mod:`convviz.figures`; the stepper is :func:`convviz.ui.widgets.stepper.pool_stepper`.
+Every value is owned by its widget's key (defaults set once, below).
 """
 
 from __future__ import annotations
@@ -13,28 +14,15 @@ import numpy as np
 import streamlit as st
 
 from convviz.activations import ACTIVATIONS, leaky_relu
-from convviz.figures import (
-    HEATMAP_MAX_CELLS,
-    activation_curves_figure,
-    heatmap_figure,
-    histogram_figure,
-    image_figure,
-    map_figure,
-    not_yet_shapes,
-    pad_shapes,
-    value_range,
-    window_shape,
-)
-from convviz.pool import pool2d, pool2d_step
-from convviz.ui.common import (
-    download_buttons,
-    image_input,
-    play_controls,
-    show_figure,
-    step_controls,
-    user_errors,
-)
-from convviz.ui.params import fmt
+from convviz.figures import activation_curves_figure, histogram_figure, map_figure, value_range
+from convviz.i18n import Translator
+from convviz.pool import POOL_MODES, pool2d
+from convviz.shapes import output_size
+from convviz.ui.common import download_buttons, image_input, user_errors
+from convviz.ui.i18n import tr
+from convviz.ui.widgets.charts import show
+from convviz.ui.widgets.labels import act_label, pool_mode_label
+from convviz.ui.widgets.stepper import pool_stepper
 
 STATE_KEYS = (
     "pool_source",
@@ -51,8 +39,17 @@ STATE_KEYS = (
     "pool_activation",
     "pool_alpha",
 )
-MODES = {"max": "Max", "avg": "Average", "min": "Min"}
-ACT_LABELS = {"relu": "ReLU", "leaky_relu": "Leaky ReLU", "sigmoid": "Sigmoid", "tanh": "tanh"}
+DEFAULTS = {
+    "pool_mode": "max",
+    "pool_size": 2,
+    "pool_stride_same": True,
+    "pool_stride": 1,
+    "pool_padding": 0,
+    "pool_activation": "relu",
+    "pool_alpha": 0.1,
+}
+ACTIVATION_NAMES = ("relu", "leaky_relu", "sigmoid", "tanh")
+FEATURE_MAP = "conv_feature_map"  # set by the Convolution page
 # A small signed example: pooling picks visibly different winners per mode.
 EXAMPLE = np.array(
     [
@@ -65,269 +62,161 @@ EXAMPLE = np.array(
     ],
     dtype=np.float64,
 )
+EXAMPLE.setflags(write=False)
 
 ss = st.session_state
 
 
-def _input() -> tuple[np.ndarray | None, str, bool]:
-    """The map to pool: ``(array (H, W), label, small)``."""
-    has_fm = "conv_feature_map" in ss
-    sources = (
-        ("feature_map", "example", "sample", "upload")
-        if has_fm
-        else ("example", "sample", "upload")
-    )
+def _input(t: Translator) -> tuple[np.ndarray | None, str, bool]:
+    """The map to pool: ``(array (H, W), caption, small)``."""
+    fm = ss.get(FEATURE_MAP)
+    sources = ("example", "sample", "upload")
+    if fm is not None:
+        sources = ("feature_map", *sources)
     if ss.get("pool_source") not in sources:
         ss.pool_source = sources[0]
-    image, label, source, _ = image_input(
-        "pool", sources=sources, allow_rgb=False, default_size=256
-    )
+    image, _, source, _ = image_input("pool", sources=sources, allow_rgb=False, default_size=256)
     if source == "feature_map":
-        return (
-            np.asarray(ss.conv_feature_map, dtype=np.float64),
-            ss.get("conv_feature_label", ""),
-            False,
-        )
+        kh, kw = fm.kernel_shape
+        return np.asarray(fm.values, np.float64), t("pool.input.feature_map", kh=kh, kw=kw), False
     if source == "example":
-        return EXAMPLE, "6x6 example", True
-    if not has_fm:
-        st.sidebar.caption("Tip: visit the Convolution page first to pool its feature map.")
-    return image, label, False
+        return EXAMPLE, t("pool.input.example"), True
+    if fm is None:
+        st.sidebar.caption(t("pool.tip"))
+    if image is not None and image.ndim == 3:  # an RGB upload: pool its grey version
+        image = image.mean(axis=-1)
+    return image, "", False
 
 
-def _pool_params(x: np.ndarray) -> dict:
+def _on_size() -> None:
+    # The padding may be at most half the window: a smaller window lowers it.
+    ss.pool_padding = min(int(ss.pool_padding), int(ss.pool_size) // 2)
+
+
+def _params(t: Translator) -> dict:
     sb = st.sidebar
-    sb.subheader("Pooling")
-    sb.radio("Mode", list(MODES), key="pool_mode", format_func=MODES.get, horizontal=True)
-    ss.setdefault("pool_size", 2)
-    size = int(sb.number_input("Window size", 1, 8, key="pool_size"))
-    ss.setdefault("pool_stride_same", True)
-    same = sb.toggle("Stride = window size (no overlap)", key="pool_stride_same")
+    sb.subheader(t("pool.params"))
+    mode = sb.radio(
+        t("pool.mode"),
+        POOL_MODES,
+        key="pool_mode",
+        format_func=lambda m: pool_mode_label(t, m),
+        horizontal=True,
+    )
+    size = int(
+        sb.number_input(
+            t("pool.size"), 1, 8, key="pool_size", on_change=_on_size, help=t("pool.size.help")
+        )
+    )
+    same = sb.toggle(t("pool.stride_same"), key="pool_stride_same")
     stride = size
     if not same:
-        ss.setdefault("pool_stride", 1)
-        stride = int(sb.number_input("Stride", 1, 8, key="pool_stride"))
-    ss["pool_padding"] = min(int(ss.get("pool_padding", 0)), size // 2)
+        stride = int(
+            sb.number_input(t("pool.stride"), 1, 8, key="pool_stride", help=t("pool.stride.help"))
+        )
     padding = int(
         sb.number_input(
-            "Padding", 0, max(size // 2, 0), key="pool_padding", help="At most half the window"
+            t("pool.padding"), 0, size // 2, key="pool_padding", help=t("pool.padding.help")
         )
     )
-    return {"size": size, "stride": stride, "padding": padding, "mode": ss.pool_mode}
+    return {"size": size, "stride": stride, "padding": padding, "mode": mode}
 
 
-def _pool_stepper(x: np.ndarray, out: np.ndarray, p: dict, small: bool) -> None:
-    st.subheader("Pooling window, step by step")
-    mode = p["mode"]
-    st.caption(
-        {
-            "max": "Each output cell is the largest value in its window (ringed: the winner).",
-            "min": "Each output cell is the smallest value in its window (ringed: the winner).",
-            "avg": "Each output cell is the mean of its window (every cell counts).",
-        }[mode]
-    )
-    interval = play_controls("pool")
-    n = out.size
-
-    @st.fragment(run_every=interval)
-    def frag() -> None:
-        idx = step_controls("pool", n, playing=interval is not None)
-        with user_errors():
-            step = pool2d_step(
-                x, p["size"], index=idx, stride=p["stride"], padding=p["padding"], mode=mode
-            )
-            oy, ox = step.index
-            y0, x0 = step.position
-            kh, kw = step.window.shape
-            ph, pw = step.pad
-            window = [window_shape(y0, x0, kh, kw)]
-            c1, c2, c3 = st.columns([3, 2, 3])
-            with c1:
-                if small:
-                    xp = np.pad(x, ((ph, ph), (pw, pw)), constant_values=np.nan)
-                    fig = heatmap_figure(
-                        np.nan_to_num(xp),
-                        title="Input (blue cells are padding)",
-                        digits=3,
-                        text=True,
-                        mask=~np.isnan(xp) if ph or pw else None,
-                        colorbar=False,
-                        shapes=window,
-                    )
-                else:
-                    lo, hi, scale = value_range(x)
-                    fig = image_figure(
-                        np.pad(x, ((ph, ph), (pw, pw)), constant_values=lo),
-                        title="Where the window is",
-                        vmin=lo,
-                        vmax=hi,
-                        colorscale=scale,
-                        colorbar=False,
-                        shapes=window,
-                    )
-                show_figure(fig, "pool_step_input", "pool_window")
-            with c2:
-                win = np.where(step.inside, step.window, np.nan)
-                fig = heatmap_figure(
-                    np.nan_to_num(win),
-                    title="Window",
-                    digits=4,
-                    text=True,
-                    mask=step.inside,
-                    colorbar=False,
-                    shapes=pad_shapes(~step.inside)
-                    + ([window_shape(*step.winner, 1, 1)] if step.winner is not None else []),
-                )
-                show_figure(fig, "pool_step_window", "pool_window_values")
-                vals = step.window[step.inside]
-                if mode == "avg":
-                    st.code(
-                        f"({' + '.join(fmt(v, 4) for v in vals)}) / {step.window.size}"
-                        f" = {fmt(step.value)}",
-                        language=None,
-                        wrap_lines=True,
-                    )
-                else:
-                    st.code(
-                        f"{mode}({', '.join(fmt(v, 4) for v in vals)}) = {fmt(step.value)}",
-                        language=None,
-                        wrap_lines=True,
-                    )
-                st.metric(f"Pooled value at ({oy}, {ox})", fmt(step.value))
-            with c3:
-                done = np.arange(out.size).reshape(out.shape) <= idx
-                vmin, vmax, scale = value_range(x)  # the input's scale, as in the maps above
-                if out.size <= HEATMAP_MAX_CELLS:
-                    fig = heatmap_figure(
-                        out,
-                        title="Output: cells computed so far",
-                        mask=done,
-                        vmin=vmin,
-                        vmax=vmax,
-                        colorscale=scale,
-                        digits=4,
-                        shapes=[window_shape(oy, ox, 1, 1)],
-                    )
-                else:
-                    fig = image_figure(
-                        out,
-                        title="Output: cells computed so far",
-                        vmin=vmin,
-                        vmax=vmax,
-                        colorscale=scale,
-                        shapes=[*not_yet_shapes(out.shape, oy, ox), window_shape(oy, ox, 1, 1)],
-                    )
-                show_figure(fig, "pool_step_output", "pool_progress")
-
-    frag()
-
-
-def _activations(x: np.ndarray) -> None:
-    st.subheader("Activation functions")
-    st.caption(
-        "A CNN applies a non-linearity to every feature-map value. Negative values are where "
-        "the filter matched the opposite pattern; ReLU throws them away, tanh and sigmoid squash."
-    )
+def _activations(t: Translator, x: np.ndarray) -> None:
+    st.subheader(t("pool.act"))
+    st.caption(t("pool.act.caption"))
     c1, c2 = st.columns([1, 2])
     with c1:
-        ss.setdefault("pool_activation", "relu")
         name = st.radio(
-            "Activation", list(ACT_LABELS), key="pool_activation", format_func=ACT_LABELS.get
+            t("pool.act.choose"),
+            ACTIVATION_NAMES,
+            key="pool_activation",
+            format_func=lambda a: act_label(t, a),
         )
         alpha = 0.01
         if name == "leaky_relu":
-            ss.setdefault("pool_alpha", 0.1)
-            alpha = st.slider("Leaky slope α", 0.0, 0.5, key="pool_alpha", step=0.01)
-    fns = {ACT_LABELS[k]: ACTIVATIONS[k] for k in ACT_LABELS}
-    fns["Leaky ReLU"] = functools.partial(leaky_relu, alpha=alpha)
-    fn = fns[ACT_LABELS[name]]
+            alpha = st.slider(
+                t("pool.act.alpha"),
+                0.0,
+                0.5,
+                key="pool_alpha",
+                step=0.01,
+                help=t("pool.act.alpha.help"),
+            )
+    fns = {a: ACTIVATIONS[a] for a in ACTIVATION_NAMES}
+    fns["leaky_relu"] = functools.partial(leaky_relu, alpha=alpha)
     with c2:
-        show_figure(
-            activation_curves_figure(fns, highlight=ACT_LABELS[name], height=280),
-            "pool_curves",
-            "activations",
+        curves = activation_curves_figure(
+            {act_label(t, a): f for a, f in fns.items()}, highlight=act_label(t, name), height=280
         )
-    y = np.asarray(fn(x), dtype=np.float64)
+        show(t, curves, "pool_curves", "activations")
+    y = np.asarray(fns[name](x), dtype=np.float64)
     b1, b2 = st.columns(2)
     lo, hi, scale = value_range(x)
     with b1:
-        show_figure(
-            map_figure(x, title="Before", vmin=lo, vmax=hi, colorscale=scale, digits=3),
-            "pool_act_before",
-            "before_activation",
+        before = map_figure(
+            x, title=t("pool.act.before"), vmin=lo, vmax=hi, colorscale=scale, digits=3
         )
-        show_figure(
-            histogram_figure(x, title="Values before", height=180),
-            "pool_act_hist_before",
-            "hist_before",
-        )
+        show(t, before, "pool_act_before", "before_activation")
+        hist = histogram_figure(x, title=t("pool.act.hist_before"), height=180)
+        show(t, hist, "pool_act_hist_before", "hist_before")
     with b2:
         lo2, hi2, scale2 = value_range(y)
-        show_figure(
-            map_figure(
-                y,
-                title=f"After {ACT_LABELS[name]}",
-                vmin=lo2,
-                vmax=hi2,
-                colorscale=scale2,
-                digits=3,
-            ),
-            "pool_act_after",
-            "after_activation",
+        after = map_figure(
+            y,
+            title=t("pool.act.after", activation=act_label(t, name)),
+            vmin=lo2,
+            vmax=hi2,
+            colorscale=scale2,
+            digits=3,
         )
-        show_figure(
-            histogram_figure(y, title="Values after", height=180),
-            "pool_act_hist_after",
-            "hist_after",
-        )
+        show(t, after, "pool_act_after", "after_activation")
+        hist = histogram_figure(y, title=t("pool.act.hist_after"), height=180)
+        show(t, hist, "pool_act_hist_after", "hist_after")
         download_buttons(y, f"after_{name}", "pool_act_dl", vmin=lo2, vmax=hi2)
 
 
 def render() -> None:
-    st.title("Pooling & activations")
-    st.caption(
-        "Pooling shrinks a feature map by keeping one number per window: the largest (max), "
-        "the mean (average) or the smallest (min). Choose the map in the sidebar."
-    )
-    x, label, small = _input()
+    t = tr()
+    for key, value in DEFAULTS.items():
+        ss.setdefault(key, value)
+    st.title(t("pool.title"))
+    st.caption(t("pool.intro"))
+    x, caption, small = _input(t)
     if x is None:
         return
-    if x.ndim == 3:  # an RGB upload: pool its grey version
-        x = x.mean(axis=-1)
     x = np.asarray(x, dtype=np.float64)
-    p = _pool_params(x)
+    p = _params(t)
+    out_hw = [output_size(n, p["size"], p["stride"], p["padding"]) for n in x.shape]
+    if min(out_hw) < 1:
+        st.error(
+            t(
+                "pool.error.too_big",
+                size=p["size"],
+                h=x.shape[0] + 2 * p["padding"],
+                w=x.shape[1] + 2 * p["padding"],
+            )
+        )
+        return
     with user_errors() as ok:
         out = pool2d(x, p["size"], stride=p["stride"], padding=p["padding"], mode=p["mode"])
     if not ok[0]:
         return
-    st.subheader(f"{MODES[p['mode']]} pooling {p['size']}x{p['size']}, stride {p['stride']}")
+    st.subheader(
+        t("pool.heading", mode=pool_mode_label(t, p["mode"]), size=p["size"], stride=p["stride"])
+    )
     lo, hi, scale = value_range(x)
     extent = (max(x.shape[0], out.shape[0]), max(x.shape[1], out.shape[1]))
+    same = {"vmin": lo, "vmax": hi, "colorscale": scale, "extent": extent, "digits": 3}
     c1, c2 = st.columns(2)
     with c1:
-        show_figure(
-            map_figure(
-                x,
-                title=f"Input: {label}",
-                vmin=lo,
-                vmax=hi,
-                colorscale=scale,
-                extent=extent,
-                digits=3,
-            ),
-            "pool_in",
-            "pool_input",
-        )
-        st.caption(f"Input {x.shape[0]}x{x.shape[1]}")
+        show(t, map_figure(x, title=t("pool.input"), **same), "pool_in", "pool_input")
+        st.caption(t("pool.input.size", h=x.shape[0], w=x.shape[1]))
+        if caption:
+            st.caption(caption)
     with c2:
-        show_figure(
-            map_figure(
-                out, title="Pooled", vmin=lo, vmax=hi, colorscale=scale, extent=extent, digits=3
-            ),
-            "pool_out",
-            "pooled",
-        )
-        st.caption(f"Pooled {out.shape[0]}x{out.shape[1]} (same colour scale as the input)")
+        show(t, map_figure(out, title=t("pool.pooled"), **same), "pool_out", "pooled")
+        st.caption(t("pool.pooled.size", h=out.shape[0], w=out.shape[1]))
         download_buttons(out, "pooled", "pool_dl", vmin=lo, vmax=hi)
-    _pool_stepper(x, out, p, small)
-    _activations(x)
+    pool_stepper(t, x, out, small=small, **p)
+    _activations(t, x)

@@ -1,0 +1,391 @@
+"""The sliding-window stepper: one window at a time, for convolution and pooling.
+
+:func:`run_stepper` is the frame both share (play/pause, ◀ ▶, the position
+slider, in a fragment so a step reruns only the stepper); :func:`progress_view`
+is the output map with the cells computed so far. :func:`conv_stepper` shows a
+convolution window (input and window, kernel, products, sum, bias, activation and
+output cell); :func:`pool_stepper` a pooling window (its values, the winner, the
+pooled value). The numbers shown are the fields of the core's ``ConvStep`` /
+``PoolStep``, so what is shown is the tested arithmetic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from convviz.activations import ACTIVATIONS
+from convviz.conv import ConvStep, conv2d_step
+from convviz.figures import (
+    GREYS,
+    HEATMAP_MAX_CELLS,
+    crosshair_shapes,
+    heatmap_figure,
+    image_figure,
+    not_yet_shapes,
+    pad_shapes,
+    value_range,
+    window_shape,
+)
+from convviz.i18n import Translator
+from convviz.pool import pool2d_step
+from convviz.shapes import PAD_MODES
+from convviz.ui.common import play_controls, step_controls, user_errors
+from convviz.ui.params import ConvSettings, sig
+from convviz.ui.widgets.charts import show
+from convviz.ui.widgets.labels import act_label
+
+__all__ = [
+    "CHANNELS",
+    "conv_stepper",
+    "padded",
+    "pool_stepper",
+    "progress_view",
+    "run_stepper",
+]
+
+CHANNELS = ("r", "g", "b")  # catalogue: conv.channel.<c>
+SMALL_PADDED = 24  # padded inputs up to 24x24 are drawn whole, with numbers
+ZOOM_MARGIN = 2  # cells around the window in the zoomed neighbourhood
+TAP_COLOUR = "#d62728"  # the taps of a dilated kernel
+IMAGE_COLOUR = "#1f77b4"  # the real image inside its padding
+
+
+# --------------------------------------------------------------------------- shared frame
+
+
+def run_stepper(prefix: str, n: int, draw: Callable[[int], None]) -> None:
+    """Play controls, then a fragment with ◀ ▶ and the slider that calls ``draw(index)``.
+
+    ``prefix`` names the widget keys (``<prefix>_step``, ``<prefix>_playing``, ...).
+    """
+    interval = play_controls(prefix)
+
+    @st.fragment(run_every=interval)
+    def frag() -> None:
+        idx = step_controls(prefix, n, playing=interval is not None)
+        with user_errors():
+            draw(idx)
+
+    frag()
+
+
+def progress_view(
+    t: Translator,
+    out: np.ndarray,
+    index: tuple[int, int],
+    key: str,
+    vrange: tuple[float, float, object] | None = None,
+) -> None:
+    """The output map with the cells computed so far (raster order up to ``index``).
+
+    Small maps are a heatmap with the computed numbers; big ones the whole map
+    (a cached PNG) under grey veils, so stepping re-encodes nothing.
+    ``vrange`` is ``(vmin, vmax, colorscale)``, by default the map's own.
+    """
+    oy, ox = index
+    vmin, vmax, scale = value_range(out) if vrange is None else vrange
+    here = [window_shape(oy, ox, 1, 1)]
+    title = t("conv.step.progress")
+    if out.size <= HEATMAP_MAX_CELLS:
+        done = np.arange(out.size).reshape(out.shape) <= oy * out.shape[1] + ox
+        fig = heatmap_figure(
+            out, title=title, mask=done, vmin=vmin, vmax=vmax, colorscale=scale, digits=4,
+            shapes=here,
+        )  # fmt: skip
+    else:
+        fig = image_figure(
+            out, title=title, vmin=vmin, vmax=vmax, colorscale=scale,
+            shapes=not_yet_shapes(out.shape, oy, ox) + crosshair_shapes(oy, ox) + here,
+        )  # fmt: skip
+    show(t, fig, key, "output_progress")
+
+
+def _arith(t: Translator, v: float) -> str:
+    return sig(t, v, 4)
+
+
+# --------------------------------------------------------------------------- convolution
+
+
+def padded(x3: np.ndarray, pad, pad_mode: str) -> np.ndarray:
+    """``(C, H, W)`` -> the padded input ``(C, Hp, Wp)`` the windows slide over."""
+    if not any(pad[0]) and not any(pad[1]):
+        return x3
+    kwargs = {"constant_values": 0} if pad_mode == "zeros" else {}
+    return np.pad(x3, ((0, 0), *pad), mode=PAD_MODES[pad_mode], **kwargs)
+
+
+def _padding_mask(shape: tuple[int, int], pad) -> np.ndarray:
+    m = np.ones(shape, dtype=bool)
+    (top, bottom), (left, right) = pad
+    m[top : shape[0] - bottom, left : shape[1] - right] = False
+    return m
+
+
+def _window_shapes(step: ConvStep, dilated: bool) -> list[dict]:
+    rows, cols = step.rows, step.cols
+    shapes = [window_shape(rows[0], cols[0], rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1)]
+    if dilated:  # mark the taps actually used
+        shapes += [
+            window_shape(r, c, 1, 1, colour=TAP_COLOUR, dash="dot") for r in rows for c in cols
+        ]
+    return shapes
+
+
+def _overview(t: Translator, xp: np.ndarray, step: ConvStep) -> go.Figure:
+    # The PNG is cached by content, so redrawing this on every step is cheap.
+    shapes = _window_shapes(step, False)
+    (top, bottom), (left, right) = step.pad
+    if top or bottom or left or right:  # dashed outline: the real image inside its padding
+        h, w = xp.shape[1] - top - bottom, xp.shape[2] - left - right
+        shapes.append(window_shape(top, left, h, w, colour=IMAGE_COLOUR, dash="dash"))
+    title = t("conv.step.overview")
+    if xp.shape[0] == 3:
+        return image_figure(np.moveaxis(xp, 0, -1), title=title, shapes=shapes)
+    return image_figure(
+        xp[0], title=title, vmin=0, vmax=1, colorscale=GREYS, colorbar=False, shapes=shapes
+    )
+
+
+def _window_views(
+    t: Translator, step: ConvStep, xp: np.ndarray, *, numbers: bool, dilated: bool
+) -> None:
+    """Where the window is: the whole padded input, or an overview and a zoom."""
+    c = step.patch.shape[0]
+    small = numbers or (xp.shape[1] <= SMALL_PADDED and xp.shape[2] <= SMALL_PADDED)
+    pmask = _padding_mask(xp.shape[1:], step.pad)
+    if small and c == 1:
+        fig = heatmap_figure(
+            xp[0], title=t("conv.step.input"), colorscale=GREYS, digits=4, text=True,
+            colorbar=False, shapes=pad_shapes(pmask) + _window_shapes(step, dilated),
+        )  # fmt: skip
+        show(t, fig, "conv_step_input", "window")
+        return
+    o1, o2 = st.columns(2)
+    with o1:
+        show(t, _overview(t, xp, step), "conv_step_overview", "window")
+    with o2:
+        m = ZOOM_MARGIN
+        r0, r1 = max(0, step.rows[0] - m), min(xp.shape[1], step.rows[-1] + m + 1)
+        c0, c1 = max(0, step.cols[0] - m), min(xp.shape[2], step.cols[-1] + m + 1)
+        names = [t(f"conv.channel.{n}") for n in CHANNELS]
+        tabs = (
+            st.tabs([t("conv.step.zoom_tab", channel=n) for n in names])
+            if c == 3
+            else [st.container()]
+        )
+        for ch, tab in enumerate(tabs):
+            with tab:
+                crop = xp[ch, r0:r1, c0:c1]
+                fig = heatmap_figure(
+                    crop, title=t("conv.step.zoom"), colorscale=GREYS, vmin=0, vmax=1, digits=2,
+                    text=crop.size <= 24 * 24, origin=(r0, c0), colorbar=False,
+                    shapes=pad_shapes(pmask[r0:r1, c0:c1], origin=(r0, c0))
+                    + _window_shapes(step, dilated),
+                )  # fmt: skip
+                show(t, fig, f"conv_step_zoom_{ch}", "neighbourhood")
+
+
+def _arithmetic(t: Translator, step: ConvStep) -> str:
+    """The sum written out, from the ConvStep fields."""
+    c = step.patch.shape[0]
+    lines = []
+    for ch in range(c):
+        name = t(f"conv.channel.{CHANNELS[ch]}") if c == 3 else ""
+        total = sig(t, step.partial_sums[ch])
+        if step.kernel[ch].size <= 25:
+            terms = " + ".join(
+                f"{_arith(t, k)}×{_arith(t, v)}"
+                for k, v in zip(step.kernel[ch].ravel(), step.patch[ch].ravel(), strict=True)
+            )
+            line = t("conv.step.terms", terms=terms, total=total)
+        else:
+            line = t("conv.step.many_terms", n=step.kernel[ch].size, total=total)
+        lines.append(t("conv.step.channel_line", channel=name, line=line) if name else line)
+    oy, ox = step.index
+    sums = " + ".join(sig(t, s) for s in step.partial_sums)
+    lines.append(
+        t(
+            "conv.step.sum",
+            row=oy,
+            col=ox,
+            sums=sums,
+            bias=sig(t, step.bias),
+            value=sig(t, step.value),
+        )
+    )
+    return "\n".join(lines)
+
+
+def conv_step_view(
+    t: Translator,
+    step: ConvStep,
+    xp: np.ndarray,
+    out: np.ndarray,
+    *,
+    numbers: bool,
+    dilated: bool,
+    flip: bool,
+    activation: str,
+    in_range: tuple[float, float],
+) -> None:
+    """One convolution window: where it is, the patch, kernel and products, the sum,
+    the output cell (and the same after the activation)."""
+    oy, ox = step.index
+    left, right = st.columns([3, 2])
+    with left:
+        _window_views(t, step, xp, numbers=numbers, dilated=dilated)
+    with right:
+        progress_view(t, out, step.index, "conv_step_output")
+
+    c = step.patch.shape[0]
+    for ch in range(c):
+        name = t(f"conv.channel.{CHANNELS[ch]}") if c == 3 else None
+
+        def title(key: str, name=name) -> str:
+            text = t(key)
+            return t("conv.step.in_channel", channel=name, title=text) if name else text
+
+        p1, p2, p3 = st.columns(3)
+        with p1:
+            fig = heatmap_figure(
+                step.patch[ch], title=title("conv.step.patch"), colorscale=GREYS,
+                vmin=in_range[0], vmax=in_range[1], digits=4, text=True,
+                shapes=pad_shapes(~step.inside),
+            )  # fmt: skip
+            show(t, fig, f"conv_step_patch_{ch}", "patch")
+        with p2:
+            kernel_title = title("conv.step.kernel_flipped" if flip else "conv.step.kernel")
+            fig = heatmap_figure(step.kernel[ch], title=kernel_title, digits=4, text=True)
+            show(t, fig, f"conv_step_kernel_{ch}", "kernel")
+        with p3:
+            fig = heatmap_figure(
+                step.products[ch], title=title("conv.step.products"), digits=4, text=True
+            )
+            show(t, fig, f"conv_step_products_{ch}", "products")
+
+    st.code(_arithmetic(t, step), language=None, wrap_lines=True)
+    m1, m2 = st.columns(2)
+    m1.metric(t("conv.step.value_at", row=oy, col=ox), sig(t, step.value))
+    if activation != "none":
+        a = float(ACTIVATIONS[activation](np.array([step.value]))[0])
+        m2.metric(t("conv.step.after", activation=act_label(t, activation)), sig(t, a))
+
+
+def conv_stepper(
+    t: Translator,
+    x: np.ndarray,
+    settings: ConvSettings,
+    out: np.ndarray,
+    pad: tuple[tuple[int, int], tuple[int, int]],
+    *,
+    numbers: bool,
+) -> None:
+    """The convolution stepper over ``x`` ``(H, W)`` or ``(C, H, W)``.
+
+    ``pad`` is the page's resolved padding (:func:`convviz.shapes.resolve_padding`),
+    ``out`` the map :func:`convviz.conv.conv2d` made with the same settings.
+    """
+    st.subheader(t("conv.step.title"))
+    st.caption(t("conv.step.caption"))
+    x3 = x[None] if x.ndim == 2 else x
+    xp = padded(x3, pad, settings.pad_mode)
+    # patches share the input's colour scale, so the same grey means the same value
+    lo = float(x.min())
+    in_range = (lo, max(float(x.max()), lo + 1e-9)) if numbers else (0.0, 1.0)
+    n = out.shape[0] * out.shape[1]
+
+    def draw(idx: int) -> None:
+        step = conv2d_step(x, settings.kernel, settings.bias, index=idx, **settings.conv_kwargs())
+        st.caption(
+            t(
+                "conv.step.position",
+                i=idx + 1,
+                n=n,
+                row=step.index[0],
+                col=step.index[1],
+                prow=step.position[0],
+                pcol=step.position[1],
+            )
+        )
+        conv_step_view(
+            t, step, xp, out, numbers=numbers, dilated=settings.dilation > 1, flip=settings.flip,
+            activation=settings.activation, in_range=in_range,
+        )  # fmt: skip
+
+    run_stepper("conv", n, draw)
+
+
+# --------------------------------------------------------------------------- pooling
+
+
+def pool_stepper(
+    t: Translator,
+    x: np.ndarray,
+    out: np.ndarray,
+    *,
+    size: int,
+    stride: int,
+    padding: int,
+    mode: str,
+    small: bool,
+) -> None:
+    """The pooling stepper over ``x`` ``(H, W)``; ``out`` is :func:`convviz.pool.pool2d`'s map.
+
+    ``small`` draws the whole input with its numbers (else an image of it).
+    """
+    st.subheader(t("pool.step.title"))
+    st.caption(t(f"pool.step.caption.{mode}"))
+    vrange = value_range(x)  # the input's scale, as in the maps above
+    n = out.size
+
+    def draw(idx: int) -> None:
+        step = pool2d_step(x, size, index=idx, stride=stride, padding=padding, mode=mode)
+        oy, ox = step.index
+        y0, x0 = step.position
+        kh, kw = step.window.shape
+        ph, pw = step.pad
+        st.caption(t("pool.step.position", i=idx + 1, n=n, row=oy, col=ox))
+        window = [window_shape(y0, x0, kh, kw)]
+        c1, c2, c3 = st.columns([3, 2, 3])
+        with c1:
+            if small:
+                xp = np.pad(x, ((ph, ph), (pw, pw)), constant_values=np.nan)
+                fig = heatmap_figure(
+                    np.nan_to_num(xp), title=t("pool.step.input"), digits=3, text=True,
+                    mask=~np.isnan(xp) if ph or pw else None, colorbar=False, shapes=window,
+                )  # fmt: skip
+            else:
+                lo, hi, scale = vrange
+                fig = image_figure(
+                    np.pad(x, ((ph, ph), (pw, pw)), constant_values=lo),
+                    title=t("pool.step.overview"), vmin=lo, vmax=hi, colorscale=scale,
+                    colorbar=False, shapes=window,
+                )  # fmt: skip
+            show(t, fig, "pool_step_input", "pool_window")
+        with c2:
+            winner = [window_shape(*step.winner, 1, 1)] if step.winner is not None else []
+            fig = heatmap_figure(
+                np.nan_to_num(np.where(step.inside, step.window, np.nan)),
+                title=t("pool.step.window"), digits=4, text=True, mask=step.inside,
+                colorbar=False, shapes=pad_shapes(~step.inside) + winner,
+            )  # fmt: skip
+            show(t, fig, "pool_step_window", "pool_window_values")
+            st.code(_pool_arithmetic(t, step, mode), language=None, wrap_lines=True)
+            st.metric(t("pool.step.value_at", row=oy, col=ox), sig(t, step.value))
+        with c3:
+            progress_view(t, out, step.index, "pool_step_output", vrange)
+
+    run_stepper("pool", n, draw)
+
+
+def _pool_arithmetic(t: Translator, step, mode: str) -> str:
+    vals = [_arith(t, v) for v in step.window[step.inside]]
+    value = sig(t, step.value)
+    if mode == "avg":
+        return t("pool.step.mean", values=" + ".join(vals), n=step.window.size, value=value)
+    return t(f"pool.step.{mode}", values=t("pool.step.sep").join(vals), value=value)
