@@ -423,8 +423,13 @@ def histogram_figure(
     if x.size == 0:
         x = np.zeros(1)
     lo, hi = float(x.min()), float(x.max())
-    if hi <= lo:
-        lo, hi = lo - 0.5, hi + 0.5
+    # numpy needs `bins` distinct float64 edges: a range narrower than that (equal
+    # values, or values within a few ulps of each other, such as 1e9 and 1e9+1e-6)
+    # is widened around its centre.
+    narrow = 4 * bins * float(np.spacing(max(abs(lo), abs(hi), 1.0)))
+    if hi - lo < narrow:
+        mid, half = (lo + hi) / 2, max(0.5, narrow)
+        lo, hi = mid - half, mid + half
     counts, edges = np.histogram(x, bins=bins, range=(lo, hi))
     centres = (edges[:-1] + edges[1:]) / 2
     fig = go.Figure(

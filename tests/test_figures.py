@@ -1,4 +1,4 @@
-"""Figure builders (convviz.figures) and the pure UI logic (convviz.ui.params).
+"""Figure builders (convviz.figures).
 
 Oracles: Pillow decoding the PNGs we ship, plotly's own colour interpolation,
 loop counts, convviz.shapes / conv2d output shapes, hand-written expectations.
@@ -10,12 +10,10 @@ import base64
 import io
 
 import numpy as np
-import pandas as pd
 import pytest
 from PIL import Image
 from plotly.colors import sample_colorscale
 
-from convviz.conv import conv2d, conv2d_step
 from convviz.figures import (
     DIVERGING,
     GREYS,
@@ -28,21 +26,7 @@ from convviz.figures import (
     histogram_figure,
     image_figure,
     map_figure,
-    num_text,
     value_range,
-)
-from convviz.i18n import translator
-from convviz.ui.params import (
-    CLASSIC_KERNEL,
-    ConvSettings,
-    decode_query,
-    encode_query,
-    fmt,
-    keep_last_valid,
-    normalise_sum,
-    output_size_latex,
-    parse_grid,
-    random_kernel,
 )
 
 
@@ -200,195 +184,12 @@ def test_feature_grid_figure_each_map_scaled_on_its_own() -> None:
         feature_grid_figure(maps, ["one"])
 
 
-# --------------------------------------------------------------------------- UI logic
-
-
-def test_parse_grid_accepts_a_data_editor_frame() -> None:
-    df = pd.DataFrame([[0, 1.5], [-2, "3"]], columns=["0", "1"])
-    np.testing.assert_array_equal(parse_grid(df), [[0, 1.5], [-2, 3]])
-
-
 @pytest.mark.parametrize(
-    ("cell", "message"),
-    [
-        (None, "row 1, column 2 is empty"),
-        (float("nan"), "row 1, column 2 is empty"),
-        ("", "row 1, column 2 is empty"),
-        ("abc", "row 1, column 2 is not a number"),
-        (float("inf"), "row 1, column 2 must be a finite number"),
-        (object(), "row 1, column 2 is not a number"),
-    ],
+    "values",
+    [[1e9, 1e9 + 1e-6], [3.0, 3.0], [-2.5e15, -2.5e15 + 1.0], [0.0, 5e-324], [1.0]],
+    ids=["ulps apart", "equal", "huge, 1 apart", "subnormal", "one value"],
 )
-def test_parse_grid_rejects_bad_cells(cell, message) -> None:
-    with pytest.raises(ValueError, match=message):
-        parse_grid([[1.0, cell]])
-
-
-def test_parse_grid_shape_rules() -> None:
-    with pytest.raises(ValueError, match="2-D grid"):
-        parse_grid([1, 2, 3])
-    with pytest.raises(ValueError, match="between 1x1 and 15x15"):
-        parse_grid(np.zeros((16, 3)))
-    with pytest.raises(ValueError, match="between 1x1 and 4x4"):
-        parse_grid(np.zeros((0, 3)), max_side=4)
-
-
-def test_keep_last_valid() -> None:
-    last = np.eye(2)
-    k, msg = keep_last_valid([[1, 2], [3, None]], last)
-    assert k is last and msg.endswith("Using the last valid kernel.")
-    k, msg = keep_last_valid([[1, 2], [3, 4]], last)
-    assert msg is None and k.tolist() == [[1, 2], [3, 4]]
-
-
-def test_random_and_normalise() -> None:
-    k = random_kernel((3, 5, 5), np.random.default_rng(3))
-    assert k.shape == (3, 5, 5) and set(np.unique(k)) <= {-2, -1, 0, 1, 2}
-    n = normalise_sum(np.array([[1.0, 2.0], [3.0, 4.0]]))
-    assert n.sum() == pytest.approx(1.0) and n[1, 1] == pytest.approx(0.4)
-    with pytest.raises(ValueError, match="sum to 0"):
-        normalise_sum(np.array([[-1.0, 1.0]]))
-
-
-def test_fmt() -> None:
-    assert [fmt(v) for v in (181.0, -0.0, 0.1 + 0.2, 1234567.0)] == [
-        "181",
-        "0",
-        "0.3",
-        "1.23457e+06",
-    ]
-
-
-def test_query_round_trip() -> None:
-    s = ConvSettings(
-        kernel=np.arange(18.0).reshape(2, 3, 3)[:1].repeat(3, axis=0) / 7,
-        bias=-0.25,
-        stride=3,
-        padding=2,
-        pad_mode="circular",
-        dilation=2,
-        flip=True,
-        source="sample",
-        sample="Coins",
-        colour="rgb",
-        activation="tanh",
-    )
-    q = encode_query(s)
-    assert all(isinstance(v, str) for v in q.values())
-    back, problems = decode_query(q, {"Coins": "", "Cameraman": ""})
-    assert problems == []
-    np.testing.assert_allclose(back.kernel, s.kernel, rtol=1e-7)
-    assert back == s
-    assert encode_query(ConvSettings()) == {}  # defaults stay out of the URL
-    np.testing.assert_array_equal(decode_query({})[0].kernel, CLASSIC_KERNEL)
-
-
-@pytest.mark.parametrize(
-    ("query", "field"),
-    [
-        ({"kernel": "1,2;3"}, "kernel"),  # ragged
-        ({"kernel": "1|2|3|4"}, "kernel"),  # 4 channels
-        ({"kernel": "1|2,3|4"}, "kernel"),  # channel sizes differ
-        ({"stride": "0"}, "stride"),
-        ({"stride": "two"}, "stride"),
-        ({"padding": "huge"}, "padding"),
-        ({"pad_mode": "mirror"}, "pad_mode"),
-        ({"dilation": "99"}, "dilation"),
-        ({"flip": "yes"}, "flip"),
-        ({"source": "camera"}, "source"),
-        ({"sample": "Nope"}, "sample"),
-        ({"colour": "cmyk"}, "colour"),
-        ({"activation": "gelu"}, "activation"),
-        ({"bias": "nan"}, "bias"),
-    ],
-)
-def test_decode_query_falls_back_per_field(query, field) -> None:
-    s, problems = decode_query(query, {"Cameraman": ""})
-    assert len(problems) == 1 and f"`{field}`" in problems[0]
-    assert s == ConvSettings()
-
-
-@pytest.mark.parametrize(
-    ("n", "k", "s", "padding", "d"),
-    [(5, 3, 1, "valid", 1), (28, 3, 2, "same", 1), (7, 3, 1, "full", 2), (10, 4, 3, 2, 2)],
-)
-def test_output_size_formula_agrees_with_conv2d(n, k, s, padding, d) -> None:
-    from convviz.shapes import resolve_padding
-
-    pad = resolve_padding(padding, (n, n), (k, k), (s, s), (d, d))
-    tex = output_size_latex(n, k, s, pad[0], d)
-    out = conv2d(np.zeros((n, n)), np.ones((k, k)), stride=s, padding=padding, dilation=d)
-    assert tex.endswith(f"= {out.shape[0]}")
-    assert f"{{{n} + {pad[0][0]} + {pad[0][1]} - {d}\\cdot({k}-1) - 1}}{{{s}}}" in tex
-
-
-@pytest.mark.parametrize("pad_mode", ["zeros", "reflect", "replicate", "circular"])
-def test_stepper_neighbourhood_view_matches_the_core_patch(pad_mode: str) -> None:
-    # The page pads the input itself to draw the zoomed neighbourhood; the core's
-    # ConvStep.patch is the oracle for what lies under the window.
-    from convviz.shapes import resolve_padding
-    from convviz.ui.pages.convolution import _padded
-
-    x = np.random.default_rng(0).random((2, 6, 7))
-    w = np.ones((2, 3, 3))
-    pad = resolve_padding("full", (6, 7), (3, 3), (1, 1), (2, 2))
-    xp = _padded(x, pad, pad_mode)
-    for idx in (0, 5, 17, 40):
-        step = conv2d_step(x, w, index=idx, padding="full", dilation=2, pad_mode=pad_mode)
-        np.testing.assert_array_equal(xp[:, step.rows][:, :, step.cols], step.patch)
-
-
-# --------------------------------------------------------------------------- languages
-PT = translator("pt")
-
-
-def test_figures_default_to_english_words_and_separators() -> None:
-    fig = heatmap_figure(np.array([[1.0, -2.5]]))
-    assert fig.layout.separators == ".,"
-    assert fig.data[0].hovertemplate.startswith("row %{y}, col %{x}<br>value %{z")
-    assert histogram_figure(np.arange(5.0)).layout.xaxis.title.text == "value"
-
-
-def test_heatmap_in_portuguese() -> None:
-    a = np.array([[1.0, -2.5], [1234.7, 0.125]])
-    fig = heatmap_figure(a, t=PT, title="Kernel")
-    assert fig.layout.separators == ",."
-    assert fig.layout.title.text == "Kernel"  # titles from the caller stay as given
-    assert fig.data[0].hovertemplate.startswith("linha %{y}, coluna %{x}<br>valor %{z:.6g}")
-    assert [list(r) for r in fig.data[0].text] == [["1", "-2,5"], ["1.235", "0,125"]]
-    named = heatmap_figure(a, t=PT, hover_name="peso")
-    assert "<br>peso %{z" in named.data[0].hovertemplate
-
-
-def test_every_map_figure_carries_portuguese_words() -> None:
-    img = image_figure(np.zeros((4, 6)), t=PT)
-    assert img.layout.separators == ",." and img.data[0].hovertemplate.startswith("linha")
-    big = map_figure(np.zeros((100, 100)), t=PT)
-    assert big.data[0].type == "image" and big.layout.separators == ",."
-    hist = histogram_figure(np.arange(10.0), t=PT)
-    assert (hist.layout.xaxis.title.text, hist.layout.yaxis.title.text) == ("valor", "contagem")
-    assert hist.layout.separators == ",."
-    curves = activation_curves_figure({"ReLU": np.tanh}, t=PT)
-    assert (curves.layout.xaxis.title.text, curves.layout.yaxis.title.text) == ("entrada", "saída")
-    assert curves.layout.separators == ",." and curves.data[0].name == "ReLU"
-    grid = feature_grid_figure([np.zeros((3, 3))], ["Sobel x"], ncols=1, t=PT)
-    assert grid.data[0].hovertemplate == "linha %{y}, coluna %{x}<extra>Sobel x</extra>"
-    assert grid.layout.separators == ",." and grid.layout.annotations[0].text == "Sobel x"
-
-
-@pytest.mark.parametrize("lang", ["en", "pt"])
-def test_num_text_writes_what_translator_num_writes(lang) -> None:
-    """The fast cell formatter against Babel (through Translator.num), ties included."""
-    t = translator(lang)
-    rng = np.random.default_rng(5)
-    values = np.concatenate(
-        [
-            rng.normal(scale=10.0 ** rng.integers(-4, 7, 300)),
-            [0.0, -0.0, 0.5, 1.5, 2.5, -2.5, 0.125, 2.675, 1e-9, -1e-9, 123456789.0, 1 / 3],
-        ]
-    )
-    for v in values:
-        for d in (0, 1, 3, 6):
-            want = t.num(v, d, fixed=False)
-            want = "0" if want == "-0" else want
-            assert num_text(v, d, t) == want, (v, d)
+def test_histogram_of_values_too_close_to_bin_is_drawn(values) -> None:
+    """numpy refuses 60 bins over a range of a few ulps: the figure widens it instead."""
+    fig = histogram_figure(np.array(values))
+    assert sum(fig.data[0].y) == len(values)  # every value counted once

@@ -11,12 +11,13 @@ import json
 
 import numpy as np
 import pytest
+from babel.messages.pofile import read_po
 from babel.numbers import parse_decimal
 from scipy import signal
 from streamlit.testing.v1 import AppTest
 
 from convviz.conv import conv2d_step
-from convviz.i18n import translator
+from convviz.i18n import LOCALE_DIR, translator
 from convviz.kernels import KERNELS
 from convviz.shapes import resolve_padding
 from convviz.ui.params import parse_grid
@@ -242,50 +243,25 @@ def test_pool_stepper_matches_numpy_windows(mode: str, small: bool, lang: str) -
 # --------------------------------------------------------------------------- labels
 
 
-class _Catalogue:
-    """The Portuguese translator with the core's keys added (``extra``, as after the
-    merge) or hidden (``extra=None``, as before it)."""
-
-    CORE = ("act.", "pad.mode.", "pool.mode.", "kernel.")
-
-    def __init__(self, extra: dict[str, str] | None) -> None:
-        self.t, self.extra = translator("pt"), extra
-
-    def has(self, key: str) -> bool:
-        if self.extra is None:
-            return not key.startswith(self.CORE) and self.t.has(key)
-        return key in self.extra or self.t.has(key)
-
-    def __call__(self, key: str, **params) -> str:
-        if self.extra and key in self.extra:
-            return self.extra[key]
-        return self.t(key, **params)
-
-
-def test_labels_fall_back_to_this_branchs_catalogues() -> None:
-    pt = _Catalogue(None)
-    assert act_label(pt, "none") == "Nenhuma (mapa de características bruto)"
-    assert act_label(pt, "leaky_relu") == "Leaky ReLU"
-    assert pad_mode_label(pt, "reflect") == "reflect (espelho)"
-    assert pool_mode_label(pt, "avg") == "Média"
-    assert kernel_label(pt, "sobel_x") == KERNELS["sobel_x"].label
-    assert kernel_description(pt, "sobel_x") == KERNELS["sobel_x"].description
-
-
-def test_labels_prefer_the_core_keys() -> None:
-    t = _Catalogue(
-        {
-            "act.relu": "ReLU!",
-            "act.none.raw": "Nenhuma (bruto)!",
-            "pad.mode.zeros": "zeros!",
-            "pool.mode.max": "Máx!",
-            "kernel.sobel_x.label": "Sobel x!",
-            "kernel.sobel_x.description": "Gradiente horizontal!",
-        }
-    )
-    assert act_label(t, "relu") == "ReLU!" and act_label(t, "tanh") == "tanh"
-    assert act_label(t, "none") == "Nenhuma (bruto)!"
-    assert pad_mode_label(t, "zeros") == "zeros!"
-    assert pool_mode_label(t, "max") == "Máx!"
-    assert kernel_label(t, "sobel_x") == "Sobel x!"
-    assert kernel_description(t, "sobel_x") == "Gradiente horizontal!"
+@pytest.mark.parametrize("lang", ["en", "pt"])
+def test_labels_are_the_core_catalogue_entries(lang: str) -> None:
+    """One name per thing: the widgets' labels are the core catalogue's act.*, pad.mode.*,
+    pool.mode.* and kernels entries (read here straight from the .po files)."""
+    locale = {"en": "en", "pt": "pt_BR"}[lang]
+    entries = {}
+    for domain in ("core", "kernels"):
+        path = LOCALE_DIR / locale / "LC_MESSAGES" / f"{domain}.po"
+        with path.open("rb") as f:
+            entries.update({m.id: m.string for m in read_po(f) if m.id})
+    t = translator(lang)
+    assert act_label(t, "none") == entries["act.none.raw"]
+    for name in ("relu", "leaky_relu", "sigmoid", "tanh"):
+        assert act_label(t, name) == entries[f"act.{name}"]
+    for mode in ("zeros", "reflect", "replicate", "circular"):
+        assert pad_mode_label(t, mode) == entries[f"pad.mode.{mode}"]
+    for mode in ("max", "avg", "min"):
+        assert pool_mode_label(t, mode) == entries[f"pool.mode.{mode}"]
+    assert kernel_label(t, "sobel_x") == entries["kernel.sobel_x.label"]
+    assert kernel_description(t, "sobel_x") == entries["kernel.sobel_x.description"]
+    if lang == "en":  # the English catalogue is what Python users read on the Kernel
+        assert kernel_label(t, "sobel_x") == KERNELS["sobel_x"].label

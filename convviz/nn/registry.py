@@ -13,15 +13,12 @@ Dense(units=3, activation=None, use_bias=True, kernel_initializer='glorot_unifor
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeVar
-
-if TYPE_CHECKING:
-    from convviz.nn.layers import Layer
+from typing import Any, TypeVar
 
 __all__ = ["LAYER_CLASSES", "layer_from_config", "register"]
 
 #: ``class_name`` (as written by ``Sequential.save``) -> class.
-LAYER_CLASSES: dict[str, type[Layer]] = {}
+LAYER_CLASSES: dict[str, type] = {}  # Layer subclasses (this module imports no layer)
 
 T = TypeVar("T", bound=type)
 
@@ -35,7 +32,7 @@ def register(cls: T) -> T:
     return cls
 
 
-def layer_from_config(spec: dict) -> Layer:
+def layer_from_config(spec: dict) -> Any:
     """Rebuild a layer from ``{"class_name": ..., "config": {...}}`` (see ``Layer.to_spec``)."""
     if not isinstance(spec, dict):
         raise ValueError(f"`spec` must be a dict, got {type(spec).__name__}")

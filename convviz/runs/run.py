@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -40,12 +40,25 @@ from convviz.runs.observe import (
 )
 from convviz.runs.snapshot import RunOptions, Snapshot, frozen
 
-if TYPE_CHECKING:
-    from convviz.runs.manager import RunManager
-
-__all__ = ["Run"]
+__all__ = ["Run", "Slots"]
 
 _log = logging.getLogger(__name__)
+
+
+class Slots(Protocol):
+    """What a run needs of its manager: the shared lock and the training slots.
+
+    :class:`~convviz.runs.manager.RunManager` is the one implementation; this
+    module does not import it (imports run one way: manager -> run).
+    """
+
+    _lock: Any  # a threading.RLock shared with every run of the manager
+
+    def _admit(self, run: Run) -> None: ...
+
+    def _release(self, run: Run, state: str) -> None: ...
+
+    def _position(self, run: Run) -> int | None: ...
 
 
 class Run:
@@ -57,7 +70,7 @@ class Run:
 
     def __init__(
         self,
-        manager: RunManager,
+        manager: Slots,
         run_id: str,
         config: TrainConfig,
         *,

@@ -183,7 +183,18 @@ def is_prose(text: str) -> bool:
     formulas are the same everywhere, sentences are not.
     """
     words = [w.strip(".,;:!?()[]{}'\"*`«»<>") for w in text.split()]
-    return sum(len(w) >= 2 and w.isalpha() for w in words) >= 2 and len(_norm(text)) >= 8
+    names = _layer_names()  # Keras-style layer types and their default names: API names
+    return (
+        sum(len(w) >= 2 and w.isalpha() and w.lower() not in names for w in words) >= 2
+        and len(_norm(text)) >= 8
+    )
+
+
+@functools.cache
+def _layer_names() -> frozenset[str]:
+    from convviz.nn.registry import LAYER_CLASSES
+
+    return frozenset(name.lower() for name in LAYER_CLASSES)
 
 
 @dataclass(frozen=True)
@@ -415,7 +426,8 @@ def _widgets(at: AppTest) -> Iterator[tuple[str, object]]:
 
 
 def _ident(kind: str, w) -> str:
-    return f"{kind}:{w.key or w.proto.id}"
+    # Versioned keys (the Convolution page's conv_kh_80, conv_kernel_80_0) name one widget.
+    return f"{kind}:{re.sub(r'(_[0-9]+)+$', '', w.key) if w.key else w.proto.id}"
 
 
 @dataclass

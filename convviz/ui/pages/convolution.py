@@ -392,16 +392,16 @@ def _result(
         with c1:
             kw = {"colorscale": GREYS, "extent": extent}
             if numbers:
-                fig = heatmap_figure(image, title=in_title, digits=4, **kw)
+                fig = heatmap_figure(image, title=in_title, digits=4, **kw, t=t)
             elif image.ndim == 3:
-                fig = image_figure(image, title=in_title, extent=extent)
+                fig = image_figure(image, title=in_title, extent=extent, t=t)
             else:
-                fig = image_figure(image, title=in_title, vmin=0, vmax=1, **kw)
+                fig = image_figure(image, title=in_title, vmin=0, vmax=1, **kw, t=t)
             show(t, fig, "conv_input_fig", "input")
             st.caption(in_caption)
         with c2:
             fig = map_figure(
-                act, title=title, vmin=lo, vmax=hi, colorscale=scale, extent=extent, digits=4
+                act, title=title, vmin=lo, vmax=hi, colorscale=scale, extent=extent, digits=4, t=t
             )
             show(t, fig, "conv_output_fig", "feature_map")
     c2.caption(
@@ -417,7 +417,12 @@ def _result(
     )
     h1, h2 = st.columns(2)
     with h1:
-        show(t, histogram_figure(act, title=t("conv.result.histogram")), "conv_hist", "histogram")
+        show(
+            t,
+            histogram_figure(act, title=t("conv.result.histogram"), t=t),
+            "conv_hist",
+            "histogram",
+        )
     with h2:
         st.markdown(f"**{t('conv.result.download')}**")
         download_buttons(act, "feature_map", "conv_dl", vmin=lo, vmax=hi)

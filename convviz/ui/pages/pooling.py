@@ -147,7 +147,10 @@ def _activations(t: Translator, x: np.ndarray) -> None:
     fns["leaky_relu"] = functools.partial(leaky_relu, alpha=alpha)
     with c2:
         curves = activation_curves_figure(
-            {act_label(t, a): f for a, f in fns.items()}, highlight=act_label(t, name), height=280
+            {act_label(t, a): f for a, f in fns.items()},
+            highlight=act_label(t, name),
+            height=280,
+            t=t,
         )
         show(t, curves, "pool_curves", "activations")
     y = np.asarray(fns[name](x), dtype=np.float64)
@@ -155,10 +158,10 @@ def _activations(t: Translator, x: np.ndarray) -> None:
     lo, hi, scale = value_range(x)
     with b1:
         before = map_figure(
-            x, title=t("pool.act.before"), vmin=lo, vmax=hi, colorscale=scale, digits=3
+            x, title=t("pool.act.before"), vmin=lo, vmax=hi, colorscale=scale, digits=3, t=t
         )
         show(t, before, "pool_act_before", "before_activation")
-        hist = histogram_figure(x, title=t("pool.act.hist_before"), height=180)
+        hist = histogram_figure(x, title=t("pool.act.hist_before"), height=180, t=t)
         show(t, hist, "pool_act_hist_before", "hist_before")
     with b2:
         lo2, hi2, scale2 = value_range(y)
@@ -169,9 +172,10 @@ def _activations(t: Translator, x: np.ndarray) -> None:
             vmax=hi2,
             colorscale=scale2,
             digits=3,
+            t=t,
         )
         show(t, after, "pool_act_after", "after_activation")
-        hist = histogram_figure(y, title=t("pool.act.hist_after"), height=180)
+        hist = histogram_figure(y, title=t("pool.act.hist_after"), height=180, t=t)
         show(t, hist, "pool_act_hist_after", "hist_after")
         download_buttons(y, f"after_{name}", "pool_act_dl", vmin=lo2, vmax=hi2)
 
@@ -210,12 +214,12 @@ def render() -> None:
     same = {"vmin": lo, "vmax": hi, "colorscale": scale, "extent": extent, "digits": 3}
     c1, c2 = st.columns(2)
     with c1:
-        show(t, map_figure(x, title=t("pool.input"), **same), "pool_in", "pool_input")
+        show(t, map_figure(x, title=t("pool.input"), **same, t=t), "pool_in", "pool_input")
         st.caption(t("pool.input.size", h=x.shape[0], w=x.shape[1]))
         if caption:
             st.caption(caption)
     with c2:
-        show(t, map_figure(out, title=t("pool.pooled"), **same), "pool_out", "pooled")
+        show(t, map_figure(out, title=t("pool.pooled"), **same, t=t), "pool_out", "pooled")
         st.caption(t("pool.pooled.size", h=out.shape[0], w=out.shape[1]))
         download_buttons(out, "pooled", "pool_dl", vmin=lo, vmax=hi)
     pool_stepper(t, x, out, small=small, **p)

@@ -94,12 +94,12 @@ def progress_view(
         done = np.arange(out.size).reshape(out.shape) <= oy * out.shape[1] + ox
         fig = heatmap_figure(
             out, title=title, mask=done, vmin=vmin, vmax=vmax, colorscale=scale, digits=4,
-            shapes=here,
+            shapes=here,t=t
         )  # fmt: skip
     else:
         fig = image_figure(
             out, title=title, vmin=vmin, vmax=vmax, colorscale=scale,
-            shapes=not_yet_shapes(out.shape, oy, ox) + crosshair_shapes(oy, ox) + here,
+            shapes=not_yet_shapes(out.shape, oy, ox) + crosshair_shapes(oy, ox) + here,t=t
         )  # fmt: skip
     show(t, fig, key, "output_progress")
 
@@ -145,9 +145,9 @@ def _overview(t: Translator, xp: np.ndarray, step: ConvStep) -> go.Figure:
         shapes.append(window_shape(top, left, h, w, colour=IMAGE_COLOUR, dash="dash"))
     title = t("conv.step.overview")
     if xp.shape[0] == 3:
-        return image_figure(np.moveaxis(xp, 0, -1), title=title, shapes=shapes)
+        return image_figure(np.moveaxis(xp, 0, -1), title=title, shapes=shapes, t=t)
     return image_figure(
-        xp[0], title=title, vmin=0, vmax=1, colorscale=GREYS, colorbar=False, shapes=shapes
+        xp[0], title=title, vmin=0, vmax=1, colorscale=GREYS, colorbar=False, shapes=shapes, t=t
     )
 
 
@@ -161,7 +161,7 @@ def _window_views(
     if small and c == 1:
         fig = heatmap_figure(
             xp[0], title=t("conv.step.input"), colorscale=GREYS, digits=4, text=True,
-            colorbar=False, shapes=pad_shapes(pmask) + _window_shapes(step, dilated),
+            colorbar=False, shapes=pad_shapes(pmask) + _window_shapes(step, dilated),t=t
         )  # fmt: skip
         show(t, fig, "conv_step_input", "window")
         return
@@ -185,7 +185,7 @@ def _window_views(
                     crop, title=t("conv.step.zoom"), colorscale=GREYS, vmin=0, vmax=1, digits=2,
                     text=crop.size <= 24 * 24, origin=(r0, c0), colorbar=False,
                     shapes=pad_shapes(pmask[r0:r1, c0:c1], origin=(r0, c0))
-                    + _window_shapes(step, dilated),
+                    + _window_shapes(step, dilated),t=t
                 )  # fmt: skip
                 show(t, fig, f"conv_step_zoom_{ch}", "neighbourhood")
 
@@ -255,16 +255,16 @@ def conv_step_view(
             fig = heatmap_figure(
                 step.patch[ch], title=title("conv.step.patch"), colorscale=GREYS,
                 vmin=in_range[0], vmax=in_range[1], digits=4, text=True,
-                shapes=pad_shapes(~step.inside),
+                shapes=pad_shapes(~step.inside),t=t
             )  # fmt: skip
             show(t, fig, f"conv_step_patch_{ch}", "patch")
         with p2:
             kernel_title = title("conv.step.kernel_flipped" if flip else "conv.step.kernel")
-            fig = heatmap_figure(step.kernel[ch], title=kernel_title, digits=4, text=True)
+            fig = heatmap_figure(step.kernel[ch], title=kernel_title, digits=4, text=True, t=t)
             show(t, fig, f"conv_step_kernel_{ch}", "kernel")
         with p3:
             fig = heatmap_figure(
-                step.products[ch], title=title("conv.step.products"), digits=4, text=True
+                step.products[ch], title=title("conv.step.products"), digits=4, text=True, t=t
             )
             show(t, fig, f"conv_step_products_{ch}", "products")
 
@@ -357,14 +357,14 @@ def pool_stepper(
                 xp = np.pad(x, ((ph, ph), (pw, pw)), constant_values=np.nan)
                 fig = heatmap_figure(
                     np.nan_to_num(xp), title=t("pool.step.input"), digits=3, text=True,
-                    mask=~np.isnan(xp) if ph or pw else None, colorbar=False, shapes=window,
+                    mask=~np.isnan(xp) if ph or pw else None, colorbar=False, shapes=window,t=t
                 )  # fmt: skip
             else:
                 lo, hi, scale = vrange
                 fig = image_figure(
                     np.pad(x, ((ph, ph), (pw, pw)), constant_values=lo),
                     title=t("pool.step.overview"), vmin=lo, vmax=hi, colorscale=scale,
-                    colorbar=False, shapes=window,
+                    colorbar=False, shapes=window,t=t
                 )  # fmt: skip
             show(t, fig, "pool_step_input", "pool_window")
         with c2:
@@ -372,7 +372,7 @@ def pool_stepper(
             fig = heatmap_figure(
                 np.nan_to_num(np.where(step.inside, step.window, np.nan)),
                 title=t("pool.step.window"), digits=4, text=True, mask=step.inside,
-                colorbar=False, shapes=pad_shapes(~step.inside) + winner,
+                colorbar=False, shapes=pad_shapes(~step.inside) + winner,t=t
             )  # fmt: skip
             show(t, fig, "pool_step_window", "pool_window_values")
             st.code(_pool_arithmetic(t, step, mode), language=None, wrap_lines=True)
