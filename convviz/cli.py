@@ -34,6 +34,8 @@ RECIPES = """recipes (the shipped assets/models, 55,000 training images, seed 0)
                                   --schedule onecycle --batch-size 64
   classic, 99.34% after 5 epochs: --model classic --epochs 5 --optimizer adam --lr 0.003
                                   --schedule onecycle --batch-size 64
+  resnet 99.17% (5 epochs), inception 99.15% (6), densenet 99.06% (5): the same
+                                  with --model NAME --epochs N
   classic, Keras's reference (99.16%; 99.13% here): --model classic --epochs 5
                                   --optimizer rmsprop --batch-size 64
 """
