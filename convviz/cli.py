@@ -1,8 +1,9 @@
-"""Command line: train a preset on MNIST, print its summary, evaluate a saved model.
+"""Command line: train a preset on MNIST, print its summary, evaluate or export a saved model.
 
     python -m convviz train --model classic --epochs 5 --optimizer rmsprop --out model.npz
     python -m convviz summary --model classic
     python -m convviz evaluate assets/models/classic.npz
+    python -m convviz export assets/models/classic.npz --to pytorch --out model.py
 
 Progress goes to stderr (one line rewritten with ``\\r``, shown when stderr is a
 terminal or with ``--progress``); the per-epoch lines and results go to stdout.
@@ -33,6 +34,8 @@ RECIPES = """recipes (the shipped assets/models, 55,000 training images, seed 0)
                                   --schedule onecycle --batch-size 64
   classic, 99.34% after 5 epochs: --model classic --epochs 5 --optimizer adam --lr 0.003
                                   --schedule onecycle --batch-size 64
+  resnet 99.17% (5 epochs), inception 99.15% (6), densenet 99.06% (5): the same
+                                  with --model NAME --epochs N
   classic, Keras's reference (99.16%; 99.13% here): --model classic --epochs 5
                                   --optimizer rmsprop --batch-size 64
 """
@@ -82,6 +85,7 @@ def _help(text: str) -> str:
 
 
 def _build_parser() -> _Parser:
+    from convviz.export import TARGETS
     from convviz.nn.optim import OPTIMIZERS
     from convviz.nn.presets import PRESETS
     from convviz.nn.train import SCHEDULES, TrainConfig
@@ -133,6 +137,18 @@ def _build_parser() -> _Parser:
 
     e = sub.add_parser("evaluate", help="test accuracy of a saved model (.npz)")
     e.add_argument("path")
+
+    x = sub.add_parser(
+        "export",
+        help="write a saved model (.npz) as a Python file that runs without convviz",
+        description="Write a saved model as a standalone Python file: a PyTorch module or a "
+        "plain NumPy forward pass. The file defines build_model(weights_path), which reads "
+        "the weights from the .npz, and prints the test accuracy when run as "
+        "`python model.py MODEL.npz t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz`.",
+    )
+    x.add_argument("path", help="the model (.npz)")
+    x.add_argument("--to", default="pytorch", choices=list(TARGETS))
+    x.add_argument("--out", default=None, help="the .py file to write (default: print it)")
     return parser
 
 
@@ -265,17 +281,22 @@ def _train(args: argparse.Namespace, argv: Sequence[str], out: IO[str], err: IO[
     return 0
 
 
-def _evaluate(args: argparse.Namespace, out: IO[str]) -> int:
-    from convviz.nn.data import load_mnist
+def _load(path: str):
     from convviz.nn.model import ModelFileError, load_model
-    from convviz.nn.train import evaluate
 
     try:
-        model = load_model(args.path)
+        return load_model(path)
     except FileNotFoundError:
-        raise CliError(f"no such file: {args.path}") from None
+        raise CliError(f"no such file: {path}") from None
     except ModelFileError as exc:
-        raise CliError(f"{args.path}: {exc}") from None
+        raise CliError(f"{path}: {exc}") from None
+
+
+def _evaluate(args: argparse.Namespace, out: IO[str]) -> int:
+    from convviz.nn.data import load_mnist
+    from convviz.nn.train import evaluate
+
+    model = _load(args.path)
     data = load_mnist()
     loss, acc, _ = evaluate(model, data.test_images, data.test_labels)
     n = len(data.test_labels)
@@ -283,6 +304,30 @@ def _evaluate(args: argparse.Namespace, out: IO[str]) -> int:
         f"{args.path}: test accuracy {acc:.4f} ({round(acc * n)}/{n}), test loss {loss:.4f}",
         file=out,
     )
+    return 0
+
+
+def _export(args: argparse.Namespace, out: IO[str]) -> int:
+    from convviz.export import export_model
+    from convviz.nn.data import DEFAULT_ROOT, FILES
+
+    if args.out is not None:
+        target = Path(args.out).resolve()
+        if not target.parent.is_dir():
+            raise CliError(f"--out: no such directory: {Path(args.out).parent}")
+        if target == Path(args.path).resolve():
+            raise CliError("--out: would overwrite the model itself")
+    source = export_model(_load(args.path), to=args.to)
+    if args.out is None:
+        out.write(source)
+        return 0
+    Path(args.out).write_text(source, encoding="utf-8")
+    root = DEFAULT_ROOT
+    if root.is_relative_to(Path.cwd()):
+        root = root.relative_to(Path.cwd())  # assets/mnist when run from the repository
+    mnist = [str(root / FILES[k]) for k in ("test_images", "test_labels")]
+    print(f"wrote {args.out} ({args.to}); its test accuracy:", file=out)
+    print("  python " + shlex.join([args.out, args.path, *mnist]), file=out)
     return 0
 
 
@@ -308,6 +353,8 @@ def main(
             return 0
         if args.command == "evaluate":
             return _evaluate(args, out)
+        if args.command == "export":
+            return _export(args, out)
         return _train(args, argv, out, err)
     except (CliError, ValueError, OSError) as exc:  # MnistError is a ValueError
         line = str(exc) if isinstance(exc, _UsageError) else f"convviz: error: {exc}"
