@@ -284,11 +284,14 @@ def conv_stepper(
     pad: tuple[tuple[int, int], tuple[int, int]],
     *,
     numbers: bool,
+    prefix: str = "conv",
 ) -> None:
     """The convolution stepper over ``x`` ``(H, W)`` or ``(C, H, W)``.
 
     ``pad`` is the page's resolved padding (:func:`convviz.shapes.resolve_padding`),
     ``out`` the map :func:`convviz.conv.conv2d` made with the same settings.
+    ``prefix`` names the stepper's widget keys (another page's stepper keeps its own
+    position).
     """
     st.subheader(t("conv.step.title"))
     st.caption(t("conv.step.caption"))
@@ -317,7 +320,7 @@ def conv_stepper(
             activation=settings.activation, in_range=in_range,
         )  # fmt: skip
 
-    run_stepper("conv", n, draw)
+    run_stepper(prefix, n, draw)
 
 
 # --------------------------------------------------------------------------- pooling
