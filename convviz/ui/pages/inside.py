@@ -17,6 +17,7 @@ import hashlib
 import io
 import logging
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,16 +28,45 @@ import streamlit as st
 
 from convviz.digits import DigitStages, preprocess_digit
 from convviz.errors import CodedError
+from convviz.figures import heatmap_figure
 from convviz.i18n import Translator
 from convviz.images import ImageLoadError, load_image
+from convviz.kernels import KERNELS
 from convviz.nn import PRESETS, Evaluation, evaluate_set, load_mnist, load_model
+from convviz.nn.inspect import (
+    SLICE_SIZE,
+    Prediction,
+    SurgeryBench,
+    conv_cell,
+    conv_layers,
+    dense_contributions,
+    edited_kernel,
+    filter_map,
+    layer_input,
+    learned_kernel,
+    occlusion,
+    predict_digit,
+    saliency,
+    test_slice,
+)
 from convviz.runs import Run, get_manager
-from convviz.train_figures import bars_image, confusion_figure, dense_figure, feature_maps_image
+from convviz.train_figures import (
+    bars_image,
+    confusion_figure,
+    dense_figure,
+    feature_maps_image,
+    filters_image,
+)
 from convviz.ui.common import UPLOAD_TYPES, run_guarded, user_errors
 from convviz.ui.i18n import error_text, tr
 from convviz.ui.pages import train
+from convviz.ui.params import ConvSettings, sig
 from convviz.ui.widgets.canvas import draw_digit
 from convviz.ui.widgets.charts import show
+from convviz.ui.widgets.filters import filter_picker
+from convviz.ui.widgets.labels import kernel_label
+from convviz.ui.widgets.overlay import heat_image, overlay_image
+from convviz.ui.widgets.stepper import conv_stepper
 
 __all__ = ["STATE_KEYS", "render"]
 
@@ -52,6 +82,8 @@ STAGE_SIDE = 112  # preprocessing stages are enlarged (nearest) to about this ma
 LIVE_REFRESH_S = 2.0  # while the live run trains, the prediction follows its weights this often
 STROKES = (8, 40)  # brush widths the canvas offers (px on a 280 px canvas)
 STROKE = 20  # about an MNIST stroke once the digit is scaled into its 20x20 box
+PATCH, PATCH_STRIDE = 4, 2  # occlusion: a 4x4 patch every 2 pixels (169 occluded digits)
+HEAD_TOP = 8  # terms of the logit listed
 
 STATE_KEYS = (
     P + "source",
@@ -59,6 +91,18 @@ STATE_KEYS = (
     P + "digit",
     P + "index",
     P + "stroke",
+    P + "layer",
+    P + "filter",
+    P + "deep_filter",
+    P + "deep_row",
+    P + "deep_col",
+    P + "head_class",
+    P + "head_top",
+    P + "surgery_filter",
+    P + "preset",
+    P + "look_class",
+    P + "patch",
+    P + "patch_stride",
 )
 
 
@@ -317,43 +361,411 @@ def _preprocessed(t: Translator, picture: np.ndarray) -> Digit | None:
 
 
 # ---------------------------------------------------------------------------- prediction
-def _prediction(t: Translator, model: Any, digit: Digit) -> np.ndarray:
-    """The ten probabilities and every layer's output; returns the probabilities."""
-    x = digit.x[None]  # (1, 28, 28)
-    probs = model.predict_proba(x)[0].astype(np.float64)  # (10,)
-    acts = model.activations(x)  # [(name, (1, ...))]
-    pred = int(np.argmax(probs))
+def _prediction(t: Translator, model: Any, digit: Digit) -> Prediction:
+    """The ten probabilities and every layer's output (:func:`predict_digit`)."""
+    pred = predict_digit(model, digit.x)
+    probs, label = pred.probs, pred.label
     c1, c2 = st.columns([1, 3])
     with c1:
         caption = t("inside.pred.input")
         st.image(_enlarged(digit.x, 140), caption=caption, clamp=True, output_format="PNG")
-        st.metric(t("inside.pred.class"), str(pred), t.pct(probs[pred], 1), delta_color="off")
+        st.metric(t("inside.pred.class"), str(label), t.pct(probs[label], 1), delta_color="off")
         if digit.label is not None:
-            key = "inside.pred.right" if pred == digit.label else "inside.pred.wrong"
+            key = "inside.pred.right" if label == digit.label else "inside.pred.wrong"
             st.caption(t(key, label=digit.label))
     with c2:
         fig = dense_figure(
-            probs, t("inside.pred.probs"), probability=True, highlight=pred, height=260, t=t
+            probs, t("inside.pred.probs"), probability=True, highlight=label, height=260, t=t
         )
         show(t, fig, P + "probs", "probabilities")
     st.subheader(t("inside.act.header"))
     st.caption(t("inside.act.caption"))
-    layers = {layer.name: layer for layer in model.layers}
-    for name, out in acts:
-        a = out[0]
-        layer = layers.get(name)
-        kind = getattr(layer, "keras_name", "")
-        if kind == "Flatten":  # i18n: not text (a layer class: a reshape, nothing new to see)
+    last = len(pred.layers) - 1
+    for out in pred.layers:
+        if out.class_name == "Flatten":  # i18n: not text (a layer class: a reshape)
             continue
-        st.text(f"{name} · {kind} · {' × '.join(map(str, a.shape))}")  # data: plain text
+        a = out.output
+        # The layer's name is the model's (an upload's: data): plain text only.
+        st.text(f"{out.name} · {out.class_name} · {' × '.join(map(str, a.shape))}")
         if a.ndim == 3:
             st.image(feature_maps_image(a, ncols=min(16, a.shape[2])), output_format="PNG")
+        elif out.index == last:  # the logits: shown as the probabilities
+            st.image(bars_image(probs, probability=True, highlight=label), output_format="PNG")
         else:
-            last = name == acts[-1][0]
-            st.image(
-                bars_image(probs if last else a, probability=last, highlight=pred if last else None)
-            )
-    return probs
+            st.image(bars_image(a), output_format="PNG")
+    return pred
+
+
+def _prediction_view(t: Translator, source: Source, digit: Digit) -> Prediction | None:
+    """The prediction; while the live run trains, a fragment follows its newest weights."""
+    run = source.run
+    if run is None or run.snapshot().state not in ("running", "queued"):
+        with user_errors() as ok:
+            pred = _prediction(t, source.model, digit)
+        return pred if ok[0] else None
+
+    def follow() -> None:  # a fragment: its reruns skip render's guard, so it has its own
+        def body() -> None:
+            snap = run.snapshot()
+            st.caption(t("inside.live.following", step=snap.live_step, total=snap.total_steps))
+            _prediction(t, snap.live_model, digit)
+
+        run_guarded(body)
+
+    st.fragment(run_every=LIVE_REFRESH_S)(follow)()
+    # The sections below use the weights of this script run (source.model).
+    return predict_digit(source.model, digit.x)
+
+
+# ---------------------------------------------------------------------------- step a filter
+HEAD = -1  # the layer choice that means the dense head
+
+
+def _choice(key: str, options: list) -> None:
+    """Keep a selector's stored value among its options (they change with the model)."""
+    if st.session_state.get(key) not in options:
+        st.session_state[key] = options[0]
+
+
+def _step_section(t: Translator, model: Any, digit: Digit, pred: Prediction) -> None:
+    st.header(t("inside.step.header"))
+    st.caption(t("inside.step.intro"))
+    convs = conv_layers(model)
+    options = [*convs, HEAD]
+    _choice(P + "layer", options)
+    names = {i: model.layers[i].name for i in convs}
+
+    def label(i: int) -> str:  # option texts are plain text: a layer name (data) is safe here
+        if i == HEAD:
+            return t("inside.step.layer.head")
+        key = "inside.step.layer.first" if i == convs[0] else "inside.step.layer.deeper"
+        return t(key, name=names[i])
+
+    layer = st.selectbox(t("inside.step.layer"), options, format_func=label, key=P + "layer")
+    with user_errors():
+        if layer == HEAD:
+            _head(t, model, digit, pred)
+        elif layer == convs[0]:
+            _first_layer(t, model, layer, digit)
+        else:
+            _deeper_layer(t, model, layer, digit, pred)
+
+
+def _sig(t: Translator, v: float, digits: int = 4) -> str:
+    return sig(t, v, digits)
+
+
+def _first_layer(t: Translator, model: Any, i: int, digit: Digit) -> None:
+    """Pick a learned filter (click it or choose it) and step it over the digit."""
+    layer = model.layers[i]
+    kernels = layer.params["kernel"]  # (kh, kw, 1, F): read only
+    n = kernels.shape[3]
+    key = P + "filter"
+    _choice(key, list(range(n)))
+    st.caption(t("inside.filters.caption", n=n, kh=kernels.shape[0], kw=kernels.shape[1]))
+    filter_picker(t, kernels, P + "filter_pick", key)
+    f = st.selectbox(
+        t("inside.step.filter"),
+        list(range(n)),
+        format_func=lambda v: t("inside.step.filter.n", f=v),
+        key=key,
+    )
+    x_in = layer_input(model, i, digit.x)  # (H, W, 1): the digit as the layer gets it
+    kernel, bias = learned_kernel(model, i, f)  # (kh, kw, 1)
+    fm = filter_map(model, i, digit.x, f)  # every cell stepped, beside the layer's own map
+    if fm.agrees:
+        st.success(t("inside.step.match", f=f, diff=_sig(t, fm.max_abs_diff, 3)))
+    else:
+        st.warning(t("inside.step.mismatch", f=f, diff=_sig(t, fm.max_abs_diff, 3)))
+    activation = "relu" if layer.activation == "relu" else "none"
+    settings = ConvSettings(
+        kernel=kernel[..., 0],
+        bias=bias,
+        stride=layer.strides[0],
+        padding=layer.pads[0][0],  # for the record: the steps come from step_at
+        activation=activation,
+    )
+    wo = layer.output_shape[1]
+
+    def step_at(idx: int):  # the layer's own cell arithmetic, as a ConvStep
+        return conv_cell(model, i, x_in, idx // wo, idx % wo, f).step()
+
+    conv_stepper(
+        t, x_in[..., 0], settings, fm.stepped, layer.pads, numbers=False, prefix=P + "conv",
+        step_at=step_at,
+    )  # fmt: skip
+
+
+def _deeper_layer(t: Translator, model: Any, i: int, digit: Digit, pred: Prediction) -> None:
+    """One output cell of a deeper conv: a partial sum per input channel, their total, the bias."""
+    layer = model.layers[i]
+    ho, wo, n = layer.output_shape
+    c1, c2, c3 = st.columns(3)
+    f = c1.selectbox(
+        t("inside.step.filter"),
+        list(range(n)),
+        format_func=lambda v: t("inside.step.filter.n", f=v),
+        key=P + "deep_filter",
+    )
+    for k, hi in (("deep_row", ho - 1), ("deep_col", wo - 1)):
+        st.session_state.setdefault(P + k, hi // 2)  # the middle: a cell that sees the digit
+        if int(st.session_state[P + k]) > hi:
+            st.session_state[P + k] = hi
+    row = c2.number_input(t("inside.deep.row", last=ho - 1), 0, ho - 1, step=1, key=P + "deep_row")
+    col = c3.number_input(t("inside.deep.col", last=wo - 1), 0, wo - 1, step=1, key=P + "deep_col")
+    x_in = layer_input(model, i, digit.x)  # (H, W, C): the previous layer's maps
+    cell = conv_cell(model, i, x_in, int(row), int(col), f)
+    c = len(cell.partial_sums)
+    st.caption(t("inside.deep.caption", c=c, kh=cell.kernel.shape[1], kw=cell.kernel.shape[2]))
+    p1, p2, p3 = st.columns(3)
+    pics = (
+        (p1, feature_maps_image(cell.window.transpose(1, 2, 0), min_side=40), "window"),
+        (p2, filters_image(cell.kernel.transpose(1, 2, 0)[..., None], ncols=16, zoom=10), "kernel"),
+        (p3, feature_maps_image(cell.products.transpose(1, 2, 0), min_side=40), "products"),
+    )
+    for col_, image, what in pics:
+        col_.image(image, caption=t(f"inside.deep.{what}", c=c), output_format="PNG")
+    fig = dense_figure(
+        cell.partial_sums, t("inside.deep.partials"), labels=[str(k) for k in range(c)], t=t
+    )
+    show(t, fig, P + "partials", "partial_sums")
+    sums = " + ".join(_sig(t, v) for v in cell.partial_sums)
+    lines = [
+        t("inside.deep.total", sums=sums, total=_sig(t, cell.total)),
+        t("inside.deep.bias", total=_sig(t, cell.total), bias=_sig(t, cell.bias),
+          pre=_sig(t, cell.pre_activation)),
+    ]  # fmt: skip
+    if cell.activation == "relu":
+        lines.append(
+            t("inside.deep.relu", pre=_sig(t, cell.pre_activation), value=_sig(t, cell.value))
+        )
+    st.code("\n".join(lines), language=None, wrap_lines=True)
+    network = float(pred.layers[i].output[int(row), int(col), f])
+    diff = abs(network - cell.value)
+    st.success(
+        t("inside.deep.match", row=int(row), col=int(col), f=f, value=_sig(t, network, 6),
+          diff=_sig(t, diff, 3))
+    )  # fmt: skip
+
+
+def _head(t: Translator, model: Any, digit: Digit, pred: Prediction) -> None:
+    """The predicted (or a chosen) class's logit as its largest terms w·x, then the softmax."""
+    c1, c2 = st.columns(2)
+    options = [HEAD, *range(len(pred.probs))]
+    choice = c1.selectbox(
+        t("inside.head.class"),
+        options,
+        format_func=lambda v: t("inside.head.predicted", c=pred.label) if v == HEAD else str(v),
+        key=P + "head_class",
+    )
+    st.session_state.setdefault(P + "head_top", HEAD_TOP)
+    top = c2.slider(t("inside.head.top"), 3, 20, key=P + "head_top")
+    cls = pred.label if choice == HEAD else int(choice)
+    dc = dense_contributions(model, digit.x, cls, top=int(top))
+    st.caption(t("inside.head.caption", c=cls, d=len(dc.x)))
+    labels = [t("inside.head.term", i=int(k)) for k in dc.top]
+    fig = dense_figure(dc.top_wx, t("inside.head.terms", c=cls), labels=labels, t=t)
+    show(t, fig, P + "head_terms", "contributions")
+    terms = " + ".join(
+        f"{_sig(t, w)}×{_sig(t, x)}" for w, x in zip(dc.top_w, dc.top_x, strict=True)
+    )
+    st.code(
+        "\n".join(
+            [
+                t("inside.head.logit", c=cls, bias=_sig(t, dc.bias), terms=terms,
+                  rest=_sig(t, dc.rest), n=len(dc.x) - len(dc.top), logit=_sig(t, dc.logit)),
+                t("inside.head.softmax", c=cls, logit=_sig(t, dc.logit),
+                  p=t.pct(dc.probs[cls], 2)),
+            ]
+        ),
+        language=None,
+        wrap_lines=True,
+    )  # fmt: skip
+    fig = dense_figure(
+        dc.probs, t("inside.head.probs"), probability=True, highlight=cls, height=220, t=t
+    )
+    show(t, fig, P + "head_probs", "softmax")
+
+
+# ---------------------------------------------------------------------------- surgery
+_BENCHES: OrderedDict[str, SurgeryBench] = OrderedDict()  # shared: read-only once built
+_BENCHES_MAX = 3  # classic's bench keeps ~70 MB (SurgeryBench)
+_benches_lock = threading.Lock()
+OPS = ("zero", "negate")  # buttons: inside.surgery.<op>; presets have their own
+
+
+def _bench(key: str, model: Any, i: int) -> SurgeryBench:
+    """The surgery bench of ``model``'s layer ``i`` on the fixed slice (built once per key)."""
+    with _benches_lock:
+        bench = _BENCHES.get(key)
+        if bench is not None:
+            _BENCHES.move_to_end(key)
+            return bench
+    images, labels = test_slice(SLICE_SIZE)
+    bench = SurgeryBench(model, i, images, labels)  # a copy: training goes on undisturbed
+    with _benches_lock:
+        _BENCHES[key] = bench
+        while len(_BENCHES) > _BENCHES_MAX:
+            _BENCHES.popitem(last=False)
+    return bench
+
+
+def _bench_key(t: Translator, source: Source, i: int) -> str:
+    """Which weights surgery works on: the source's; a live run's are pinned until refreshed."""
+    ss = st.session_state
+    if source.run is None:
+        return f"{source.key}:{i}"
+    pinned = ss.get(P + "bench_key")
+    with _benches_lock:
+        kept = pinned in _BENCHES
+    if not (kept and pinned.startswith(f"live:{source.run.id}:")):
+        pinned = ss[P + "bench_key"] = f"{source.key}:{i}"  # the weights of this script run
+    step = int(pinned.split(":")[2])
+    c1, c2 = st.columns([3, 1], vertical_alignment="center")
+    c1.caption(t("inside.surgery.live", step=step))
+
+    def refresh() -> None:
+        ss.pop(P + "bench_key", None)
+
+    c2.button(
+        t("inside.surgery.refresh"),
+        key=P + "bench_refresh",
+        on_click=refresh,
+        disabled=step == source.step,
+        width="stretch",
+    )
+    return pinned
+
+
+def _presets(kh: int, kw: int) -> list[str]:
+    """The kernel presets that fit a (kh, kw) filter."""
+    return [name for name, k in KERNELS.items() if k.weights.shape == (kh, kw)]
+
+
+def _edit_kernels(bench: SurgeryBench, ops: dict[int, str]) -> dict[int, np.ndarray]:
+    """The edited kernels ``{filter: (kh, kw, C)}`` of the operations ``{filter: op}``."""
+    model, i = bench.model, bench.layer_index
+    out = {}
+    for f, op in ops.items():
+        if op in OPS:
+            out[f] = edited_kernel(model, i, f, **{op: True})
+        else:  # "preset:<name>"
+            out[f] = edited_kernel(model, i, f, KERNELS[op.split(":", 1)[1]].weights)
+    return out
+
+
+def _surgery_section(t: Translator, source: Source) -> None:
+    st.header(t("inside.surgery.header"))
+    st.caption(t("inside.surgery.intro", n=SLICE_SIZE))
+    convs = conv_layers(source.model)
+    if not convs:
+        return
+    i = convs[0]
+    key = _bench_key(t, source, i)
+    with st.spinner(t("inside.surgery.building", n=SLICE_SIZE)):
+        bench = _bench(key, source.model, i)  # a pinned live bench comes from the cache
+    ss = st.session_state
+    state = ss.get(P + "edits")
+    if not (isinstance(state, dict) and state.get("key") == key):
+        state = ss[P + "edits"] = {"key": key, "ops": {}}
+    ops: dict[int, str] = state["ops"]
+    layer = bench.model.layers[i]
+    kh, kw, c, n = layer.params["kernel"].shape
+    fkey = P + "surgery_filter"
+    _choice(fkey, list(range(n)))
+    edited = _edit_kernels(bench, ops)
+    shown = np.array(layer.params["kernel"], copy=True)  # (kh, kw, C, F): with the edits
+    for f, k in edited.items():
+        shown[..., f] = k
+    filter_picker(t, shown, P + "surgery_pick", fkey)
+    f = st.selectbox(
+        t("inside.surgery.filter"),
+        list(range(n)),
+        format_func=lambda v: (
+            t("inside.step.filter.n", f=v) + (t("inside.surgery.edited_mark") if v in ops else "")
+        ),
+        key=fkey,
+    )
+
+    def apply(op: str) -> None:
+        ops[int(ss[fkey])] = op
+
+    def undo() -> None:
+        ops.pop(int(ss[fkey]), None)
+
+    b = st.columns([1, 1, 2, 1, 1, 1], vertical_alignment="bottom")
+    for col, op in zip(b[:2], OPS, strict=True):
+        col.button(t(f"inside.surgery.{op}"), key=P + f"op_{op}", on_click=apply, args=(op,),
+                   width="stretch")  # fmt: skip
+    presets = _presets(kh, kw) if c == 1 else []
+    if presets:
+        _choice(P + "preset", presets)
+        name = b[2].selectbox(
+            t("inside.surgery.preset"),
+            presets,
+            format_func=lambda k: kernel_label(t, k),
+            key=P + "preset",
+        )
+        b[3].button(t("inside.surgery.replace"), key=P + "op_preset", on_click=apply,
+                    args=(f"preset:{name}",), width="stretch")  # fmt: skip
+    b[4].button(t("inside.surgery.undo"), key=P + "op_undo", on_click=undo,
+                disabled=f not in ops, width="stretch")  # fmt: skip
+    b[5].button(t("inside.surgery.reset"), key=P + "op_reset", on_click=ops.clear,
+                disabled=not ops, width="stretch")  # fmt: skip
+
+    learned, _ = learned_kernel(bench.model, i, f)  # (kh, kw, C): the copy's, never edited
+    k1, k2 = st.columns(2)
+    with k1:
+        fig = heatmap_figure(learned[..., 0], title=t("inside.surgery.learned", f=f),
+                             digits=3, text=True, t=t)  # fmt: skip
+        show(t, fig, P + "kernel_before", "learned_kernel")
+    with k2:
+        now = edited.get(f, learned)[..., 0]
+        fig = heatmap_figure(now, title=t("inside.surgery.now", f=f), digits=3, text=True, t=t)
+        show(t, fig, P + "kernel_after", "edited_kernel")
+
+    t0 = time.perf_counter()
+    after = bench.evaluate(edited)
+    ms = (time.perf_counter() - t0) * 1e3
+    before = bench.baseline
+    c1, c2 = st.columns(2)
+    with c1:
+        st.metric(t("inside.surgery.before", n=SLICE_SIZE), t.pct(before.acc, 2))
+        show(t, confusion_figure(before.confusion, t=t), P + "confusion_before", "before")
+    with c2:
+        delta = t.num((after.acc - before.acc) * 100, 2) + " pp"  # i18n: not text (a unit)
+        st.metric(t("inside.surgery.after", n=SLICE_SIZE), t.pct(after.acc, 2), delta)
+        show(t, confusion_figure(after.confusion, t=t), P + "confusion_after", "after")
+    st.caption(t("inside.surgery.timing", n=len(ops), images=SLICE_SIZE, ms=t.num(ms, 0)))
+
+
+# ---------------------------------------------------------------------------- looks at
+def _looks_section(t: Translator, model: Any, digit: Digit, pred: Prediction) -> None:
+    st.header(t("inside.look.header"))
+    st.caption(t("inside.look.intro"))
+    c1, c2, c3 = st.columns(3)
+    options = [HEAD, *range(len(pred.probs))]
+    choice = c1.selectbox(
+        t("inside.head.class"),
+        options,
+        format_func=lambda v: t("inside.head.predicted", c=pred.label) if v == HEAD else str(v),
+        key=P + "look_class",
+    )
+    ss = st.session_state
+    ss.setdefault(P + "patch", PATCH)
+    ss.setdefault(P + "patch_stride", PATCH_STRIDE)
+    patch = c2.slider(t("inside.look.patch"), 2, 10, key=P + "patch")
+    stride = c3.slider(t("inside.look.stride"), 1, 4, key=P + "patch_stride")
+    cls = pred.label if choice == HEAD else int(choice)
+    grad = saliency(model, digit.x, cls)  # (28, 28)
+    occ = occlusion(model, digit.x, cls, patch=int(patch), stride=int(stride))
+    p1, p2, p3 = st.columns(3)
+    p1.image(heat_image(grad), caption=t("inside.look.saliency", c=cls), output_format="PNG")
+    p2.image(overlay_image(digit.x, grad), caption=t("inside.look.saliency_on", c=cls),
+             output_format="PNG")  # fmt: skip
+    p3.image(overlay_image(digit.x, occ.heat), caption=t("inside.look.occlusion", c=cls,
+             patch=occ.patch, base=t.pct(occ.base, 1), drop=t.pct(float(occ.drop.max()), 1)),
+             output_format="PNG")  # fmt: skip
 
 
 def _render() -> None:
@@ -367,23 +779,11 @@ def _render() -> None:
     digit = _digit_input(t)
     if digit is None:
         return
-    _prediction_view(t, source, digit)
-
-
-def _prediction_view(t: Translator, source: Source, digit: Digit) -> None:
-    """The prediction; while the live run trains, a fragment follows its newest weights."""
-    run = source.run
-    if run is None or run.snapshot().state not in ("running", "queued"):
-        with user_errors():
-            _prediction(t, source.model, digit)
+    pred = _prediction_view(t, source, digit)
+    if pred is None:
         return
-
-    def follow() -> None:  # a fragment: its reruns skip render's guard, so it has its own
-        def body() -> None:
-            snap = run.snapshot()
-            st.caption(t("inside.live.following", step=snap.live_step, total=snap.total_steps))
-            _prediction(t, snap.live_model, digit)
-
-        run_guarded(body)
-
-    st.fragment(run_every=LIVE_REFRESH_S)(follow)()
+    _step_section(t, source.model, digit, pred)
+    with user_errors():
+        _surgery_section(t, source)
+    with user_errors():
+        _looks_section(t, source.model, digit, pred)
