@@ -24,7 +24,9 @@ from convviz.i18n import translator
 from convviz.nn import TrainConfig, load_mnist, load_model, to_batch
 from convviz.runs import RunOptions, get_manager
 from convviz.ui.pages import inside
+from convviz.ui.params import sig
 from tests.support.apptest import page_app
+from tests.test_app import chart, heatmap_z
 
 MODELS = Path(__file__).resolve().parents[1] / "assets" / "models"
 EN, PT = translator("en"), translator("pt")
@@ -56,6 +58,11 @@ def image_captions(at: AppTest) -> list[str]:
     return [img.caption for el in at.get("image") for img in el.proto.imgs if img.caption]
 
 
+def prediction(at: AppTest, t=EN):
+    (metric,) = [m for m in at.metric if m.label == t("inside.pred.class")]
+    return metric
+
+
 def texts(at: AppTest) -> list[str]:
     return [x.value for x in at.text]
 
@@ -85,8 +92,8 @@ def test_a_shipped_model_renders_with_a_test_image_and_every_layer():
     images, labels = load_mnist().test_images, load_mnist().test_labels
     probs = model.predict_proba(to_batch(images[:1]))[0]
     assert labels[0] == 7 and int(np.argmax(probs)) == 7
-    (metric,) = at.metric
-    assert metric.label == EN("inside.pred.class") and metric.value == "7"
+    metric = prediction(at)
+    assert metric.value == "7"
     assert EN("inside.pred.right", label=7) in [c.value for c in at.caption]
     # Every layer but Flatten is listed, in order, with its output shape.
     acts = model.activations(to_batch(images[:1]))
@@ -192,7 +199,7 @@ def test_the_live_run_of_the_train_page(live_run):
     # The page reads the run's weights at that step: its prediction is theirs.
     probs = snap.live_model.predict_proba(to_batch(load_mnist().test_images[:1]))[0]
     pred = int(np.argmax(probs))
-    (metric,) = at.metric
+    metric = prediction(at)
     assert metric.value == str(pred) and metric.delta == EN.pct(probs[pred], 1)
 
 
@@ -219,7 +226,7 @@ def test_a_photo_is_made_into_an_mnist_digit_stage_by_stage():
     captions = image_captions(at)
     assert EN("inside.stage.grey", h=160, w=120) in captions
     assert EN("inside.stage.inverted") in captions  # light paper: inverted
-    assert at.metric[0].label == EN("inside.pred.class")
+    assert prediction(at).value.isdigit()
     # A picture with no ink says so; a file that is no picture is refused.
     blank = io.BytesIO()
     Image.new("L", (50, 50), 200).save(blank, format="PNG")
@@ -255,3 +262,218 @@ def test_portuguese():
     assert acc == [PT.pct(recorded, 2)] and "," in acc[0]  # 98,93%
     assert PT("inside.pred.right", label=7) in [c.value for c in at.caption]
 
+
+# ------------------------------------------------------------------ step a learned filter
+def tiny_reference():
+    """tiny's own layer outputs for test image 0, and the first conv's weights."""
+    model = load_model(MODELS / "tiny.npz")
+    acts = dict(model.activations(to_batch(load_mnist().test_images[:1])))
+    conv = model.layers[1]
+    return model, acts, conv.params["kernel"].astype(np.float64), conv.params["bias"]
+
+
+def number(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def test_every_first_layer_channel_is_a_plain_correlation_of_the_rescaled_digit():
+    """The oracle the page's stepper is held to: SciPy's correlation, bias, ReLU."""
+    from scipy.signal import correlate2d
+
+    _model, acts, k, b = tiny_reference()
+    x_in = acts["rescaling"][0, :, :, 0].astype(np.float64)  # what conv2d receives
+    for f in range(k.shape[3]):
+        oracle = np.maximum(correlate2d(x_in, k[:, :, 0, f], mode="valid") + b[f], 0)
+        np.testing.assert_allclose(oracle, acts["conv2d"][0, :, :, f], atol=1e-5, rtol=1e-5)
+
+
+def test_the_stepper_s_finished_map_equals_the_network_s_activation_and_the_page_says_so():
+    from scipy.signal import correlate2d
+
+    _, acts, k, b = tiny_reference()
+    f = 5
+    x_in = acts["rescaling"][0, :, :, 0].astype(np.float64)
+    pre = correlate2d(x_in, k[:, :, 0, f], mode="valid") + b[f]  # (26, 26) before the ReLU
+    at = ok(app())
+    assert at.selectbox(key=P + "layer").value == 1  # tiny's first conv (after Rescaling)
+    at.selectbox(key=P + "filter").set_value(f).run()
+    ok(at)
+    # The page says the stepped map is the network's, with the largest difference it found.
+    (success,) = at.success
+    head = EN("inside.step.match", f=f, diff="").split(":")[0]
+    assert success.value.startswith(head)
+    assert number(success.value.rsplit(" ", 3)[-3]) < 1e-5
+    # Step to the middle: the window's sum and the ReLU as the oracle computes them.
+    at.slider(key=P + "conv_step").set_value(13 * 26 + 12).run()
+    ok(at)
+    metrics = {m.label: m.value for m in at.metric}
+    value = metrics[EN("conv.step.value_at", row=13, col=12)]
+    assert number(value) == pytest.approx(pre[13, 12], rel=1e-5, abs=1e-6)
+    after = metrics[EN("conv.step.after", activation="ReLU")]
+    assert number(after) == pytest.approx(max(pre[13, 12], 0), rel=1e-5, abs=1e-6)
+    # At the last step, the output map drawn is whole: it is the network's channel f.
+    at.slider(key=P + "conv_step").set_value(26 * 26 - 1).run()
+    z = heatmap_z(at, "conv_step_output")  # the stepper's chart keys are its own
+    np.testing.assert_allclose(z, np.maximum(pre, 0), atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(z, acts["conv2d"][0, :, :, f], atol=1e-5, rtol=1e-5)
+    # The stepper keeps its own position, apart from the Convolution page's.
+    assert "conv_step" not in at.session_state
+
+
+def test_play_and_the_arrows_move_the_stepper():
+    at = ok(app())
+    at.button(key=P + "conv_next").click().run()
+    assert at.slider(key=P + "conv_step").value == 1
+    at.button(key=P + "conv_prev").click().run()
+    at.button(key=P + "conv_prev").click().run()
+    assert at.slider(key=P + "conv_step").value == 26 * 26 - 1  # wraps around
+    at.toggle(key=P + "conv_playing").set_value(True).run()
+    ok(at)
+    at.select_slider(key=P + "conv_speed").set_value("fast").run()
+    ok(at)
+
+
+def test_a_deeper_layer_sums_a_partial_sum_per_input_channel():
+    model, acts, _, _ = tiny_reference()
+    at = ok(app())
+    at.selectbox(key=P + "layer").set_value(3).run()  # conv2d_1: 16 input maps
+    ok(at)
+    f, row, col = 7, 4, 6
+    at.selectbox(key=P + "deep_filter").set_value(f)
+    at.number_input(key=P + "deep_row").set_value(row)
+    at.number_input(key=P + "deep_col").set_value(col).run()
+    ok(at)
+    maps = acts["max_pooling2d"][0].astype(np.float64)  # (13, 13, 16): conv2d_1's input
+    k = model.layers[3].params["kernel"][:, :, :, f].astype(np.float64)  # (3, 3, 16)
+    bias = float(model.layers[3].params["bias"][f])
+    partial = (maps[row : row + 3, col : col + 3, :] * k).sum(axis=(0, 1))  # (16,)
+    shown = np.asarray(chart(at, P + "partials")["data"][0]["y"], dtype=np.float64)
+    np.testing.assert_allclose(shown, partial, rtol=1e-6, atol=1e-7)
+    network = float(acts["conv2d_1"][0, row, col, f])
+    assert max(partial.sum() + bias, 0) == pytest.approx(network, rel=1e-5, abs=1e-6)
+    (success,) = at.success
+    assert success.value.startswith(
+        EN("inside.deep.match", row=row, col=col, f=f, value="", diff="").split(" is ")[0]
+    )
+    code = at.code[-1].value
+    assert EN("inside.deep.bias", total="", bias="", pre="").split(" ")[1] in code  # "+ bias"
+
+
+def test_the_dense_head_writes_the_logit_as_its_terms_and_the_softmax():
+    model, acts, _, _ = tiny_reference()
+    at = ok(app())
+    at.selectbox(key=P + "layer").set_value(-1).run()
+    ok(at)
+    h = acts["dense"][0].astype(np.float64)  # (64,): the head's input
+    w = model.layers[-1].params["kernel"].astype(np.float64)
+    b = model.layers[-1].params["bias"].astype(np.float64)
+    logits = h @ w + b
+    cls = int(np.argmax(logits))
+    terms = h * w[:, cls]
+    top = np.sort(np.abs(terms))[::-1][:8]
+    shown = np.asarray(chart(at, P + "head_terms")["data"][0]["y"], dtype=np.float64)
+    np.testing.assert_allclose(np.abs(shown), top, rtol=1e-6)
+    probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    shown_p = np.asarray(chart(at, P + "head_probs")["data"][0]["y"], dtype=np.float64)
+    np.testing.assert_allclose(shown_p, probs, rtol=1e-5)
+    code = at.code[-1].value
+    assert f"= {sig(EN, logits[cls], 4)}" in code.splitlines()[0]
+    # Another class, and fewer terms.
+    at.selectbox(key=P + "head_class").set_value(3)
+    at.slider(key=P + "head_top").set_value(4).run()
+    ok(at)
+    shown = np.asarray(chart(at, P + "head_terms")["data"][0]["y"], dtype=np.float64)
+    np.testing.assert_allclose(np.abs(shown), np.sort(np.abs(h * w[:, 3]))[::-1][:4], rtol=1e-6)
+
+
+# ------------------------------------------------------------------ surgery
+def slice_accuracy(model) -> tuple[float, np.ndarray]:
+    """Accuracy and confusion on the first 2,000 test images, the plain forward pass."""
+    data = load_mnist()
+    x, y = data.test_images[:2000], data.test_labels[:2000]
+    pred = np.concatenate(
+        [model.forward(to_batch(x[i : i + 500])).argmax(1) for i in (0, 500, 1000, 1500)]
+    )
+    confusion = np.zeros((10, 10), np.int64)
+    np.add.at(confusion, (y.astype(np.int64), pred), 1)
+    return float(np.mean(pred == y)), confusion
+
+
+def test_surgery_zeroes_a_kernel_as_computed_independently_and_undo_restores_it():
+    at = ok(app())
+    model = load_model(MODELS / "tiny.npz")
+    acc0, conf0 = slice_accuracy(model)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics[EN("inside.surgery.before", n=2000)] == EN.pct(acc0, 2)
+    assert metrics[EN("inside.surgery.after", n=2000)] == EN.pct(acc0, 2)
+    f = 4
+    at.selectbox(key=P + "surgery_filter").set_value(f).run()
+    at.button(key=P + "op_zero").click().run()
+    ok(at)
+    zeroed = load_model(MODELS / "tiny.npz")
+    zeroed.layers[1].params["kernel"][..., f] = 0
+    acc1, conf1 = slice_accuracy(zeroed)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics[EN("inside.surgery.after", n=2000)] == EN.pct(acc1, 2)
+    np.testing.assert_array_equal(heatmap_z(at, P + "confusion_after"), conf1)
+    np.testing.assert_array_equal(heatmap_z(at, P + "confusion_before"), conf0)
+    np.testing.assert_array_equal(heatmap_z(at, P + "kernel_after"), np.zeros((3, 3)))
+    assert EN("inside.surgery.timing", n=1, images=2000, ms="").split(";")[0] in [
+        c.value.split(";")[0] for c in at.caption
+    ]
+    # Undo: the learned kernel back, the scores bit for bit the learned model's.
+    at.button(key=P + "op_undo").click().run()
+    ok(at)
+    np.testing.assert_array_equal(heatmap_z(at, P + "confusion_after"), conf0)
+    np.testing.assert_array_equal(
+        heatmap_z(at, P + "kernel_after"), model.layers[1].params["kernel"][:, :, 0, f]
+    )
+    assert {m.label: m.value for m in at.metric}[EN("inside.surgery.after", n=2000)] == EN.pct(
+        acc0, 2
+    )
+
+
+def test_surgery_negates_and_replaces_with_a_preset_then_undoes_all():
+    from convviz.kernels import KERNELS
+
+    at = ok(app())
+    at.button(key=P + "op_negate").click().run()  # filter 0
+    ok(at)
+    model = load_model(MODELS / "tiny.npz")
+    learned = model.layers[1].params["kernel"][:, :, 0, 0].astype(np.float64)
+    np.testing.assert_allclose(heatmap_z(at, P + "kernel_after"), -learned)
+    at.selectbox(key=P + "surgery_filter").set_value(1).run()
+    at.selectbox(key=P + "preset").set_value("sobel_x").run()
+    at.button(key=P + "op_preset").click().run()
+    ok(at)
+    np.testing.assert_array_equal(heatmap_z(at, P + "kernel_after"), KERNELS["sobel_x"].weights)
+    edited = load_model(MODELS / "tiny.npz")
+    k = edited.layers[1].params["kernel"]
+    k[..., 0] = -k[..., 0]
+    k[:, :, 0, 1] = KERNELS["sobel_x"].weights
+    _acc, conf = slice_accuracy(edited)
+    np.testing.assert_array_equal(heatmap_z(at, P + "confusion_after"), conf)
+    at.button(key=P + "op_reset").click().run()
+    ok(at)
+    _acc0, conf0 = slice_accuracy(model)
+    np.testing.assert_array_equal(heatmap_z(at, P + "confusion_after"), conf0)
+
+
+# ------------------------------------------------------------------ what it looks at
+def test_saliency_and_occlusion_for_the_predicted_and_a_chosen_class():
+    model = load_model(MODELS / "tiny.npz")
+    probs = model.predict_proba(to_batch(load_mnist().test_images[:1]))[0]
+    at = ok(app())
+    captions = image_captions(at)
+    assert EN("inside.look.saliency", c=7) in captions
+    occl = [c for c in captions if c.startswith(EN("inside.look.occlusion", c=7, patch=4,
+            base="", drop="").split("=")[0])]  # fmt: skip
+    assert occl and f"= {EN.pct(probs[7], 1)}" in occl[0]
+    at.selectbox(key=P + "look_class").set_value(1)
+    at.slider(key=P + "patch").set_value(6)
+    at.slider(key=P + "patch_stride").set_value(3).run()
+    ok(at)
+    captions = image_captions(at)
+    assert EN("inside.look.saliency", c=1) in captions
+    assert any(c.startswith(EN("inside.look.occlusion", c=1, patch=6, base="", drop="")[:20])
+               for c in captions)  # fmt: skip
