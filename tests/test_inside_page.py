@@ -54,10 +54,6 @@ def fresh_evaluations():
     inside._EVALS.clear()
 
 
-def image_captions(at: AppTest) -> list[str]:
-    return [img.caption for el in at.get("image") for img in el.proto.imgs if img.caption]
-
-
 def prediction(at: AppTest, t=EN):
     (metric,) = [m for m in at.metric if m.label == t("inside.pred.class")]
     return metric
@@ -223,7 +219,7 @@ def test_a_photo_is_made_into_an_mnist_digit_stage_by_stage():
     assert [i.value for i in at.info] == [EN("inside.photo.prompt")]
     at.file_uploader(key=P + "photo").set_value(("one.png", digit_png(), "image/png")).run()
     ok(at)
-    captions = image_captions(at)
+    captions = [c.value for c in at.caption]
     assert EN("inside.stage.grey", h=160, w=120) in captions
     assert EN("inside.stage.inverted") in captions  # light paper: inverted
     assert prediction(at).value.isdigit()
@@ -322,9 +318,11 @@ def test_the_stepper_s_finished_map_equals_the_network_s_activation_and_the_page
 
 def test_play_and_the_arrows_move_the_stepper():
     at = ok(app())
+    middle = 13 * 26 + 13  # it opens on the middle of the 26x26 map, where the digit is
+    assert at.slider(key=P + "conv_step").value == middle
     at.button(key=P + "conv_next").click().run()
-    assert at.slider(key=P + "conv_step").value == 1
-    at.button(key=P + "conv_prev").click().run()
+    assert at.slider(key=P + "conv_step").value == middle + 1
+    at.slider(key=P + "conv_step").set_value(0).run()
     at.button(key=P + "conv_prev").click().run()
     assert at.slider(key=P + "conv_step").value == 26 * 26 - 1  # wraps around
     at.toggle(key=P + "conv_playing").set_value(True).run()
@@ -400,7 +398,7 @@ def slice_accuracy(model) -> tuple[float, np.ndarray]:
 
 
 def test_surgery_zeroes_a_kernel_as_computed_independently_and_undo_restores_it():
-    at = ok(app())
+    at = ok(app(**{P + "section": "surgery"}))
     model = load_model(MODELS / "tiny.npz")
     acc0, conf0 = slice_accuracy(model)
     metrics = {m.label: m.value for m in at.metric}
@@ -436,7 +434,7 @@ def test_surgery_zeroes_a_kernel_as_computed_independently_and_undo_restores_it(
 def test_surgery_negates_and_replaces_with_a_preset_then_undoes_all():
     from convviz.kernels import KERNELS
 
-    at = ok(app())
+    at = ok(app(**{P + "section": "surgery"}))
     at.button(key=P + "op_negate").click().run()  # filter 0
     ok(at)
     model = load_model(MODELS / "tiny.npz")
@@ -464,7 +462,9 @@ def test_saliency_and_occlusion_for_the_predicted_and_a_chosen_class():
     model = load_model(MODELS / "tiny.npz")
     probs = model.predict_proba(to_batch(load_mnist().test_images[:1]))[0]
     at = ok(app())
-    captions = image_captions(at)
+    assert at.radio(key=P + "section").value == "step"
+    at.radio(key=P + "section").set_value("looks").run()
+    captions = [c.value for c in at.caption]
     assert EN("inside.look.saliency", c=7) in captions
     occl = [c for c in captions if c.startswith(EN("inside.look.occlusion", c=7, patch=4,
             base="", drop="").split("=")[0])]  # fmt: skip
@@ -473,7 +473,7 @@ def test_saliency_and_occlusion_for_the_predicted_and_a_chosen_class():
     at.slider(key=P + "patch").set_value(6)
     at.slider(key=P + "patch_stride").set_value(3).run()
     ok(at)
-    captions = image_captions(at)
+    captions = [c.value for c in at.caption]
     assert EN("inside.look.saliency", c=1) in captions
     assert any(c.startswith(EN("inside.look.occlusion", c=1, patch=6, base="", drop="")[:20])
                for c in captions)  # fmt: skip
