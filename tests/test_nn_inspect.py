@@ -583,3 +583,25 @@ def test_the_bench_keeps_its_own_copy(test_set) -> None:
     with pytest.raises(CodedError) as exc:
         ins.SurgeryBench(model, 1, images, labels)
     assert _code(exc) == "err.inspect.not_conv"
+
+
+@pytest.mark.parametrize("preset", ["resnet", "inception", "densenet"])
+def test_models_with_blocks(preset: str, digit) -> None:
+    """Residual and Concat blocks: saliency by finite differences, activations, the bench."""
+    from convviz.nn import build_model
+
+    model = build_model(preset, seed=0).astype(np.float64)
+    x = digit / 255.0 * 0.9 + 0.1 * np.random.default_rng(1).random((28, 28))
+    before = _state(model)
+    g = ins.saliency(model, x, 4)
+    pixels = [(14, 14), (8, 17), (20, 11)]
+    fd = _finite_difference(model, x, 4, pixels)
+    assert np.allclose([g[p] for p in pixels], fd, rtol=1e-5, atol=1e-7 * np.abs(g).max())
+    outs = ins.activations(model, x)
+    assert np.array_equal(outs[-1].output, model.forward(x[None, ..., None])[0])
+    images, labels = ins.test_slice(60)
+    bench = ins.SurgeryBench(model, 0, images, labels)  # a block follows: the full path
+    fast = bench.evaluate({2: np.zeros((3, 3))})
+    slow = ins.evaluate_slice(ins.surgery(model, 0, 2, zero=True), images, labels)
+    assert np.array_equal(fast.pred, slow.pred) and np.allclose(fast.conf, slow.conf, atol=1e-9)
+    assert _state(model) == before
