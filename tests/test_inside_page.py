@@ -477,3 +477,66 @@ def test_saliency_and_occlusion_for_the_predicted_and_a_chosen_class():
     assert EN("inside.look.saliency", c=1) in captions
     assert any(c.startswith(EN("inside.look.occlusion", c=1, patch=6, base="", drop="")[:20])
                for c in captions)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["resnet", "inception", "densenet"])
+def test_an_uploaded_model_with_blocks_goes_through_every_section(name):
+    """Residual and Concat blocks: their inner convs are not steppable, the rest works."""
+    from convviz.nn import build_model
+
+    buf = io.BytesIO()
+    model = build_model(name, seed=1)
+    model.save(buf)
+    at = ok(app(**{P + "source": "upload"}))
+    at.sidebar.file_uploader(key=P + "upload").set_value((f"{name}.npz", buf.getvalue(), "x"))
+    at.run()
+    ok(at)
+    (success,) = at.success  # the first conv ("same" padding for resnet) matches the network
+    assert success.value.startswith(EN("inside.step.match", f=0, diff="").split(":")[0])
+    for section in ("surgery", "looks"):
+        at.radio(key=P + "section").set_value(section).run()
+        ok(at)
+    assert prediction(at).value.isdigit()
+
+
+def test_surgery_on_the_live_run_works_on_a_pinned_copy_until_refreshed(live_run):
+    live_run.step(2)
+    live_run.wait(lambda s: s.live_step == 2 and not live_run.busy)
+    at = ok(app(**{P + "source": "live", "train_run_id": live_run.id, P + "section": "surgery"}))
+    assert EN("inside.surgery.live", step=2) in [c.value for c in at.caption]
+    assert at.button(key=P + "bench_refresh").disabled  # already the current weights
+    at.button(key=P + "op_zero").click().run()  # filter 0 of the copy
+    ok(at)
+    live_run.step(3)
+    snap = live_run.wait(lambda s: s.live_step == 5 and not live_run.busy)
+    assert np.abs(snap.live_model.layers[1].params["kernel"][..., 0]).sum() > 0  # untouched
+    at.run()
+    assert EN("inside.surgery.live", step=2) in [c.value for c in at.caption]  # still pinned
+    assert EN("inside.surgery.timing", n=1, images=2000, ms="").split(";")[0] in [
+        c.value.split(";")[0] for c in at.caption
+    ]
+    at.button(key=P + "bench_refresh").click().run()
+    ok(at)
+    assert EN("inside.surgery.live", step=5) in [c.value for c in at.caption]
+    assert EN("inside.surgery.timing", n=0, images=2000, ms="").split(";")[0] in [
+        c.value.split(";")[0] for c in at.caption
+    ]  # new weights: the edits belonged to the old copy
+
+
+def test_portuguese_sections_write_numbers_the_brazilian_way():
+    at = ok(app("pt"))
+    (success,) = at.success
+    assert success.value.startswith(PT("inside.step.match", f=0, diff="").split(":")[0])
+    assert "0,0000" in success.value  # the largest difference, with a decimal comma
+    assert at.radio(key=P + "section").options == [
+        PT("inside.section.step"),
+        PT("inside.section.surgery"),
+        PT("inside.section.looks"),
+    ]
+    at.radio(key=P + "section").set_value("surgery").run()
+    ok(at)
+    acc = [m.value for m in at.metric if m.label == PT("inside.surgery.before", n=PT.int(2000))]
+    assert acc and "," in acc[0] and acc[0].endswith("%")
+    at.radio(key=P + "section").set_value("looks").run()
+    ok(at)
+    assert PT("inside.look.saliency", c=7) in [c.value for c in at.caption]
