@@ -381,9 +381,11 @@ class Run:
             kernels=conv_kernels(model),
         )
         if self._live_step != trainer.step:
-            # ~1.4 ms for classic's 93k parameters (a preset rebuilt, then the arrays copied;
-            # an uploaded model's factory reads its .npz again: 3-6 ms), at most every
-            # view_interval_s: measured on the training throughput in bench_train.py.
+            # classic's 93k parameters: 1.4 ms idle, 1.5-4.4 ms while training (a preset
+            # rebuilt, then the arrays copied; an uploaded model's factory reads its .npz
+            # again: 3-6 ms). At most every view_interval_s, so 14-15 copies in 8 s of
+            # training took 22-62 ms of the worker's time: 0.3-0.8% (measured headless; the
+            # A/B throughput on this shared 2-core machine varied more than that, +-30%).
             self._live_model = frozen_copy(model, self._build_model)
             self._live_step = trainer.step
         self._views_at = time.monotonic()
