@@ -7,7 +7,7 @@ import streamlit as st
 from convviz.ui.common import persist_widget_state
 from convviz.ui.i18n import KEY as LANG_KEY
 from convviz.ui.i18n import language_picker
-from convviz.ui.pages import about, convolution, feature_maps, pooling, train
+from convviz.ui.pages import about, convolution, feature_maps, inside, pooling, train
 from convviz.ui.server import tune_for_training
 
 
@@ -22,6 +22,7 @@ def run() -> None:
             *pooling.STATE_KEYS,
             *feature_maps.STATE_KEYS,
             *train.STATE_KEYS,
+            *inside.STATE_KEYS,
         )
     )
     t = language_picker()
@@ -50,6 +51,12 @@ def run() -> None:
                 title=t("nav.train"),
                 icon=":material/model_training:",
                 url_path="train",
+            ),
+            st.Page(
+                inside.render,
+                title=t("nav.inside"),
+                icon=":material/neurology:",
+                url_path="inside",
             ),
             st.Page(about.render, title=t("nav.about"), icon=":material/info:", url_path="about"),
         ]

@@ -25,7 +25,9 @@ class RunOptions:
 
     target_chunk_s: float = 0.3  # wall time one chunk of steps aims at
     max_chunk_steps: int = 256  # never more steps per chunk than this
-    view_interval_s: float = 0.5  # recompute activations and predictions at most this often
+    # Recompute activations and predictions, and copy the model for ``Snapshot.live_model``,
+    # at most this often while training.
+    view_interval_s: float = 0.5
     probe_index: int = 0  # test digit whose layer outputs are reported
     sample: tuple[int, ...] = ()  # test digits whose class probabilities are reported
     max_misclassified: int = 24  # wrongly predicted validation digits kept
@@ -105,6 +107,12 @@ class Snapshot:
     # A private copy of the model while the run holds still (paused, finished, or ready
     # after single steps), its arrays read-only: save it, never train it. None otherwise.
     model: Any = None
+    # The run's current weights for readers that look inside the model while it trains (the
+    # Inside the network page): a private read-only copy like ``model``, made with the views
+    # (at most every ``view_interval_s`` while training, and whenever the run settles; the same
+    # object as ``model`` then). Never None once published; ``live_step`` is its step.
+    live_model: Any = None
+    live_step: int = 0
 
     @property
     def finished(self) -> bool:

@@ -36,6 +36,7 @@ PAGES: dict[str, tuple[str, str]] = {
     "pooling": ("nav.pooling", "pooling"),
     "feature_maps": ("nav.feature_maps", "feature-maps"),
     "train": ("nav.train", "train"),
+    "inside": ("nav.inside", "inside"),
     "about": ("nav.about", "about"),
 }
 LANG_KEY = "lang"  # the language picker's widget key (convviz.ui.i18n.KEY)

@@ -284,11 +284,17 @@ def conv_stepper(
     pad: tuple[tuple[int, int], tuple[int, int]],
     *,
     numbers: bool,
+    prefix: str = "conv",
+    step_at: Callable[[int], ConvStep] | None = None,
 ) -> None:
     """The convolution stepper over ``x`` ``(H, W)`` or ``(C, H, W)``.
 
     ``pad`` is the page's resolved padding (:func:`convviz.shapes.resolve_padding`),
     ``out`` the map :func:`convviz.conv.conv2d` made with the same settings.
+    ``prefix`` names the stepper's widget keys (another page's stepper keeps its own
+    position). ``step_at(index)`` gives the step at a raster index when the numbers come
+    from elsewhere (a network layer's own cell arithmetic); by default
+    :func:`convviz.conv.conv2d_step` with ``settings``.
     """
     st.subheader(t("conv.step.title"))
     st.caption(t("conv.step.caption"))
@@ -300,7 +306,12 @@ def conv_stepper(
     n = out.shape[0] * out.shape[1]
 
     def draw(idx: int) -> None:
-        step = conv2d_step(x, settings.kernel, settings.bias, index=idx, **settings.conv_kwargs())
+        if step_at is not None:
+            step = step_at(idx)
+        else:
+            step = conv2d_step(
+                x, settings.kernel, settings.bias, index=idx, **settings.conv_kwargs()
+            )
         st.caption(
             t(
                 "conv.step.position",
@@ -317,7 +328,7 @@ def conv_stepper(
             activation=settings.activation, in_range=in_range,
         )  # fmt: skip
 
-    run_stepper("conv", n, draw)
+    run_stepper(prefix, n, draw)
 
 
 # --------------------------------------------------------------------------- pooling
