@@ -540,3 +540,134 @@ def test_portuguese_sections_write_numbers_the_brazilian_way():
     at.radio(key=P + "section").set_value("looks").run()
     ok(at)
     assert PT("inside.look.saliency", c=7) in [c.value for c in at.caption]
+
+
+def grid_edit(at: AppTest, cells: dict) -> AppTest:
+    """Type ``cells`` {(row, col): value} into the surgery's kernel grid, then run."""
+    from tests.support.conv_apptest import edits
+
+    grid = at.session_state[P + "kernel_grid"]
+    at.session_state[f"{P}kernel_grid_{grid.version}_0"] = edits(cells)
+    return at.run()
+
+
+def independent(kernel: np.ndarray, f: int) -> tuple[float, np.ndarray]:
+    """tiny with filter ``f`` of its first conv set to ``kernel``, scored by train.evaluate."""
+    from convviz.nn.inspect import surgery
+    from convviz.nn.train import evaluate
+
+    model = load_model(MODELS / "tiny.npz")
+    edited = surgery(model, 1, f, kernel)
+    assert np.array_equal(model.layers[1].params["kernel"][..., 0, f], tiny_kernel(f))  # a copy
+    data = load_mnist()
+    _loss, acc, confusion = evaluate(edited, data.test_images[:2000], data.test_labels[:2000])
+    return acc, confusion
+
+
+def tiny_kernel(f: int) -> np.ndarray:
+    return load_model(MODELS / "tiny.npz").layers[1].params["kernel"][:, :, 0, f]
+
+
+def test_surgery_cell_by_cell_in_the_grid_then_undo_restores_the_learned_kernel_bit_for_bit():
+    f = 2
+    at = ok(app(**{P + "section": "surgery", P + "surgery_filter": f}))
+    learned = tiny_kernel(f).astype(np.float64)
+    # The grid shows the learned values of the chosen filter.
+    grid = at.session_state[P + "kernel_grid"]
+    np.testing.assert_array_equal(grid.base, learned)
+    np.testing.assert_array_equal(at.dataframe[0].value.to_numpy(), learned)
+    before = {m.label: m.value for m in at.metric}[EN("inside.surgery.before", n=2000)]
+    acc0, conf0 = independent(learned, f)
+    assert before == EN.pct(acc0, 2)
+    # One typed cell: the kernel in the surgery, scored as an independent evaluation scores it.
+    grid_edit(at, {(1, 1): 3.0, (0, 2): -1.5})
+    ok(at)
+    kernel = learned.copy()
+    kernel[1, 1], kernel[0, 2] = 3.0, -1.5
+    np.testing.assert_array_equal(heatmap_z(at, P + "kernel_after"), kernel)
+    np.testing.assert_array_equal(heatmap_z(at, P + "kernel_before"), learned)
+    acc1, conf1 = independent(kernel, f)
+    assert acc1 < acc0 - 0.01  # a real change
+    after = {m.label: m.value for m in at.metric}[EN("inside.surgery.after", n=2000)]
+    assert after == EN.pct(acc1, 2)
+    np.testing.assert_array_equal(heatmap_z(at, P + "confusion_after"), conf1)
+    assert at.session_state[P + "surgery_done"][2].acc == pytest.approx(acc1, abs=0)
+    assert (
+        at.selectbox(key=P + "surgery_filter").options[f].endswith(EN("inside.surgery.edited_mark"))
+    )
+    np.testing.assert_array_equal(at.session_state[P + "kernel_grid"].base, kernel)
+    # Cells that are no number, empty (NaN) or too big for the float32 network: the
+    # grid's message, and the kernel in the surgery stays as it was.
+    problems = {
+        (0, 0): ("abc", EN("conv.grid.not_number", row=1, col=1)),
+        (2, 1): (float("nan"), EN("conv.grid.empty", row=3, col=2)),
+        (2, 2): (1e300, EN("inside.surgery.cell_big", row=3, col=3, max=1000)),
+    }
+    for (r, c), (value, reason) in problems.items():
+        grid_edit(at, {(r, c): value})
+        assert not at.exception
+        kept = sig(EN, kernel[r, c])
+        assert [w.value for w in at.warning] == [EN("conv.grid.kept", reason=reason, value=kept)]
+        np.testing.assert_array_equal(heatmap_z(at, P + "kernel_after"), kernel)
+        np.testing.assert_array_equal(heatmap_z(at, P + "confusion_after"), conf1)
+    # Undo: the learned kernel exactly, and the scores bit for bit the learned model's.
+    at.button(key=P + "op_undo").click().run()
+    ok(at)
+    np.testing.assert_array_equal(heatmap_z(at, P + "kernel_after"), learned)
+    np.testing.assert_array_equal(at.session_state[P + "kernel_grid"].base, learned)
+    np.testing.assert_array_equal(at.dataframe[0].value.to_numpy(), learned)
+    done = at.session_state[P + "surgery_done"][2]
+    baseline = inside._BENCHES[at.session_state[P + "edits"]["key"]].baseline
+    assert done.loss == baseline.loss and done.acc == baseline.acc  # from the same logits
+    np.testing.assert_array_equal(done.conf, baseline.conf)
+    np.testing.assert_array_equal(done.pred, baseline.pred)
+    assert done.acc == acc0  # bit for bit: the same count out of 2,000
+    np.testing.assert_array_equal(done.confusion, conf0)
+    np.testing.assert_array_equal(heatmap_z(at, P + "confusion_after"), conf0)
+    assert {m.label: m.value for m in at.metric}[EN("inside.surgery.after", n=2000)] == before
+    assert (
+        not at.selectbox(key=P + "surgery_filter")
+        .options[f]
+        .endswith(EN("inside.surgery.edited_mark"))
+    )
+
+
+def test_grid_edits_follow_the_buttons_and_the_filter():
+    """Zero, then a cell typed into the zeroed kernel; another filter shows its own values."""
+    at = ok(app(**{P + "section": "surgery"}))
+    at.button(key=P + "op_zero").click().run()  # filter 0
+    ok(at)
+    np.testing.assert_array_equal(at.session_state[P + "kernel_grid"].base, np.zeros((3, 3)))
+    grid_edit(at, {(1, 1): 1.0})
+    ok(at)
+    kernel = np.zeros((3, 3))
+    kernel[1, 1] = 1.0
+    np.testing.assert_array_equal(heatmap_z(at, P + "kernel_after"), kernel)
+    acc, conf = independent(kernel, 0)
+    np.testing.assert_array_equal(heatmap_z(at, P + "confusion_after"), conf)
+    after = {m.label: m.value for m in at.metric}[EN("inside.surgery.after", n=2000)]
+    assert after == EN.pct(acc, 2)
+    at.selectbox(key=P + "surgery_filter").set_value(3).run()
+    ok(at)
+    np.testing.assert_array_equal(at.session_state[P + "kernel_grid"].base, tiny_kernel(3))
+    np.testing.assert_array_equal(heatmap_z(at, P + "confusion_after"), conf)  # 0 still edited
+    # Typing the learned value back is no edit.
+    grid_edit(at, {(0, 0): float(tiny_kernel(3)[0, 0])})
+    ok(at)
+    assert list(at.session_state[P + "edits"]["ops"]) == [0]
+    at.selectbox(key=P + "surgery_filter").set_value(0).run()
+    np.testing.assert_array_equal(at.session_state[P + "kernel_grid"].base, kernel)
+    at.button(key=P + "op_reset").click().run()
+    ok(at)
+    np.testing.assert_array_equal(at.session_state[P + "kernel_grid"].base, tiny_kernel(0))
+
+
+def test_a_too_big_cell_in_portuguese():
+    at = ok(app("pt", **{P + "section": "surgery"}))
+    assert PT("inside.surgery.cells", f=0) in [m.value.strip("*") for m in at.markdown]
+    grid_edit(at, {(0, 0): 5e4})
+    assert not at.exception
+    reason = PT("inside.surgery.cell_big", row=1, col=1, max=1000)
+    assert "1.000" in reason
+    kept = sig(PT, float(tiny_kernel(0)[0, 0]))
+    assert [w.value for w in at.warning] == [PT("conv.grid.kept", reason=reason, value=kept)]

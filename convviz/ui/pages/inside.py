@@ -62,10 +62,11 @@ from convviz.train_figures import (
 from convviz.ui.common import UPLOAD_TYPES, run_guarded, user_errors
 from convviz.ui.i18n import error_text, tr
 from convviz.ui.pages import train
-from convviz.ui.params import ConvSettings, sig
+from convviz.ui.params import CellProblem, ConvSettings, sig
 from convviz.ui.widgets.canvas import draw_digit
 from convviz.ui.widgets.charts import show
 from convviz.ui.widgets.filters import filter_picker
+from convviz.ui.widgets.grid import GridProblems, GridState, grid_editor, grid_value
 from convviz.ui.widgets.labels import kernel_label
 from convviz.ui.widgets.overlay import heat_image, overlay_image
 from convviz.ui.widgets.stepper import conv_stepper
@@ -615,6 +616,9 @@ _BENCHES: OrderedDict[str, SurgeryBench] = OrderedDict()  # shared: read-only on
 _BENCHES_MAX = 3  # classic's bench keeps ~70 MB (SurgeryBench)
 _benches_lock = threading.Lock()
 OPS = ("zero", "negate")  # buttons: inside.surgery.<op>; presets have their own
+CELLS = "cells"  # an operation ("cells", values row by row): the kernel typed in the grid
+GRID = P + "kernel_grid"  # the grid editor's key prefix (its editors: GRID_<version>_0)
+CELL_MAX = 1000  # a typed weight within ±CELL_MAX (the learned ones are below 1)
 
 
 def _bench(key: str, model: Any, i: int) -> SurgeryBench:
@@ -669,12 +673,60 @@ def _edit_kernels(bench: SurgeryBench, ops: dict[int, str]) -> dict[int, np.ndar
     """The edited kernels ``{filter: (kh, kw, C)}`` of the operations ``{filter: op}``."""
     model, i = bench.model, bench.layer_index
     out = {}
+    kh, kw = model.layers[i].params["kernel"].shape[:2]
     for f, op in ops.items():
-        if op in OPS:
+        if isinstance(op, tuple):  # (CELLS, values): typed in the grid
+            out[f] = edited_kernel(model, i, f, np.array(op[1], dtype=np.float64).reshape(kh, kw))
+        elif op in OPS:
             out[f] = edited_kernel(model, i, f, **{op: True})
         else:  # "preset:<name>"
             out[f] = edited_kernel(model, i, f, KERNELS[op.split(":", 1)[1]].weights)
     return out
+
+
+def _kernel_grid(bench: SurgeryBench, key: str, ops: dict, f: int):
+    """The grid that shows filter ``f``'s kernel now and takes cell-by-cell edits.
+
+    Returns ``(grid, problems)``. Its committed array is always the kernel in the
+    surgery: a button (zero, negate, preset, undo) or another filter mounts fresh
+    editors on the new kernel, and a valid typed cell becomes the operation
+    ``(CELLS, values)`` of ``f`` (the learned values again: no edit), then the
+    editors are mounted on it. A cell that does not parse keeps its value (the
+    grid's message says which): the kernel in the surgery stays as it was.
+    """
+    ss = st.session_state
+    i = bench.layer_index
+    learned = learned_kernel(bench.model, i, f)[0][..., 0]  # (kh, kw): the copy's
+    now = _edit_kernels(bench, {f: ops[f]})[f][..., 0] if f in ops else learned
+    tag = (key, f, ops.get(f))  # what the editors were mounted for
+    grid = ss.get(GRID)
+    if not isinstance(grid, GridState):
+        grid = ss[GRID] = GridState(now)
+    elif ss.get(GRID + "_for") != tag:
+        grid.replace(now)
+    ss[GRID + "_for"] = tag
+    value, problems = grid_value(GRID, grid)
+    # A number the float32 network cannot take (1e300 is infinite there) is refused
+    # like a cell that does not parse: it keeps the kernel's value.
+    big = np.argwhere(np.abs(value) > CELL_MAX)
+    if len(big):
+        value = np.array(value, copy=True)
+        cells = list(problems.cells)
+        for r, col in big:
+            value[r, col] = now[r, col]
+            error = CodedError("inside.surgery.cell_big", row=r + 1, col=col + 1, max=CELL_MAX)
+            cells.append((0, CellProblem(error, float(now[r, col]))))
+        problems = GridProblems(tuple(cells))
+    if not np.array_equal(value, now):
+        if np.array_equal(value, learned):
+            ops.pop(f, None)
+        else:
+            ops[f] = (CELLS, tuple(tuple(float(v) for v in row) for row in value))
+        now = value
+        ss[GRID + "_for"] = (key, f, ops.get(f))
+    if not np.array_equal(grid.base, now):
+        grid.replace(now)  # the editors show the kernel in the surgery
+    return grid, problems
 
 
 def _surgery_section(t: Translator, source: Source) -> None:
@@ -695,6 +747,8 @@ def _surgery_section(t: Translator, source: Source) -> None:
     kh, kw, c, n = layer.params["kernel"].shape
     fkey = P + "surgery_filter"
     _choice(fkey, list(range(n)))
+    f = int(ss[fkey])  # the selectbox below shows it
+    grid = _kernel_grid(bench, key, ops, f) if c == 1 else None  # before anything uses ops
     edited = _edit_kernels(bench, ops)
     shown = np.array(layer.params["kernel"], copy=True)  # (kh, kw, C, F): with the edits
     for f, k in edited.items():
@@ -736,7 +790,7 @@ def _surgery_section(t: Translator, source: Source) -> None:
                 disabled=not ops, width="stretch")  # fmt: skip
 
     learned, _ = learned_kernel(bench.model, i, f)  # (kh, kw, C): the copy's, never edited
-    k1, k2 = st.columns(2)
+    k1, k2, k3 = st.columns([2, 2, 1.3]) if grid is not None else (*st.columns(2), None)
     with k1:
         fig = heatmap_figure(learned[..., 0], title=t("inside.surgery.learned", f=f),
                              digits=3, text=True, t=t)  # fmt: skip
@@ -745,6 +799,11 @@ def _surgery_section(t: Translator, source: Source) -> None:
         now = edited.get(f, learned)[..., 0]
         fig = heatmap_figure(now, title=t("inside.surgery.now", f=f), digits=3, text=True, t=t)
         show(t, fig, P + "kernel_after", "edited_kernel")
+    if grid is not None:
+        with k3:
+            st.markdown(f"**{t('inside.surgery.cells', f=f)}**")
+            st.caption(t("inside.surgery.cells.help"))
+            grid_editor(GRID, grid[0], t, grid[1])
 
     done = ss.get(P + "surgery_done")  # (key, ops, scores, ms): a rerun for another reason
     if isinstance(done, tuple) and done[:2] == (key, dict(ops)):  # (a new digit) reuses it
