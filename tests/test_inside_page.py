@@ -671,3 +671,124 @@ def test_a_too_big_cell_in_portuguese():
     assert "1.000" in reason
     kept = sig(PT, float(tiny_kernel(0)[0, 0]))
     assert [w.value for w in at.warning] == [PT("conv.grid.kept", reason=reason, value=kept)]
+
+
+# ------------------------------------------------------------------ export
+@pytest.fixture
+def deferred(monkeypatch):
+    """The page's deferred download functions, by file name, as Streamlit registers them.
+
+    AppTest cannot click a download button (there is no browser to fetch the file),
+    so we keep what ``st.download_button(data=callable)`` hands the media manager
+    and call it as a click would.
+    """
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    found: dict[str, tuple] = {}
+    add = MediaFileManager.add_deferred
+
+    def keep(self, data, mimetype, coordinates, file_name=None, **kw):
+        found[file_name] = (data, mimetype)
+        return add(self, data, mimetype, coordinates, file_name=file_name, **kw)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", keep)
+    return found
+
+
+def download_labels(at: AppTest) -> list[str]:
+    return [b.proto.label for b in at.get("download_button")]
+
+
+def run_numpy_export(source: str, weights: bytes, tmp_path: Path, x: np.ndarray) -> np.ndarray:
+    """Logits of the exported NumPy file, exec'd on its own with the downloaded weights."""
+    import ast
+
+    ast.parse(source)
+    path = tmp_path / "weights.npz"
+    path.write_bytes(weights)
+    namespace = {"__name__": "exported_model"}  # not "__main__": no accuracy run
+    exec(compile(source, "model.py", "exec"), namespace)
+    return namespace["build_model"](str(path))(x)
+
+
+SAFE_NAME = r"[A-Za-z0-9_-]+\.(py|npz)"
+
+
+def test_export_downloads_of_a_shipped_model_run_on_their_own(deferred, tmp_path):
+    import ast
+    import re
+
+    at = ok(app())
+    labels = [EN("inside.export.pytorch"), EN("inside.export.numpy"), EN("inside.export.npz")]
+    assert download_labels(at) == labels
+    assert EN("inside.export.header") in [e.label for e in at.expander]
+    files = {"pytorch": "tiny_pytorch.py", "numpy": "tiny_numpy.py", "npz": "tiny.npz"}
+    assert set(files.values()) <= set(deferred)
+    command = EN("inside.export.command", py=files["numpy"], npz=files["npz"])
+    assert command in [c.value for c in at.code]
+    assert command.startswith("python tiny_numpy.py tiny.npz t10k-images")
+    # Made only when clicked: the functions Streamlit keeps give the files.
+    py_torch, mime = deferred[files["pytorch"]]
+    assert mime == "text/x-python"
+    torch_source = py_torch().decode("utf-8")
+    ast.parse(torch_source)
+    assert "import torch" in torch_source and "def build_model(weights_path)" in torch_source
+    weights = deferred[files["npz"]][0]()
+    assert weights == model_file("tiny")  # the shipped file itself
+    numpy_source = deferred[files["numpy"]][0]().decode("utf-8")
+    model = load_model(MODELS / "tiny.npz")
+    x = to_batch(load_mnist().test_images[:16])
+    got = run_numpy_export(numpy_source, weights, tmp_path, x)
+    want = model.forward(x)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
+    assert (got.argmax(1) == want.argmax(1)).all()
+    assert all(re.fullmatch(SAFE_NAME, name) for name in files.values())
+
+
+def test_export_downloads_in_portuguese_and_of_an_upload_with_an_unsafe_name(deferred, tmp_path):
+    import re
+
+    at = ok(app("pt"))
+    assert download_labels(at) == [
+        PT("inside.export.pytorch"),
+        PT("inside.export.numpy"),
+        PT("inside.export.npz"),
+    ]
+    assert PT("inside.export.header") in [e.label for e in at.expander]
+    assert PT("inside.export.run") in [c.value for c in at.caption]
+    at.sidebar.radio(key=P + "source").set_value("upload").run()
+    name = "[x](https://e.com) ../../évil name.npz"
+    data = model_file("classic")
+    deferred.clear()
+    at.sidebar.file_uploader(key=P + "upload").set_value((name, data, "x")).run()
+    ok(at)
+    names = sorted(n for n in deferred if n.startswith("x_https"))
+    assert names == ["x_https_e_com_vil_name.npz", "x_https_e_com_vil_name_numpy.py",
+                     "x_https_e_com_vil_name_pytorch.py"]  # fmt: skip
+    assert all(re.fullmatch(SAFE_NAME, n) for n in names)
+    weights = deferred["x_https_e_com_vil_name.npz"][0]()
+    assert weights == data
+    x = to_batch(load_mnist().test_images[:8])
+    source = deferred["x_https_e_com_vil_name_numpy.py"][0]().decode("utf-8")
+    got = run_numpy_export(source, weights, tmp_path, x)
+    np.testing.assert_allclose(got, load_model(io.BytesIO(data)).forward(x), rtol=0, atol=1e-4)
+
+
+def test_export_downloads_of_the_live_run_are_its_current_copy(live_run, deferred, tmp_path):
+    live_run.step(2)
+    snap = live_run.wait(lambda s: s.live_step == 2 and not live_run.busy)
+    at = ok(app(**{P + "source": "live", "train_run_id": live_run.id}))
+    assert download_labels(at) == [
+        EN("inside.export.pytorch"),
+        EN("inside.export.numpy"),
+        EN("inside.export.npz"),
+    ]
+    stem = f"convviz-{snap.model_name}-step2"
+    weights = deferred[f"{stem}.npz"][0]()
+    saved = load_model(io.BytesIO(weights))
+    x = to_batch(load_mnist().test_images[:8])
+    want = snap.live_model.forward(x)
+    np.testing.assert_array_equal(saved.forward(x), want)  # the weights at step 2
+    source = deferred[f"{stem}_numpy.py"][0]().decode("utf-8")
+    got = run_numpy_export(source, weights, tmp_path, x)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)

@@ -16,6 +16,7 @@ import functools
 import hashlib
 import io
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -29,6 +30,8 @@ from PIL import Image
 
 from convviz.digits import DigitStages, preprocess_digit
 from convviz.errors import CodedError
+from convviz.export import TARGETS as EXPORTS
+from convviz.export import export_model
 from convviz.figures import heatmap_figure
 from convviz.i18n import Translator
 from convviz.images import ImageLoadError, load_image
@@ -121,6 +124,7 @@ class Source:
     data: bytes | None = None  # the .npz (shipped, uploaded): it can be evaluated
     run: Run | None = None  # the live run
     step: int = 0  # the live run's step of these weights
+    name: str = "model"  # i18n: not text (what its files are called: made safe by _file_stem)
 
 
 @dataclass(frozen=True)
@@ -195,7 +199,7 @@ def _model_source(t: Translator) -> Source | None:
         if t.has(f"train.preset.{name}"):
             sb.caption(t(f"train.preset.{name}"))
         data, model = _shipped(name)
-        return Source("pretrained", model, f"shipped:{_digest(data)}", data=data)
+        return Source("pretrained", model, f"shipped:{_digest(data)}", data=data, name=name)
     if kind == "upload":
         up = sb.file_uploader(t("inside.upload"), type=["npz"], key=P + "upload")
         if up is None:
@@ -207,7 +211,8 @@ def _model_source(t: Translator) -> Source | None:
             st.error(t("inside.upload.bad", reason=error_text(model, t)))
             st.text(up.name)  # the uploader's text: plain, never Markdown
             return None
-        return Source("upload", model, f"upload:{_digest(data)}", data=data)
+        stem = up.name[:-4] if up.name.lower().endswith(".npz") else up.name
+        return Source("upload", model, f"upload:{_digest(data)}", data=data, name=stem)
     run = _live_run()
     if run is None:
         st.info(t("inside.live.none"))
@@ -225,7 +230,12 @@ def _model_source(t: Translator) -> Source | None:
         )
     )
     return Source(
-        "live", snap.live_model, f"live:{run.id}:{snap.live_step}", run=run, step=snap.live_step
+        "live",
+        snap.live_model,
+        f"live:{run.id}:{snap.live_step}",
+        run=run,
+        step=snap.live_step,
+        name=f"convviz-{snap.model_name}-step{snap.live_step}",
     )
 
 
@@ -260,6 +270,7 @@ def _model_section(t: Translator, source: Source) -> None:
     model = source.model
     with st.expander(t("inside.model.summary", n=model.count_params())):
         st.code(model.summary(), language=None)  # layer names may be an upload's: code
+    _export_section(t, source)
     if source.data is None:
         return
     result = _evaluation(source)
@@ -279,6 +290,68 @@ def _model_section(t: Translator, source: Source) -> None:
     c1.caption(t("inside.eval.caption", right=int(np.trace(result.confusion)), n=MNIST_TEST))
     with c2:
         show(t, confusion_figure(result.confusion, t=t), P + "confusion", "confusion")
+
+
+# ---------------------------------------------------------------------------- export
+def _file_stem(name: str) -> str:
+    """``name`` (a shipped model's, an upload's file name: data) in safe characters only."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_-")[:40] or "model"
+
+
+def export_files(source: Source) -> dict[str, str]:
+    """The download's file names: ``{"pytorch": ..., "numpy": ..., "npz": ...}``."""
+    stem = _file_stem(source.name)
+    return {to: f"{stem}_{to}.py" for to in EXPORTS} | {"npz": f"{stem}.npz"}
+
+
+def export_source(model: Any, to: str) -> bytes:
+    """The standalone ``.py`` file of ``model`` (:func:`convviz.export.export_model`)."""
+    return export_model(model, to=to).encode("utf-8")
+
+
+def weights_file(source: Source) -> bytes:
+    """The model's ``.npz``: a shipped or uploaded file's own bytes, the live copy saved."""
+    if source.data is not None:
+        return source.data
+    buf = io.BytesIO()
+    source.model.save(buf)
+    return buf.getvalue()
+
+
+def _export_section(t: Translator, source: Source) -> None:
+    """Downloads of the model as a PyTorch or NumPy file, and of its weights (both needed).
+
+    The files are made only when clicked (deferred ``data``): an export of classic
+    is a few milliseconds, but the page reruns at every stroke on the canvas.
+    """
+    files = export_files(source)
+    model = source.model  # this script run's weights (a live run's copy at this step)
+    with st.expander(t("inside.export.header"), icon=":material/download:"):
+        st.caption(t("inside.export.intro"))
+        cols = st.columns(3)
+        for col, to in zip(cols, EXPORTS, strict=False):
+            col.download_button(
+                t(f"inside.export.{to}"),
+                data=lambda to=to: export_source(model, to),
+                file_name=files[to],
+                mime="text/x-python",
+                key=P + f"export_{to}",
+                on_click="ignore",
+                icon=":material/code:",
+                width="stretch",
+            )
+        cols[2].download_button(
+            t("inside.export.npz"),
+            data=lambda: weights_file(source),
+            file_name=files["npz"],
+            mime="application/octet-stream",
+            key=P + "export_npz",
+            on_click="ignore",
+            icon=":material/download:",
+            width="stretch",
+        )
+        st.caption(t("inside.export.run"))
+        st.code(t("inside.export.command", py=files["numpy"], npz=files["npz"]), language="bash")
 
 
 # ---------------------------------------------------------------------------- digit
