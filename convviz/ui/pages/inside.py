@@ -863,7 +863,11 @@ def _surgery_section(t: Translator, source: Source) -> None:
                 disabled=not ops, width="stretch")  # fmt: skip
 
     learned, _ = learned_kernel(bench.model, i, f)  # (kh, kw, C): the copy's, never edited
-    k1, k2, k3 = st.columns([2, 2, 1.3]) if grid is not None else (*st.columns(2), None)
+    if grid is not None:  # a row of its own: beside the two kernels a 3x3 grid was clipped
+        st.markdown(f"**{t('inside.surgery.cells', f=f)}**")
+        st.caption(t("inside.surgery.cells.help", f=f))
+        grid_editor(GRID, grid[0], t, grid[1])
+    k1, k2 = st.columns(2)
     with k1:
         fig = heatmap_figure(learned[..., 0], title=t("inside.surgery.learned", f=f),
                              digits=3, text=True, t=t)  # fmt: skip
@@ -872,11 +876,6 @@ def _surgery_section(t: Translator, source: Source) -> None:
         now = edited.get(f, learned)[..., 0]
         fig = heatmap_figure(now, title=t("inside.surgery.now", f=f), digits=3, text=True, t=t)
         show(t, fig, P + "kernel_after", "edited_kernel")
-    if grid is not None:
-        with k3:
-            st.markdown(f"**{t('inside.surgery.cells', f=f)}**")
-            st.caption(t("inside.surgery.cells.help"))
-            grid_editor(GRID, grid[0], t, grid[1])
 
     done = ss.get(P + "surgery_done")  # (key, ops, scores, ms): a rerun for another reason
     if isinstance(done, tuple) and done[:2] == (key, dict(ops)):  # (a new digit) reuses it
