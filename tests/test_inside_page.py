@@ -4,10 +4,12 @@ Each model source (a shipped model, an uploaded file, the Train page's live run)
 and each digit source (a test image, a photo; the canvas only renders here, the
 browser test draws on it), the evaluation, the prediction and every layer's
 output, the learned-filter stepper (its finished map against the model's own
-activation), the deeper layer's and the dense head's sums, kernel surgery and
-what the network looks at. Oracles: the shipped files' metadata (their test
-accuracy, written when they were trained), the models' own forward passes, and
-SciPy's correlation for the stepper.
+activation), the deeper layer's and the dense head's sums, kernel surgery (buttons
+and the cell-by-cell grid), what the network looks at, and the export downloads.
+Oracles: the shipped files' metadata (their test accuracy, written when they were
+trained), the models' own forward passes, and
+SciPy's correlation for the stepper, surgery's copy scored by train.evaluate,
+and the exported NumPy file exec'd on its own against convviz's forward.
 """
 
 from __future__ import annotations

@@ -6,8 +6,11 @@ shipped pretrained model (``assets/models/*.npz``) or an uploaded ``.npz``; the
 digit is drawn, photographed or one of the 10,000 MNIST test images, made into
 an MNIST digit by :func:`convviz.digits.preprocess_digit` (each stage shown).
 The page shows the prediction and every layer's output, steps a learned filter
-with the Convolution page's stepper, and computes nothing itself: the numbers
-come from :mod:`convviz.nn` and :mod:`convviz.nn.inspect`.
+with the Convolution page's stepper, operates on first-layer kernels (buttons, and
+cell by cell in the Convolution page's grid editor), offers the model as a
+standalone PyTorch or NumPy file (:func:`convviz.export.export_model`), and
+computes nothing itself: the numbers come from :mod:`convviz.nn`,
+:mod:`convviz.nn.inspect` and :mod:`convviz.export`.
 """
 
 from __future__ import annotations
