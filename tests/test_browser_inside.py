@@ -20,6 +20,7 @@ from tests.support.browser import (
     assert_no_exception,
     chromium_browser,
     chromium_page,
+    open_kernel_cell_editor,
     require_browser,
     streamlit_server,
     wait_painted,
@@ -124,6 +125,20 @@ def test_draw_a_digit_get_a_prediction_and_step_a_learned_filter(server, browser
         # The other closer looks: kernel surgery (zero the filter) and what it looks at.
         page.get_by_text(EN("inside.section.surgery"), exact=True).click()
         wait_ready(page)
+        # Type a weight into the learned kernel's grid: it becomes filter 0's kernel.
+        page.get_by_text(EN("inside.surgery.cells", f=0)).scroll_into_view_if_needed()
+        page.locator("[data-testid='stDataFrame']").first.scroll_into_view_if_needed()
+        open_kernel_cell_editor(page, "5")  # the only grid on the page: bottom-right cell
+        page.keyboard.press("Enter")
+        page.get_by_text(re.compile(re.escape("1 filter(s) edited"))).wait_for(timeout=30_000)
+        wait_painted(page)
+        assert_no_exception(page)
+        assert "5" in page.locator(".st-key-inside_kernel_after").inner_text()
+        page.get_by_text(EN("inside.surgery.cells", f=0)).scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / f"inside_surgery_cells_{size}.png"))
+        page.locator(".st-key-inside_op_undo button").first.click()
+        page.get_by_text(re.compile(re.escape("0 filter(s) edited"))).wait_for(timeout=30_000)
+        wait_ready(page)
         page.locator(".st-key-inside_op_zero button").first.click()
         page.get_by_text(re.compile(re.escape("1 filter(s) edited"))).wait_for(timeout=30_000)
         wait_painted(page)
@@ -137,3 +152,32 @@ def test_draw_a_digit_get_a_prediction_and_step_a_learned_filter(server, browser
         assert_no_exception(page)
         page.get_by_text(EN("inside.look.intro")).scroll_into_view_if_needed()
         page.screenshot(path=str(SHOTS / f"inside_looks_{size}.png"))
+
+
+def test_export_downloads_the_standalone_file_and_the_weights(server, browser):
+    """A click on the NumPy and weights buttons downloads what export_model and the
+    shipped file give (made on click: deferred data)."""
+    import ast
+
+    from convviz.export import export_model
+
+    with chromium_page(1280, 720, browser) as page:
+        page.goto(f"{server}/inside")
+        wait_ready(page, 60_000)
+        page.get_by_text(EN("inside.export.header")).click()
+        wait_ready(page)
+        got = {}
+        for key in ("numpy", "npz"):
+            with page.expect_download(timeout=30_000) as info:
+                page.locator(f".st-key-inside_export_{key} button").first.click()
+            download = info.value
+            got[key] = (download.suggested_filename, download.path().read_bytes())
+        wait_painted(page)
+        assert_no_exception(page)
+        page.screenshot(path=str(SHOTS / "inside_export_1280x720.png"))
+    models = ROOT / "assets" / "models"
+    assert got["npz"] == ("tiny.npz", (models / "tiny.npz").read_bytes())
+    name, text = got["numpy"]
+    assert name == "tiny_numpy.py"
+    ast.parse(text.decode("utf-8"))
+    assert text.decode("utf-8") == export_model(models / "tiny.npz", to="numpy")

@@ -4,10 +4,12 @@ Each model source (a shipped model, an uploaded file, the Train page's live run)
 and each digit source (a test image, a photo; the canvas only renders here, the
 browser test draws on it), the evaluation, the prediction and every layer's
 output, the learned-filter stepper (its finished map against the model's own
-activation), the deeper layer's and the dense head's sums, kernel surgery and
-what the network looks at. Oracles: the shipped files' metadata (their test
-accuracy, written when they were trained), the models' own forward passes, and
-SciPy's correlation for the stepper.
+activation), the deeper layer's and the dense head's sums, kernel surgery (buttons
+and the cell-by-cell grid), what the network looks at, and the export downloads.
+Oracles: the shipped files' metadata (their test accuracy, written when they were
+trained), the models' own forward passes, and
+SciPy's correlation for the stepper, surgery's copy scored by train.evaluate,
+and the exported NumPy file exec'd on its own against convviz's forward.
 """
 
 from __future__ import annotations
@@ -540,3 +542,255 @@ def test_portuguese_sections_write_numbers_the_brazilian_way():
     at.radio(key=P + "section").set_value("looks").run()
     ok(at)
     assert PT("inside.look.saliency", c=7) in [c.value for c in at.caption]
+
+
+def grid_edit(at: AppTest, cells: dict) -> AppTest:
+    """Type ``cells`` {(row, col): value} into the surgery's kernel grid, then run."""
+    from tests.support.conv_apptest import edits
+
+    grid = at.session_state[P + "kernel_grid"]
+    at.session_state[f"{P}kernel_grid_{grid.version}_0"] = edits(cells)
+    return at.run()
+
+
+def independent(kernel: np.ndarray, f: int) -> tuple[float, np.ndarray]:
+    """tiny with filter ``f`` of its first conv set to ``kernel``, scored by train.evaluate."""
+    from convviz.nn.inspect import surgery
+    from convviz.nn.train import evaluate
+
+    model = load_model(MODELS / "tiny.npz")
+    edited = surgery(model, 1, f, kernel)
+    assert np.array_equal(model.layers[1].params["kernel"][..., 0, f], tiny_kernel(f))  # a copy
+    data = load_mnist()
+    _loss, acc, confusion = evaluate(edited, data.test_images[:2000], data.test_labels[:2000])
+    return acc, confusion
+
+
+def tiny_kernel(f: int) -> np.ndarray:
+    return load_model(MODELS / "tiny.npz").layers[1].params["kernel"][:, :, 0, f]
+
+
+def test_surgery_cell_by_cell_in_the_grid_then_undo_restores_the_learned_kernel_bit_for_bit():
+    f = 2
+    at = ok(app(**{P + "section": "surgery", P + "surgery_filter": f}))
+    learned = tiny_kernel(f).astype(np.float64)
+    # The grid shows the learned values of the chosen filter.
+    grid = at.session_state[P + "kernel_grid"]
+    np.testing.assert_array_equal(grid.base, learned)
+    np.testing.assert_array_equal(at.dataframe[0].value.to_numpy(), learned)
+    before = {m.label: m.value for m in at.metric}[EN("inside.surgery.before", n=2000)]
+    acc0, conf0 = independent(learned, f)
+    assert before == EN.pct(acc0, 2)
+    # One typed cell: the kernel in the surgery, scored as an independent evaluation scores it.
+    grid_edit(at, {(1, 1): 3.0, (0, 2): -1.5})
+    ok(at)
+    kernel = learned.copy()
+    kernel[1, 1], kernel[0, 2] = 3.0, -1.5
+    np.testing.assert_array_equal(heatmap_z(at, P + "kernel_after"), kernel)
+    np.testing.assert_array_equal(heatmap_z(at, P + "kernel_before"), learned)
+    acc1, conf1 = independent(kernel, f)
+    assert acc1 < acc0 - 0.01  # a real change
+    after = {m.label: m.value for m in at.metric}[EN("inside.surgery.after", n=2000)]
+    assert after == EN.pct(acc1, 2)
+    np.testing.assert_array_equal(heatmap_z(at, P + "confusion_after"), conf1)
+    assert at.session_state[P + "surgery_done"][2].acc == pytest.approx(acc1, abs=0)
+    assert (
+        at.selectbox(key=P + "surgery_filter").options[f].endswith(EN("inside.surgery.edited_mark"))
+    )
+    np.testing.assert_array_equal(at.session_state[P + "kernel_grid"].base, kernel)
+    # Cells that are no number, empty (NaN) or too big for the float32 network: the
+    # grid's message, and the kernel in the surgery stays as it was.
+    problems = {
+        (0, 0): ("abc", EN("conv.grid.not_number", row=1, col=1)),
+        (2, 1): (float("nan"), EN("conv.grid.empty", row=3, col=2)),
+        (2, 2): (1e300, EN("inside.surgery.cell_big", row=3, col=3, max=1000)),
+    }
+    for (r, c), (value, reason) in problems.items():
+        grid_edit(at, {(r, c): value})
+        assert not at.exception
+        kept = sig(EN, kernel[r, c])
+        assert [w.value for w in at.warning] == [EN("conv.grid.kept", reason=reason, value=kept)]
+        np.testing.assert_array_equal(heatmap_z(at, P + "kernel_after"), kernel)
+        np.testing.assert_array_equal(heatmap_z(at, P + "confusion_after"), conf1)
+    # Undo: the learned kernel exactly, and the scores bit for bit the learned model's.
+    at.button(key=P + "op_undo").click().run()
+    ok(at)
+    np.testing.assert_array_equal(heatmap_z(at, P + "kernel_after"), learned)
+    np.testing.assert_array_equal(at.session_state[P + "kernel_grid"].base, learned)
+    np.testing.assert_array_equal(at.dataframe[0].value.to_numpy(), learned)
+    done = at.session_state[P + "surgery_done"][2]
+    baseline = inside._BENCHES[at.session_state[P + "edits"]["key"]].baseline
+    assert done.loss == baseline.loss and done.acc == baseline.acc  # from the same logits
+    np.testing.assert_array_equal(done.conf, baseline.conf)
+    np.testing.assert_array_equal(done.pred, baseline.pred)
+    assert done.acc == acc0  # bit for bit: the same count out of 2,000
+    np.testing.assert_array_equal(done.confusion, conf0)
+    np.testing.assert_array_equal(heatmap_z(at, P + "confusion_after"), conf0)
+    assert {m.label: m.value for m in at.metric}[EN("inside.surgery.after", n=2000)] == before
+    assert (
+        not at.selectbox(key=P + "surgery_filter")
+        .options[f]
+        .endswith(EN("inside.surgery.edited_mark"))
+    )
+
+
+def test_grid_edits_follow_the_buttons_and_the_filter():
+    """Zero, then a cell typed into the zeroed kernel; another filter shows its own values."""
+    at = ok(app(**{P + "section": "surgery"}))
+    at.button(key=P + "op_zero").click().run()  # filter 0
+    ok(at)
+    np.testing.assert_array_equal(at.session_state[P + "kernel_grid"].base, np.zeros((3, 3)))
+    grid_edit(at, {(1, 1): 1.0})
+    ok(at)
+    kernel = np.zeros((3, 3))
+    kernel[1, 1] = 1.0
+    np.testing.assert_array_equal(heatmap_z(at, P + "kernel_after"), kernel)
+    acc, conf = independent(kernel, 0)
+    np.testing.assert_array_equal(heatmap_z(at, P + "confusion_after"), conf)
+    after = {m.label: m.value for m in at.metric}[EN("inside.surgery.after", n=2000)]
+    assert after == EN.pct(acc, 2)
+    at.selectbox(key=P + "surgery_filter").set_value(3).run()
+    ok(at)
+    np.testing.assert_array_equal(at.session_state[P + "kernel_grid"].base, tiny_kernel(3))
+    np.testing.assert_array_equal(heatmap_z(at, P + "confusion_after"), conf)  # 0 still edited
+    # Typing the learned value back is no edit.
+    grid_edit(at, {(0, 0): float(tiny_kernel(3)[0, 0])})
+    ok(at)
+    assert list(at.session_state[P + "edits"]["ops"]) == [0]
+    at.selectbox(key=P + "surgery_filter").set_value(0).run()
+    np.testing.assert_array_equal(at.session_state[P + "kernel_grid"].base, kernel)
+    at.button(key=P + "op_reset").click().run()
+    ok(at)
+    np.testing.assert_array_equal(at.session_state[P + "kernel_grid"].base, tiny_kernel(0))
+
+
+def test_a_too_big_cell_in_portuguese():
+    at = ok(app("pt", **{P + "section": "surgery"}))
+    assert PT("inside.surgery.cells", f=0) in [m.value.strip("*") for m in at.markdown]
+    grid_edit(at, {(0, 0): 5e4})
+    assert not at.exception
+    reason = PT("inside.surgery.cell_big", row=1, col=1, max=1000)
+    assert "1.000" in reason
+    kept = sig(PT, float(tiny_kernel(0)[0, 0]))
+    assert [w.value for w in at.warning] == [PT("conv.grid.kept", reason=reason, value=kept)]
+
+
+# ------------------------------------------------------------------ export
+@pytest.fixture
+def deferred(monkeypatch):
+    """The page's deferred download functions, by file name, as Streamlit registers them.
+
+    AppTest cannot click a download button (there is no browser to fetch the file),
+    so we keep what ``st.download_button(data=callable)`` hands the media manager
+    and call it as a click would.
+    """
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    found: dict[str, tuple] = {}
+    add = MediaFileManager.add_deferred
+
+    def keep(self, data, mimetype, coordinates, file_name=None, **kw):
+        found[file_name] = (data, mimetype)
+        return add(self, data, mimetype, coordinates, file_name=file_name, **kw)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", keep)
+    return found
+
+
+def download_labels(at: AppTest) -> list[str]:
+    return [b.proto.label for b in at.get("download_button")]
+
+
+def run_numpy_export(source: str, weights: bytes, tmp_path: Path, x: np.ndarray) -> np.ndarray:
+    """Logits of the exported NumPy file, exec'd on its own with the downloaded weights."""
+    import ast
+
+    ast.parse(source)
+    path = tmp_path / "weights.npz"
+    path.write_bytes(weights)
+    namespace = {"__name__": "exported_model"}  # not "__main__": no accuracy run
+    exec(compile(source, "model.py", "exec"), namespace)
+    return namespace["build_model"](str(path))(x)
+
+
+SAFE_NAME = r"[A-Za-z0-9_-]+\.(py|npz)"
+
+
+def test_export_downloads_of_a_shipped_model_run_on_their_own(deferred, tmp_path):
+    import ast
+    import re
+
+    at = ok(app())
+    labels = [EN("inside.export.pytorch"), EN("inside.export.numpy"), EN("inside.export.npz")]
+    assert download_labels(at) == labels
+    assert EN("inside.export.header") in [e.label for e in at.expander]
+    files = {"pytorch": "tiny_pytorch.py", "numpy": "tiny_numpy.py", "npz": "tiny.npz"}
+    assert set(files.values()) <= set(deferred)
+    command = EN("inside.export.command", py=files["numpy"], npz=files["npz"])
+    assert command in [c.value for c in at.code]
+    assert command.startswith("python tiny_numpy.py tiny.npz t10k-images")
+    # Made only when clicked: the functions Streamlit keeps give the files.
+    py_torch, mime = deferred[files["pytorch"]]
+    assert mime == "text/x-python"
+    torch_source = py_torch().decode("utf-8")
+    ast.parse(torch_source)
+    assert "import torch" in torch_source and "def build_model(weights_path)" in torch_source
+    weights = deferred[files["npz"]][0]()
+    assert weights == model_file("tiny")  # the shipped file itself
+    numpy_source = deferred[files["numpy"]][0]().decode("utf-8")
+    model = load_model(MODELS / "tiny.npz")
+    x = to_batch(load_mnist().test_images[:16])
+    got = run_numpy_export(numpy_source, weights, tmp_path, x)
+    want = model.forward(x)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
+    assert (got.argmax(1) == want.argmax(1)).all()
+    assert all(re.fullmatch(SAFE_NAME, name) for name in files.values())
+
+
+def test_export_downloads_in_portuguese_and_of_an_upload_with_an_unsafe_name(deferred, tmp_path):
+    import re
+
+    at = ok(app("pt"))
+    assert download_labels(at) == [
+        PT("inside.export.pytorch"),
+        PT("inside.export.numpy"),
+        PT("inside.export.npz"),
+    ]
+    assert PT("inside.export.header") in [e.label for e in at.expander]
+    assert PT("inside.export.run") in [c.value for c in at.caption]
+    at.sidebar.radio(key=P + "source").set_value("upload").run()
+    name = "[x](https://e.com) ../../évil name.npz"
+    data = model_file("classic")
+    deferred.clear()
+    at.sidebar.file_uploader(key=P + "upload").set_value((name, data, "x")).run()
+    ok(at)
+    names = sorted(n for n in deferred if n.startswith("x_https"))
+    assert names == ["x_https_e_com_vil_name.npz", "x_https_e_com_vil_name_numpy.py",
+                     "x_https_e_com_vil_name_pytorch.py"]  # fmt: skip
+    assert all(re.fullmatch(SAFE_NAME, n) for n in names)
+    weights = deferred["x_https_e_com_vil_name.npz"][0]()
+    assert weights == data
+    x = to_batch(load_mnist().test_images[:8])
+    source = deferred["x_https_e_com_vil_name_numpy.py"][0]().decode("utf-8")
+    got = run_numpy_export(source, weights, tmp_path, x)
+    np.testing.assert_allclose(got, load_model(io.BytesIO(data)).forward(x), rtol=0, atol=1e-4)
+
+
+def test_export_downloads_of_the_live_run_are_its_current_copy(live_run, deferred, tmp_path):
+    live_run.step(2)
+    snap = live_run.wait(lambda s: s.live_step == 2 and not live_run.busy)
+    at = ok(app(**{P + "source": "live", "train_run_id": live_run.id}))
+    assert download_labels(at) == [
+        EN("inside.export.pytorch"),
+        EN("inside.export.numpy"),
+        EN("inside.export.npz"),
+    ]
+    stem = f"convviz-{snap.model_name}-step2"
+    weights = deferred[f"{stem}.npz"][0]()
+    saved = load_model(io.BytesIO(weights))
+    x = to_batch(load_mnist().test_images[:8])
+    want = snap.live_model.forward(x)
+    np.testing.assert_array_equal(saved.forward(x), want)  # the weights at step 2
+    source = deferred[f"{stem}_numpy.py"][0]().decode("utf-8")
+    got = run_numpy_export(source, weights, tmp_path, x)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)

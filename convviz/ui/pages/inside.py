@@ -6,8 +6,11 @@ shipped pretrained model (``assets/models/*.npz``) or an uploaded ``.npz``; the
 digit is drawn, photographed or one of the 10,000 MNIST test images, made into
 an MNIST digit by :func:`convviz.digits.preprocess_digit` (each stage shown).
 The page shows the prediction and every layer's output, steps a learned filter
-with the Convolution page's stepper, and computes nothing itself: the numbers
-come from :mod:`convviz.nn` and :mod:`convviz.nn.inspect`.
+with the Convolution page's stepper, operates on first-layer kernels (buttons, and
+cell by cell in the Convolution page's grid editor), offers the model as a
+standalone PyTorch or NumPy file (:func:`convviz.export.export_model`), and
+computes nothing itself: the numbers come from :mod:`convviz.nn`,
+:mod:`convviz.nn.inspect` and :mod:`convviz.export`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import functools
 import hashlib
 import io
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -29,6 +33,8 @@ from PIL import Image
 
 from convviz.digits import DigitStages, preprocess_digit
 from convviz.errors import CodedError
+from convviz.export import TARGETS as EXPORTS
+from convviz.export import export_model
 from convviz.figures import heatmap_figure
 from convviz.i18n import Translator
 from convviz.images import ImageLoadError, load_image
@@ -62,10 +68,11 @@ from convviz.train_figures import (
 from convviz.ui.common import UPLOAD_TYPES, run_guarded, user_errors
 from convviz.ui.i18n import error_text, tr
 from convviz.ui.pages import train
-from convviz.ui.params import ConvSettings, sig
+from convviz.ui.params import CellProblem, ConvSettings, sig
 from convviz.ui.widgets.canvas import draw_digit
 from convviz.ui.widgets.charts import show
 from convviz.ui.widgets.filters import filter_picker
+from convviz.ui.widgets.grid import GridProblems, GridState, grid_editor, grid_value
 from convviz.ui.widgets.labels import kernel_label
 from convviz.ui.widgets.overlay import heat_image, overlay_image
 from convviz.ui.widgets.stepper import conv_stepper
@@ -120,6 +127,7 @@ class Source:
     data: bytes | None = None  # the .npz (shipped, uploaded): it can be evaluated
     run: Run | None = None  # the live run
     step: int = 0  # the live run's step of these weights
+    name: str = "model"  # i18n: not text (what its files are called: made safe by _file_stem)
 
 
 @dataclass(frozen=True)
@@ -194,7 +202,7 @@ def _model_source(t: Translator) -> Source | None:
         if t.has(f"train.preset.{name}"):
             sb.caption(t(f"train.preset.{name}"))
         data, model = _shipped(name)
-        return Source("pretrained", model, f"shipped:{_digest(data)}", data=data)
+        return Source("pretrained", model, f"shipped:{_digest(data)}", data=data, name=name)
     if kind == "upload":
         up = sb.file_uploader(t("inside.upload"), type=["npz"], key=P + "upload")
         if up is None:
@@ -206,7 +214,8 @@ def _model_source(t: Translator) -> Source | None:
             st.error(t("inside.upload.bad", reason=error_text(model, t)))
             st.text(up.name)  # the uploader's text: plain, never Markdown
             return None
-        return Source("upload", model, f"upload:{_digest(data)}", data=data)
+        stem = up.name[:-4] if up.name.lower().endswith(".npz") else up.name
+        return Source("upload", model, f"upload:{_digest(data)}", data=data, name=stem)
     run = _live_run()
     if run is None:
         st.info(t("inside.live.none"))
@@ -224,7 +233,12 @@ def _model_source(t: Translator) -> Source | None:
         )
     )
     return Source(
-        "live", snap.live_model, f"live:{run.id}:{snap.live_step}", run=run, step=snap.live_step
+        "live",
+        snap.live_model,
+        f"live:{run.id}:{snap.live_step}",
+        run=run,
+        step=snap.live_step,
+        name=f"convviz-{snap.model_name}-step{snap.live_step}",
     )
 
 
@@ -259,6 +273,7 @@ def _model_section(t: Translator, source: Source) -> None:
     model = source.model
     with st.expander(t("inside.model.summary", n=model.count_params())):
         st.code(model.summary(), language=None)  # layer names may be an upload's: code
+    _export_section(t, source)
     if source.data is None:
         return
     result = _evaluation(source)
@@ -278,6 +293,68 @@ def _model_section(t: Translator, source: Source) -> None:
     c1.caption(t("inside.eval.caption", right=int(np.trace(result.confusion)), n=MNIST_TEST))
     with c2:
         show(t, confusion_figure(result.confusion, t=t), P + "confusion", "confusion")
+
+
+# ---------------------------------------------------------------------------- export
+def _file_stem(name: str) -> str:
+    """``name`` (a shipped model's, an upload's file name: data) in safe characters only."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_-")[:40] or "model"
+
+
+def export_files(source: Source) -> dict[str, str]:
+    """The download's file names: ``{"pytorch": ..., "numpy": ..., "npz": ...}``."""
+    stem = _file_stem(source.name)
+    return {to: f"{stem}_{to}.py" for to in EXPORTS} | {"npz": f"{stem}.npz"}
+
+
+def export_source(model: Any, to: str) -> bytes:
+    """The standalone ``.py`` file of ``model`` (:func:`convviz.export.export_model`)."""
+    return export_model(model, to=to).encode("utf-8")
+
+
+def weights_file(source: Source) -> bytes:
+    """The model's ``.npz``: a shipped or uploaded file's own bytes, the live copy saved."""
+    if source.data is not None:
+        return source.data
+    buf = io.BytesIO()
+    source.model.save(buf)
+    return buf.getvalue()
+
+
+def _export_section(t: Translator, source: Source) -> None:
+    """Downloads of the model as a PyTorch or NumPy file, and of its weights (both needed).
+
+    The files are made only when clicked (deferred ``data``): an export of classic
+    is a few milliseconds, but the page reruns at every stroke on the canvas.
+    """
+    files = export_files(source)
+    model = source.model  # this script run's weights (a live run's copy at this step)
+    with st.expander(t("inside.export.header"), icon=":material/download:"):
+        st.caption(t("inside.export.intro"))
+        cols = st.columns(3)
+        for col, to in zip(cols, EXPORTS, strict=False):
+            col.download_button(
+                t(f"inside.export.{to}"),
+                data=lambda to=to: export_source(model, to),
+                file_name=files[to],
+                mime="text/x-python",
+                key=P + f"export_{to}",
+                on_click="ignore",
+                icon=":material/code:",
+                width="stretch",
+            )
+        cols[2].download_button(
+            t("inside.export.npz"),
+            data=lambda: weights_file(source),
+            file_name=files["npz"],
+            mime="application/octet-stream",
+            key=P + "export_npz",
+            on_click="ignore",
+            icon=":material/download:",
+            width="stretch",
+        )
+        st.caption(t("inside.export.run"))
+        st.code(t("inside.export.command", py=files["numpy"], npz=files["npz"]), language="bash")
 
 
 # ---------------------------------------------------------------------------- digit
@@ -615,6 +692,9 @@ _BENCHES: OrderedDict[str, SurgeryBench] = OrderedDict()  # shared: read-only on
 _BENCHES_MAX = 3  # classic's bench keeps ~70 MB (SurgeryBench)
 _benches_lock = threading.Lock()
 OPS = ("zero", "negate")  # buttons: inside.surgery.<op>; presets have their own
+CELLS = "cells"  # an operation ("cells", values row by row): the kernel typed in the grid
+GRID = P + "kernel_grid"  # the grid editor's key prefix (its editors: GRID_<version>_0)
+CELL_MAX = 1000  # a typed weight within ±CELL_MAX (the learned ones are below 1)
 
 
 def _bench(key: str, model: Any, i: int) -> SurgeryBench:
@@ -669,12 +749,60 @@ def _edit_kernels(bench: SurgeryBench, ops: dict[int, str]) -> dict[int, np.ndar
     """The edited kernels ``{filter: (kh, kw, C)}`` of the operations ``{filter: op}``."""
     model, i = bench.model, bench.layer_index
     out = {}
+    kh, kw = model.layers[i].params["kernel"].shape[:2]
     for f, op in ops.items():
-        if op in OPS:
+        if isinstance(op, tuple):  # (CELLS, values): typed in the grid
+            out[f] = edited_kernel(model, i, f, np.array(op[1], dtype=np.float64).reshape(kh, kw))
+        elif op in OPS:
             out[f] = edited_kernel(model, i, f, **{op: True})
         else:  # "preset:<name>"
             out[f] = edited_kernel(model, i, f, KERNELS[op.split(":", 1)[1]].weights)
     return out
+
+
+def _kernel_grid(bench: SurgeryBench, key: str, ops: dict, f: int):
+    """The grid that shows filter ``f``'s kernel now and takes cell-by-cell edits.
+
+    Returns ``(grid, problems)``. Its committed array is always the kernel in the
+    surgery: a button (zero, negate, preset, undo) or another filter mounts fresh
+    editors on the new kernel, and a valid typed cell becomes the operation
+    ``(CELLS, values)`` of ``f`` (the learned values again: no edit), then the
+    editors are mounted on it. A cell that does not parse keeps its value (the
+    grid's message says which): the kernel in the surgery stays as it was.
+    """
+    ss = st.session_state
+    i = bench.layer_index
+    learned = learned_kernel(bench.model, i, f)[0][..., 0]  # (kh, kw): the copy's
+    now = _edit_kernels(bench, {f: ops[f]})[f][..., 0] if f in ops else learned
+    tag = (key, f, ops.get(f))  # what the editors were mounted for
+    grid = ss.get(GRID)
+    if not isinstance(grid, GridState):
+        grid = ss[GRID] = GridState(now)
+    elif ss.get(GRID + "_for") != tag:
+        grid.replace(now)
+    ss[GRID + "_for"] = tag
+    value, problems = grid_value(GRID, grid)
+    # A number the float32 network cannot take (1e300 is infinite there) is refused
+    # like a cell that does not parse: it keeps the kernel's value.
+    big = np.argwhere(np.abs(value) > CELL_MAX)
+    if len(big):
+        value = np.array(value, copy=True)
+        cells = list(problems.cells)
+        for r, col in big:
+            value[r, col] = now[r, col]
+            error = CodedError("inside.surgery.cell_big", row=r + 1, col=col + 1, max=CELL_MAX)
+            cells.append((0, CellProblem(error, float(now[r, col]))))
+        problems = GridProblems(tuple(cells))
+    if not np.array_equal(value, now):
+        if np.array_equal(value, learned):
+            ops.pop(f, None)
+        else:
+            ops[f] = (CELLS, tuple(tuple(float(v) for v in row) for row in value))
+        now = value
+        ss[GRID + "_for"] = (key, f, ops.get(f))
+    if not np.array_equal(grid.base, now):
+        grid.replace(now)  # the editors show the kernel in the surgery
+    return grid, problems
 
 
 def _surgery_section(t: Translator, source: Source) -> None:
@@ -695,6 +823,8 @@ def _surgery_section(t: Translator, source: Source) -> None:
     kh, kw, c, n = layer.params["kernel"].shape
     fkey = P + "surgery_filter"
     _choice(fkey, list(range(n)))
+    f = int(ss[fkey])  # the selectbox below shows it
+    grid = _kernel_grid(bench, key, ops, f) if c == 1 else None  # before anything uses ops
     edited = _edit_kernels(bench, ops)
     shown = np.array(layer.params["kernel"], copy=True)  # (kh, kw, C, F): with the edits
     for f, k in edited.items():
@@ -736,6 +866,10 @@ def _surgery_section(t: Translator, source: Source) -> None:
                 disabled=not ops, width="stretch")  # fmt: skip
 
     learned, _ = learned_kernel(bench.model, i, f)  # (kh, kw, C): the copy's, never edited
+    if grid is not None:  # a row of its own: beside the two kernels a 3x3 grid was clipped
+        st.markdown(f"**{t('inside.surgery.cells', f=f)}**")
+        st.caption(t("inside.surgery.cells.help", f=f))
+        grid_editor(GRID, grid[0], t, grid[1])
     k1, k2 = st.columns(2)
     with k1:
         fig = heatmap_figure(learned[..., 0], title=t("inside.surgery.learned", f=f),
