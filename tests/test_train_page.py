@@ -222,7 +222,7 @@ def test_controls_drive_the_run(at):
     at.sidebar.select_slider(key="train_lr").set_value(0.01).run()
     settle(run)
     assert run.snapshot().lr == 0.01
-    run.step()
+    run.step(token=at.session_state["train_owner"])  # the page's session owns the run
     settle(run)
     assert run.snapshot().history["lr"][-1] == 0.01
 
@@ -307,6 +307,8 @@ def test_reload_reattaches_to_the_run(at):
     again.run()
     assert not again.exception
     assert the_run(again) is run
+    # A new session (the owner token lives in session state): it watches, read-only.
+    assert [i.value for i in again.info][:1] == [EN("train.watching")]
     assert "step 1/" in live_panel(again)["progress"]["text"]
     assert again.sidebar.select_slider(key="train_train_size").value == 1_000  # settings adopted
 
@@ -406,7 +408,7 @@ def test_start_from_the_shipped_pretrained_model(at):
     run = the_run(at)
     settle(run)
     assert run.snapshot().init == "pretrained"
-    run.reset()
+    run.reset(token=at.session_state["train_owner"])
     settle(run)  # back to the shipped weights, not random ones
     shipped = load_model(MODELS / "tiny.npz")
     np.testing.assert_array_equal(

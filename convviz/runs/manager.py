@@ -14,7 +14,9 @@ The manager's rules:
 
 * **Private runs.** The manager is shared by every session (the page gets it
   via ``st.cache_resource``), but each :class:`Run` owns its own trainer and
-  model; its id (``secrets.token_urlsafe``) is the only handle to it.
+  model; its id (``secrets.token_urlsafe(16)``, 128 random bits: unguessable)
+  is the only handle to it. The id lets one watch or :meth:`RunManager.copy`
+  a run; its commands also need the ``owner`` token given at creation.
 * **A cap on concurrent training.** At most ``max_active`` runs train at once
   (default ``os.cpu_count()``; env ``CONVVIZ_MAX_TRAINING_RUNS``); the others
   wait in a FIFO queue in state ``"queued"``. Pausing, finishing, resetting or
@@ -30,6 +32,7 @@ Nothing here imports streamlit.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -40,7 +43,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from convviz.nn import Mnist, TrainConfig, load_mnist
+import numpy as np
+
+from convviz.errors import CodedError
+from convviz.nn import Mnist, TrainConfig, build_model, load_mnist
 from convviz.runs.run import Run
 from convviz.runs.snapshot import RunOptions
 
@@ -105,19 +111,22 @@ class RunManager:
         init: str = "random",
         options: RunOptions | None = None,
         start: bool = False,
+        owner: str | None = None,
     ) -> Run:
         """A new private run (state "ready"; "running"/"queued" with ``start=True``).
 
         ``model_factory`` builds the starting model (default: the preset
         ``config.model`` with random weights from ``config.seed``); it is
-        called again on reset. Raises ``ValueError`` for a bad config.
+        called again on reset. ``owner``: the token its commands must carry
+        (see :class:`Run`); None: whoever holds the run controls it.
+        Raises ``ValueError`` for a bad config.
         """
         options = RunOptions() if options is None else options
         options.validate()
         config.validate()
         data = self._data if self._data is not None else load_mnist()
         options.check_indices(len(data.test_labels))
-        run_id = secrets.token_urlsafe(12)
+        run_id = secrets.token_urlsafe(16)
         run = Run(
             self,
             run_id,
@@ -126,12 +135,51 @@ class RunManager:
             init=init,
             options=options,
             data=data,
+            owner=owner,
         )
         with self._lock:
             self._runs[run_id] = run
         if start:
-            run.start()
+            run.start(token=owner)
         return run
+
+    def copy(self, run_id: str, *, owner: str | None, start: bool = False) -> Run:
+        """A new run of ``owner``'s with the settings and current weights of run ``run_id``.
+
+        Anyone who can watch a run may copy it; the source is only read (its
+        latest published model copy: exact when it is settled, at most
+        ``view_interval_s`` old while it trains). The copy starts at step 0 from
+        those weights, and its reset goes back to them. Raises
+        ``CodedError("train.run_gone")`` when the source is gone.
+        """
+        source = self.get(run_id)
+        if source is None:
+            raise CodedError("train.err.run_gone")
+        snap = source.snapshot()
+        model = snap.model if snap.model is not None else snap.live_model
+        params = [np.array(p) for _, p, _ in model.parameters()]  # writable copies
+        buffers = [np.array(b) for _, b in model.buffers()]
+        build = source._model_factory or functools.partial(
+            build_model, source._initial.model, seed=source._initial.seed
+        )
+
+        def factory():  # a fresh model per run and per reset, with the copied weights
+            twin = build()
+            for (_, dst, _), src in zip(twin.parameters(), params, strict=True):
+                dst[...] = src
+            for (_, dst), src in zip(twin.buffers(), buffers, strict=True):
+                dst[...] = src
+            return twin
+
+        config = TrainConfig(**snap.config)
+        return self.create(
+            config,
+            model_factory=factory,
+            init="copy",
+            options=source.options,
+            start=start,
+            owner=owner,
+        )
 
     def get(self, run_id: str | None) -> Run | None:
         """The run with this id, or None (unknown, expired or discarded)."""
@@ -141,7 +189,11 @@ class RunManager:
             return self._runs.get(run_id)
 
     def discard(self, run_id: str) -> bool:
-        """Stop a run and forget it; returns whether it existed."""
+        """Stop a run and forget it; returns whether it existed.
+
+        The server's own clean-up (janitor, shutdown, tests): no owner check. A
+        session discards its run with :meth:`Run.discard`, which checks the token.
+        """
         with self._lock:
             run = self._runs.pop(run_id, None)
             if run is None:

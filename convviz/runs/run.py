@@ -7,6 +7,12 @@ Rules that keep it safe:
   probe digit, predictions, the model copy). Commands (start, pause, step,
   reset, lr, probe digit) only set flags under the lock; the worker applies
   them between chunks.
+* **Owned commands.** A run made with an ``owner`` token (the page's, a secret
+  of the session that started it) obeys only callers passing that token:
+  ``start``, ``pause``, ``step``, ``reset``, ``set_lr``, ``set_probe`` and
+  ``discard`` from another token or none raise ``CodedError("train.err.not_owner")``.
+  Reading (``snapshot``, ``touch``) is open to whoever has the id: watchers.
+  A run made without an owner (scripts, tests) is controlled by whoever holds it.
 * **Immutable snapshots.** After each chunk the worker publishes a frozen
   :class:`Snapshot` (copies of the history, kernels, layer outputs, confusion
   matrix...; arrays read-only) and swaps it in under the lock. Readers never
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +38,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from convviz.errors import CodedError
 from convviz.nn import Mnist, TrainConfig, Trainer, build_model
 from convviz.runs.observe import (
     RecordingTrainer,
@@ -79,8 +87,10 @@ class Run:
         init: str,
         options: RunOptions,
         data: Mnist,
+        owner: str | None = None,
     ) -> None:
         self.manager = manager
+        self._owner = owner
         self.id = run_id
         self.config = replace(config)  # our own copy: set_lr changes it
         self._initial = replace(config)  # what reset starts over from
@@ -116,6 +126,19 @@ class Run:
         )
         self._thread.start()
 
+    # ------------------------------------------------------------------ ownership
+    def owned_by(self, token: str | None) -> bool:
+        """Whether ``token`` is this run's owner token (False for an unowned run)."""
+        return (
+            self._owner is not None
+            and isinstance(token, str)
+            and secrets.compare_digest(token.encode(), self._owner.encode())
+        )
+
+    def _check(self, token: str | None) -> None:
+        if self._owner is not None and not self.owned_by(token):
+            raise CodedError("train.err.not_owner")
+
     # ------------------------------------------------------------------ commands
     def touch(self, alive: Callable[[], bool] | None = None) -> None:
         """Heartbeat from the page; ``alive`` replaces the session-liveness check."""
@@ -124,8 +147,9 @@ class Run:
             if alive is not None:
                 self.alive = alive
 
-    def start(self) -> str:
+    def start(self, *, token: str | None = None) -> str:
         """Start (or resume) training; returns the new state ("running" or "queued")."""
+        self._check(token)
         with self._lock:
             if self.state in ("ready", "paused"):
                 self.manager._admit(self)
@@ -133,8 +157,9 @@ class Run:
 
     resume = start
 
-    def pause(self) -> str:
+    def pause(self, *, token: str | None = None) -> str:
         """Stop after the current chunk and free the training slot; returns the new state."""
+        self._check(token)
         with self._lock:
             if self.state in ("running", "queued"):
                 self.manager._release(self, "paused")
@@ -143,8 +168,9 @@ class Run:
                 self._cond.notify_all()
             return self.state
 
-    def step(self, n: int = 1) -> None:
+    def step(self, n: int = 1, *, token: str | None = None) -> None:
         """Run ``n`` optimizer steps while ready or paused (ignored while training)."""
+        self._check(token)
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"`n` must be an integer >= 1, got {n!r}")
         with self._lock:
@@ -153,8 +179,9 @@ class Run:
                 self._seq += 1
                 self._cond.notify_all()
 
-    def reset(self) -> None:
+    def reset(self, *, token: str | None = None) -> None:
         """Discard the trainer and start over (state "ready") with the same config."""
+        self._check(token)
         with self._lock:
             if self.state == "discarded":
                 return
@@ -167,8 +194,9 @@ class Run:
             self._seq += 1
             self._cond.notify_all()
 
-    def set_lr(self, lr: float) -> None:
+    def set_lr(self, lr: float, *, token: str | None = None) -> None:
         """Change the base learning rate; the next chunk uses it."""
+        self._check(token)
         if isinstance(lr, bool) or not isinstance(lr, int | float) or not math.isfinite(lr):
             raise ValueError(f"`lr` must be a finite number, got {lr!r}")
         if lr <= 0:
@@ -178,8 +206,9 @@ class Run:
             self._seq += 1
             self._cond.notify_all()
 
-    def set_probe(self, index: int) -> None:
+    def set_probe(self, index: int, *, token: str | None = None) -> None:
         """Report the layer outputs of test digit ``index`` from now on."""
+        self._check(token)
         n = len(self._data.test_labels)
         if isinstance(index, bool) or not isinstance(index, int | np.integer):
             raise ValueError(f"`index` must be an integer, got {index!r}")
@@ -218,6 +247,11 @@ class Run:
         """True until the effect of every command so far is in the published snapshot."""
         with self._lock:
             return self._done != self._seq
+
+    def discard(self, *, token: str | None = None) -> bool:
+        """Stop this run and have the manager forget it (the owner's command)."""
+        self._check(token)
+        return self.manager.discard(self.id)
 
     def _discard(self) -> None:  # called by the manager, lock held
         self.state = "discarded"

@@ -8,6 +8,14 @@ reset, learning rate, probe digit) and draws the run's latest immutable
 snapshot through :mod:`convviz.ui.train_views`, so the controls stay
 responsive; a browser refresh reattaches to the run through ``?run=<id>``.
 
+Ownership: a run belongs to the session that started it. Its commands carry
+the session's owner token (a secret in ``st.session_state``, never in the URL);
+anyone else opening its ``?run=`` link watches it read-only (a label says so,
+the controls are replaced by "Copy this run", which makes a run of their own
+with the same settings and current weights). While a run is idle a small
+fragment polls its snapshot version, so the page follows changes made
+elsewhere (another tab of the owner) instead of showing a stale state.
+
 The live views are :func:`~convviz.ui.live_panel.live_panel` components, one
 element per group of views, updated in place: on this 2-core machine the
 browser shares the cores with the training, and every Streamlit element sent
@@ -62,6 +70,7 @@ SAMPLE = tuple(int(i) for i in np.sort(np.random.default_rng(1234).choice(MNIST_
 # every 4 s: 0.87-0.92 (target >= 0.80).
 REFRESH_S = 0.85
 SLOW_REFRESH_S = 4.0
+IDLE_REFRESH_S = 2.0  # an idle run's page checks for changes made elsewhere this often
 P = "train_"  # widget key prefix
 
 
@@ -135,6 +144,15 @@ def render() -> None:
 
 
 # ---------------------------------------------------------------------------- run lookup
+def _token() -> str:
+    """This session's owner token: a secret that stays in the session, never in the URL."""
+    return st.session_state.setdefault(P + "owner", secrets.token_urlsafe(16))
+
+
+def _owns(run: Run | None) -> bool:
+    return run is not None and run.owned_by(_token())
+
+
 def _current_run(manager: RunManager, t: Translator) -> Run | None:
     ss = st.session_state
     rid = st.query_params.get("run") or ss.get(P + "run_id")
@@ -149,7 +167,8 @@ def _current_run(manager: RunManager, t: Translator) -> Run | None:
         ss[P + "run_id"] = run.id
         if st.query_params.get("run") != run.id:
             st.query_params["run"] = run.id  # a reload reattaches
-        run.touch(_alive_check())
+        # Only the owner's session keeps its run alive past the janitor's check.
+        run.touch(_alive_check() if _owns(run) else None)
     return run
 
 
@@ -306,8 +325,8 @@ def _loader(data: bytes):
 
 def _lr_changed() -> None:
     run = _manager().get(st.session_state.get(P + "run_id"))
-    if run is not None:
-        run.set_lr(float(st.session_state[P + "lr"]))
+    if _owns(run):
+        run.set_lr(float(st.session_state[P + "lr"]), token=_token())
 
 
 # ---------------------------------------------------------------------------- controls
@@ -318,8 +337,8 @@ def _new_run(*, start: bool, steps: int = 0) -> None:
     begin = _start_from(settings)
     manager = _manager()
     old = manager.get(ss.get(P + "run_id"))
-    if old is not None:
-        manager.discard(old.id)  # one run per session: the old one frees its memory
+    if _owns(old):
+        old.discard(token=_token())  # one run per session: the old one frees its memory
     factory = None if begin.source is None else _loader(begin.source)
     try:
         run = manager.create(
@@ -328,19 +347,57 @@ def _new_run(*, start: bool, steps: int = 0) -> None:
             init=begin.init,
             options=settings.options(),
             start=start,
+            owner=_token(),
         )
     except ValueError as exc:
         _log.info("cannot start a run: %s", exc)
         ss[P + "error"] = error_text(exc)
         return
     if steps:
-        run.step(steps)
+        run.step(steps, token=_token())
     ss[P + "run_id"] = run.id
     ss[P + "adopted"] = run.id
     st.query_params["run"] = run.id
 
 
+def _copy_run(run_id: str) -> None:
+    """A run of this session's with the watched run's settings and current weights."""
+    ss = st.session_state
+    manager = _manager()
+    try:
+        run = manager.copy(run_id, owner=_token())
+    except ValueError as exc:
+        _log.info("cannot copy run: %s", exc)
+        ss[P + "error"] = error_text(exc)
+        return
+    old = manager.get(ss.get(P + "run_id"))
+    if _owns(old):
+        old.discard(token=_token())  # one run per session
+    ss[P + "run_id"] = run.id
+    st.query_params["run"] = run.id  # _adopt_settings shows the copy's settings
+
+
+def _watcher_controls(run: Run, t: Translator) -> Snapshot:
+    """Someone else's run: a read-only label and "Copy this run", nothing that acts on it."""
+    st.info(t("train.watching"), icon=":material/visibility:")
+    cols = st.columns(5)
+    cols[0].button(
+        t("train.copy"),
+        type="primary",
+        icon=":material/content_copy:",
+        key=P + "copy",
+        on_click=_copy_run,
+        args=(run.id,),
+        help=t("train.copy.help"),
+        width="stretch",
+    )
+    return run.snapshot()
+
+
 def _controls(run: Run | None, t: Translator) -> Snapshot | None:
+    if run is not None and not _owns(run):
+        return _watcher_controls(run, t)
+    token = {"token": _token()}
     cols = st.columns(5)
     if run is None:
         cols[0].button(
@@ -370,6 +427,7 @@ def _controls(run: Run | None, t: Translator) -> Snapshot | None:
             icon=":material/pause:",
             key=P + "pause",
             on_click=run.pause,
+            kwargs=token,
             width="stretch",
         )
     else:
@@ -380,6 +438,7 @@ def _controls(run: Run | None, t: Translator) -> Snapshot | None:
             icon=":material/play_arrow:",
             key=P + "start",
             on_click=run.start,
+            kwargs=token,
             disabled=state not in ("ready", "paused"),
             width="stretch",
         )
@@ -388,6 +447,7 @@ def _controls(run: Run | None, t: Translator) -> Snapshot | None:
         icon=":material/skip_next:",
         key=P + "step",
         on_click=run.step,
+        kwargs=token,
         disabled=state not in ("ready", "paused"),
         help=t("train.step.help"),
         width="stretch",
@@ -397,6 +457,7 @@ def _controls(run: Run | None, t: Translator) -> Snapshot | None:
         icon=":material/restart_alt:",
         key=P + "reset",
         on_click=run.reset,
+        kwargs=token,
         help=t("train.reset.help"),
         width="stretch",
     )
@@ -454,12 +515,32 @@ def _render() -> None:
     if run is None or snap is None:
         st.info(t("train.hint"))
         return
-    if snap.config["model"] != settings.model or snap.init != start.init:
+    if _owns(run) and (
+        snap.config["model"] != settings.model or snap.init not in (start.init, "copy")
+    ):
         st.caption(t("train.differs"))
     ss[P + "shown"] = (snap.state, run.busy)
     live = snap.state in ("running", "queued") or run.busy or bool(snap.phase)
     _live(manager, run, live, t)
     st.fragment(run_every=SLOW_REFRESH_S if live else None)(_live_slow)(run.id)
+    if not live:
+        st.fragment(run_every=IDLE_REFRESH_S)(_idle_watch)(run.id, snap.version, snap.state)
+
+
+def _idle_watch(run_id: str, version: int, state: str) -> None:
+    """An idle page's check: rerun the page when the run changed elsewhere (or is gone).
+
+    No elements: a tick costs one snapshot read. Another tab of the owner (or the
+    janitor) may pause, reset, step or discard the run; without this the page kept
+    showing the state it drew last.
+    """
+    run = _manager().get(run_id)
+    if run is None:
+        st.rerun(scope="app")
+        return
+    snap = run.snapshot()
+    if (snap.version, snap.state) != (version, state) or run.busy:
+        st.rerun(scope="app")
 
 
 def _settled_state(run: Run, snap: Snapshot) -> str:
@@ -535,7 +616,7 @@ def _slow_views(run_id: str) -> None:
         # panel usually asks first, within a second.)
         st.rerun(scope="app")
     live_panel(views.sample_blocks(snap, t), key=P + "strip", lang=t.lang)
-    _activations(run, snap, t)
+    _activations(run, snap, t, owner=_owns(run))
     _deeper_filters(snap, t)
     _validation(snap, t)
     _final(snap, t)
@@ -555,19 +636,29 @@ def _status(snap: Snapshot, t: Translator) -> None:
         st.caption(t(f"train.state.{snap.state}"))
 
 
-def _activations(run: Run, snap: Snapshot, t: Translator) -> None:
+def _activations(run: Run, snap: Snapshot, t: Translator, *, owner: bool) -> None:
     st.subheader(t("train.act.header"))
     ss = st.session_state
     c1, c2, c3 = st.columns([2, 1, 5], vertical_alignment="bottom")
     ss.setdefault(P + "probe", snap.probe_index)
-    index = c1.number_input(t("train.probe"), 0, MNIST_TEST - 1, step=1, key=P + "probe")
+    if not owner:  # the probe digit is the run's: a watcher sees the owner's choice
+        ss[P + "probe"] = snap.probe_index
+    index = c1.number_input(
+        t("train.probe"), 0, MNIST_TEST - 1, step=1, key=P + "probe", disabled=not owner
+    )
 
     def pick_random() -> None:
         ss[P + "probe"] = int(np.random.default_rng().integers(MNIST_TEST))
 
-    c2.button(t("train.probe.random"), key=P + "random", on_click=pick_random, width="stretch")
-    if int(index) != snap.probe_index:
-        run.set_probe(int(index))
+    c2.button(
+        t("train.probe.random"),
+        key=P + "random",
+        on_click=pick_random,
+        disabled=not owner,
+        width="stretch",
+    )
+    if owner and int(index) != snap.probe_index:
+        run.set_probe(int(index), token=_token())
         try:  # the worker computes it between chunks: usually well under a second
             snap = run.wait(lambda s: s.probe_index == int(index), timeout=1.5)
         except TimeoutError:
