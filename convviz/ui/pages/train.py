@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 import io
 import logging
+import re
 import secrets
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -144,9 +145,47 @@ def render() -> None:
 
 
 # ---------------------------------------------------------------------------- run lookup
+OWNER_COOKIE = "convviz_owner"
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{22}")  # secrets.token_urlsafe(16)
+
+
 def _token() -> str:
-    """This session's owner token: a secret that stays in the session, never in the URL."""
-    return st.session_state.setdefault(P + "owner", secrets.token_urlsafe(16))
+    """This session's owner token: a secret kept in the session, never in the URL.
+
+    A browser reload is a new Streamlit session; so that the owner's reload (or
+    another tab of the same browser) still controls the run, the token is also kept
+    in a SameSite=Strict session cookie of this browser (set by :func:`_keep_token`),
+    which a new session adopts. Another browser has no such cookie: it watches.
+    """
+    ss = st.session_state
+    token = ss.get(P + "owner")
+    if token is None:
+        try:
+            cookie = st.context.cookies.get(OWNER_COOKIE)
+        except Exception:  # no request context (bare mode)
+            cookie = None
+        token = cookie if isinstance(cookie, str) and _TOKEN.fullmatch(cookie) else None
+        token = token or secrets.token_urlsafe(16)
+        ss[P + "owner"] = token
+    return token
+
+
+def _keep_token() -> None:
+    """Once per session: store the owner token in this browser's session cookie."""
+    ss = st.session_state
+    token = _token()
+    if ss.get(P + "cookie") == token:
+        return
+    ss[P + "cookie"] = token
+    try:
+        if st.context.cookies.get(OWNER_COOKIE) == token:
+            return
+    except Exception:
+        pass
+    # The token matches _TOKEN (URL-safe base64): nothing to escape.
+    cookie = f"{OWNER_COOKIE}={token}; path=/; SameSite=Strict"  # i18n: not text
+    script = f"<script>document.cookie = '{cookie}';</script>"  # i18n: not text
+    st.html(script, unsafe_allow_javascript=True)
 
 
 def _owns(run: Run | None) -> bool:
@@ -504,6 +543,7 @@ def _render() -> None:
     st.caption(t("train.intro"))
     ss = st.session_state
     manager = _manager()
+    _keep_token()
     run = _current_run(manager, t)
     if run is not None:
         _adopt_settings(run.snapshot())
