@@ -277,3 +277,73 @@ def test_an_idle_page_reruns_when_the_run_changed(two, monkeypatch):
     m.discard(run.id)
     page._idle_watch(run.id, snap.version, snap.state)
     assert reruns == ["app", "app"]
+
+
+# ---------------------------------------------------------------------------- browser
+@pytest.fixture(scope="module")
+def server():
+    from tests.support.browser import require_browser
+    from tests.support.train_browser import train_server
+
+    require_browser()
+    with train_server() as url:
+        yield url
+
+
+@pytest.mark.browser
+def test_two_browsers_owner_keeps_control_across_a_reload_and_a_watcher_follows(server):
+    """Browser contexts share no cookies: A owns its run (also after a reload), B only
+    watches it, sees A's reset within seconds without a click, and copies it."""
+    from tests.support.browser import assert_no_exception, chromium_browser, wait_ready
+    from tests.support.train_browser import progress_step, start_training, wait_for_panel
+
+    def buttons(page) -> set[str]:
+        return set(page.locator("button").all_inner_texts())
+
+    with chromium_browser() as browser:
+        ctx_a, ctx_b = browser.new_context(), browser.new_context()
+        try:
+            a = ctx_a.new_page()
+            a.goto(server)
+            wait_ready(a)
+            start_training(a, epochs=20)
+            a.get_by_role("button", name="Pause", exact=True).click()
+            a.get_by_role("button", name="Resume", exact=True).wait_for(timeout=20_000)
+            url = a.url
+            cookie = {c["name"]: c["value"] for c in ctx_a.cookies()}.get("convviz_owner")
+            assert cookie and cookie not in url
+            a.reload()
+            wait_ready(a)
+            a.get_by_role("button", name="Resume", exact=True).wait_for(timeout=20_000)
+            assert a.get_by_text(EN("train.watching")).count() == 0
+
+            b = ctx_b.new_page()
+            b.goto(url)
+            wait_ready(b)
+            b.get_by_text(EN("train.watching")).wait_for(timeout=20_000)
+            assert not {"Pause", "Resume", "Reset", "Step", "New run"} & {
+                s.strip() for s in buttons(b)
+            }
+            b.get_by_role("button", name="Copy this run", exact=True).wait_for(timeout=5_000)
+            wait_for_panel(b)
+            deadline = time.monotonic() + 20
+            while progress_step(b) == 0 and time.monotonic() < deadline:
+                b.wait_for_timeout(300)
+            assert progress_step(b) > 0
+
+            a.get_by_role("button", name="Reset", exact=True).click()
+            wait_ready(a)
+            deadline = time.monotonic() + 20  # B's idle check reruns its page
+            while progress_step(b) != 0 and time.monotonic() < deadline:
+                b.wait_for_timeout(300)
+            assert progress_step(b) == 0
+
+            b.get_by_role("button", name="Copy this run", exact=True).click()
+            b.get_by_role("button", name="Reset", exact=True).wait_for(timeout=20_000)
+            assert b.get_by_text(EN("train.watching")).count() == 0
+            assert b.url != url and "run=" in b.url
+            assert_no_exception(a)
+            assert_no_exception(b)
+        finally:
+            ctx_a.close()
+            ctx_b.close()
