@@ -9,6 +9,10 @@ them is the caller's business.
 * :mod:`convviz.runs.observe`: what a run reads off its model between chunks
 * :mod:`convviz.runs.run`: :class:`Run`, a trainer and its worker thread
 * :mod:`convviz.runs.manager`: :class:`RunManager` (private runs, a cap, a janitor)
+
+Ownership: a run created with ``owner=<token>`` obeys only commands carrying
+that token (others get ``CodedError("train.err.not_owner")``); anyone with its
+id may read its snapshots or :meth:`RunManager.copy` it into a run of their own.
 """
 
 from convviz.runs.manager import RunManager, get_manager
