@@ -26,7 +26,7 @@ import numpy as np
 
 from convviz.errors import CodedError
 from convviz.i18n import Translator
-from convviz.shapes import PAD_MODES, output_size
+from convviz.shapes import DILATION_MAX, PAD_MODES, PADDING_MAX, STRIDE_MAX, VALUE_MAX, output_size
 
 __all__ = [
     "ACTIVATION_NAMES",
@@ -126,6 +126,8 @@ def _cell(value: object, r: int, c: int) -> float:
         raise CodedError("conv.grid.empty", **where)
     if math.isinf(v):
         raise CodedError("conv.grid.not_finite", **where)
+    if abs(v) > VALUE_MAX:  # documented range (convviz.shapes): keeps every path finite
+        raise CodedError("conv.grid.too_large", limit=VALUE_MAX, **where)
     return v
 
 
@@ -332,6 +334,8 @@ def _number(text: str) -> float:
         raise CodedError("conv.url.not_number") from None
     if not math.isfinite(v):
         raise CodedError("conv.url.not_number")
+    if abs(v) > VALUE_MAX:
+        raise CodedError("conv.url.too_large", limit=VALUE_MAX)
     return v
 
 
@@ -366,10 +370,10 @@ def decode_query(
     parsers = {
         "kernel": _decode_kernel,
         "bias": _number,
-        "stride": lambda t: _int_in(t, 1, 16),
-        "padding": lambda t: t if t in ("valid", "same", "full") else _int_in(t, 0, 64),
+        "stride": lambda t: _int_in(t, 1, STRIDE_MAX),
+        "padding": lambda t: t if t in ("valid", "same", "full") else _int_in(t, 0, PADDING_MAX),
         "pad_mode": lambda t: _choice(t, tuple(PAD_MODES)),
-        "dilation": lambda t: _int_in(t, 1, 8),
+        "dilation": lambda t: _int_in(t, 1, DILATION_MAX),
         "flip": lambda t: _choice(t, ("0", "1")) == "1",
         "source": lambda t: _choice(t, SOURCES),
         "sample": lambda t: _choice(t, tuple(samples)) if samples else t,
