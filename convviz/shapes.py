@@ -232,8 +232,8 @@ def check_at_most(value: object, name: str, minimum: int, maximum: int) -> int:
 def check_result(a: np.ndarray, name: str) -> np.ndarray:
     """A computed map holds no NaN or inf: finite inputs that overflowed are an error.
 
-    One pass of ``np.isfinite(a).all()`` (about 0.3 ms on a 1-MP float32 map here,
-    against ~15 ms for the convolution itself).
+    One pass of ``np.isfinite(a).all()``: 0.3 ms on a 1-MP float32 map here (0.6 ms
+    float64), against 8.3 ms for a 3x3 direct conv2d of that size (about 3.5%).
     """
     if not np.isfinite(a).all():
         raise CodedError("err.overflow", name=name)

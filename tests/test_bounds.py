@@ -229,3 +229,30 @@ def test_pool_overflow_is_reported() -> None:
 def test_activation_overflow_is_reported() -> None:
     _overflow(leaky_relu, np.array([-BIG32], np.float32), alpha=2.0)
     assert leaky_relu(np.array([-BIG32], np.float32), alpha=0.5).item() == pytest.approx(-1.5e38)
+
+
+def test_huge_input_cell_in_numbers_mode_is_refused_and_the_input_stays() -> None:
+    from tests.support.conv_apptest import edit_grid
+
+    at = page("convolution").run()  # opens on the numbers input
+    before = at.session_state["conv"].numbers.base.copy()
+    edit_grid(at, "numbers", {(2, 3): -1e9}).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert translator("en")("conv.grid.too_large", row=3, col=4, limit=1e6) in texts(at)
+    np.testing.assert_array_equal(at.session_state["conv"].numbers.base, before)
+
+
+@pytest.mark.parametrize("lang", ["en", "pt"])
+def test_pooling_page_reports_an_overflow_in_its_language(lang: str) -> None:
+    from convviz.ui.pages.convolution import FeatureMap
+
+    at = page("pooling")
+    if lang != "en":
+        at.query_params["lang"] = lang
+    at.session_state["conv_feature_map"] = FeatureMap(np.full((8, 8), 1.7e308), (3, 3))
+    at.run()
+    at.radio(key="pool_mode").set_value("avg").run()
+    assert not at.exception, [e.value for e in at.exception]
+    t = translator(lang)
+    assert [e.value for e in at.error] == [t("err.overflow", name="pool2d")]
+    assert not [c for c in at.get("plotly_chart") if c.proto.id.endswith("-pool_out")]
