@@ -256,3 +256,18 @@ def test_pooling_page_reports_an_overflow_in_its_language(lang: str) -> None:
     t = translator(lang)
     assert [e.value for e in at.error] == [t("err.overflow", name="pool2d")]
     assert not [c for c in at.get("plotly_chart") if c.proto.id.endswith("-pool_out")]
+
+
+@pytest.mark.parametrize(("side", "ok"), [(15, True), (16, False)])
+def test_kernel_side_bound(side: int, ok: bool) -> None:
+    from convviz.ui.params import KERNEL_MAX, NUMBERS_MAX
+
+    assert (KERNEL_MAX, NUMBERS_MAX) == (15, 16)
+    text = ";".join([",".join(["1"] * side)] * side)
+    s, problems = decode_query({"kernel": text})
+    if ok:
+        assert s.kernel.shape == (side, side) and problems == []
+    else:
+        assert [(n, e.code) for n, e in problems] == [("kernel", "conv.grid.size")]
+    assert parse_grid(np.zeros((16, 16)), max_side=NUMBERS_MAX).shape == (16, 16)
+    assert _code(parse_grid, np.zeros((17, 1)), max_side=NUMBERS_MAX) == "conv.grid.size"
