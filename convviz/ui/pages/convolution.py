@@ -165,7 +165,7 @@ def _valid_bias(state: ConvState) -> float:
 
 
 def _kernel() -> np.ndarray:
-    return grid_value(KERNEL, ss[STATE].kernel)[0]
+    return grid_value(KERNEL, ss[STATE].kernel, limit=VALUE_MAX)[0]
 
 
 def _new_kernel(k: np.ndarray, preset: str | None = None) -> None:
@@ -209,7 +209,7 @@ def _on_per_channel(key: str) -> None:
 
 def _on_numbers_size(rows_key: str, cols_key: str) -> None:
     state = ss[STATE]
-    a = grid_value(NUMBERS, state.numbers)[0]
+    a = grid_value(NUMBERS, state.numbers, limit=VALUE_MAX)[0]
     state.numbers.replace(resized(a, int(ss[rows_key]), int(ss[cols_key])))
 
 
@@ -487,10 +487,10 @@ def render() -> None:
     numbers = source == "numbers"
     rgb = image is not None and image.ndim == 3
     p = _sidebar(t)
-    kernel, kernel_problems = grid_value(KERNEL, state.kernel)
+    kernel, kernel_problems = grid_value(KERNEL, state.kernel, limit=VALUE_MAX)
     number_problems = GridProblems()
     if numbers:
-        image, number_problems = grid_value(NUMBERS, state.numbers)
+        image, number_problems = grid_value(NUMBERS, state.numbers, limit=VALUE_MAX)
     s = ConvSettings(
         kernel=kernel if rgb or kernel.ndim == 2 else kernel[0],
         bias=_valid_bias(state),  # its widget is drawn below, with the kernel
