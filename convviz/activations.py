@@ -13,7 +13,7 @@ import numpy as np
 
 from convviz.errors import CodedError
 from convviz.i18n import Translator, translator
-from convviz.shapes import check_real, shown
+from convviz.shapes import check_real, check_result, shown
 
 __all__ = [
     "ACTIVATIONS",
@@ -55,6 +55,7 @@ def relu(x: np.ndarray) -> np.ndarray:
     return np.maximum(_float(x), 0)
 
 
+@np.errstate(over="ignore", invalid="ignore")  # overflow is checked on the result
 def leaky_relu(x: np.ndarray, alpha: float = LEAKY_SLOPE) -> np.ndarray:
     """``x`` where positive, ``alpha * x`` elsewhere.
 
@@ -64,7 +65,9 @@ def leaky_relu(x: np.ndarray, alpha: float = LEAKY_SLOPE) -> np.ndarray:
     if not np.isfinite(alpha) or alpha < 0:
         raise CodedError("err.finite_non_negative", name="alpha", value=shown(alpha))
     a = _float(x)
-    return np.where(a > 0, a, a * a.dtype.type(alpha))
+    # A slope above 1 can overflow: -3e38 * 2 is -inf in float32. The other
+    # activations cannot (finite in, |out| <= |in| or bounded).
+    return check_result(np.where(a > 0, a, a * a.dtype.type(alpha)), "leaky_relu")
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

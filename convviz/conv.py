@@ -32,6 +32,7 @@ from convviz.shapes import (
     check_input,
     check_not_empty,
     check_real,
+    check_result,
     flat_index,
     resolve_padding,
 )
@@ -168,6 +169,7 @@ def _tap_view(xp_c: np.ndarray, i: int, j: int, p: _Prepared, r0: int, r1: int) 
     return xp_c[y0 : y0 + (r1 - r0 - 1) * sy + 1 : sy, x0 : x0 + (wo - 1) * sx + 1 : sx]
 
 
+@np.errstate(over="ignore", invalid="ignore")  # overflow is checked on the result
 def _shift_add_rows(p: _Prepared, out: np.ndarray, r0: int, r1: int) -> None:
     """out[:, r0:r1] = correlation of the padded input with every kernel."""
     f, c, kh, kw = p.w.shape
@@ -238,6 +240,7 @@ def _next_fast_len(n: int) -> int:
     return best
 
 
+@np.errstate(over="ignore", invalid="ignore")  # overflow is checked on the result
 def _conv_fft(p: _Prepared) -> np.ndarray:
     """Correlation through the FFT; exact up to floating-point rounding."""
     f, c, kh, kw = p.w.shape
@@ -342,6 +345,12 @@ def conv2d(
     p = _prepare(x, w, b, stride, padding, dilation, pad_mode, flip)
     use_fft = method == "fft" or (method == "auto" and _use_fft(p))
     out = _conv_fft(p) if use_fft else _conv_shift_add(p)
+    if use_fft and not np.isfinite(out).all():
+        # Spectra sum every pixel times every tap, so the FFT overflows (to NaN) long
+        # before the direct sums do: 1e300-valued taps on a 512x512 image give NaN
+        # there and finite numbers here. Recompute directly; report a true overflow.
+        out = _conv_shift_add(p)
+    check_result(out, "conv2d")  # finite inputs, huge values: overflow is reported, not drawn
     return out[0] if p.single else out
 
 
@@ -371,6 +380,7 @@ class ConvStep:
     out_shape: tuple[int, int]  # (Ho, Wo)
 
 
+@np.errstate(over="ignore", invalid="ignore")  # overflow is checked on the result
 def _window(p: _Prepared, fi: int, oy: int, ox: int) -> ConvStep:
     """The arithmetic of one output cell, spelled out."""
     (sy, sx), (dy, dx) = p.stride, p.dilation
@@ -430,6 +440,7 @@ def conv2d_naive(
         for oy in range(ho):
             for ox in range(wo):
                 out[fi, oy, ox] = _window(p, fi, oy, ox).value
+    check_result(out, "conv2d_naive")
     return out[0] if p.single else out
 
 
@@ -492,4 +503,6 @@ def conv2d_step(
     p = _prepare(x, w, b, stride, padding, dilation, pad_mode, flip)
     _single_output(p, "conv2d_step")
     oy, ox = flat_index(index, p.out_shape)
-    return _window(p, 0, oy, ox)
+    step = _window(p, 0, oy, ox)
+    check_result(np.asarray(step.value), "conv2d_step")
+    return step

@@ -13,9 +13,27 @@ from dataclasses import dataclass
 import numpy as np
 
 from convviz.errors import CodedError
-from convviz.shapes import as_pair, check_choice, check_fits, check_index, check_input, flat_index
+from convviz.shapes import (
+    WINDOW_MAX,
+    as_pair,
+    check_at_most,
+    check_choice,
+    check_fits,
+    check_index,
+    check_input,
+    check_result,
+    flat_index,
+)
 
-__all__ = ["POOL_MODES", "PoolStep", "pool2d", "pool2d_naive", "pool2d_step", "pool2d_steps"]
+__all__ = [
+    "POOL_MODES",
+    "PoolStep",
+    "check_settings",
+    "pool2d",
+    "pool2d_naive",
+    "pool2d_step",
+    "pool2d_steps",
+]
 
 POOL_MODES = ("max", "avg", "min")
 
@@ -38,6 +56,19 @@ def _check_padding(pad: tuple[int, int], size: tuple[int, int]) -> None:
         raise CodedError("err.pool_padding_half", padding=str(pad), size=str(size))
 
 
+def check_settings(size: int, stride: int, padding: int) -> tuple[int, int, int]:
+    """The Pooling page's documented ranges: window and stride 1..``WINDOW_MAX``,
+    padding 0..half the window (:func:`pool2d` itself takes any window that fits).
+
+    >>> check_settings(2, 2, 1)
+    (2, 2, 1)
+    """
+    size = check_at_most(size, "size", 1, WINDOW_MAX)
+    stride = check_at_most(stride, "stride", 1, WINDOW_MAX)
+    padding = check_at_most(padding, "padding", 0, size // 2)
+    return size, stride, padding
+
+
 def _prepare(x, size, stride, padding, mode) -> _Prepared:
     x = check_input(x, "x")
     check_choice(mode, "mode", POOL_MODES)
@@ -58,6 +89,7 @@ def _prepare(x, size, stride, padding, mode) -> _Prepared:
     return _Prepared(xf, k, s, pad, mode, out_shape, (h, w), x.ndim == 2)
 
 
+@np.errstate(over="ignore", invalid="ignore")  # overflow is checked on the result
 def pool2d(
     x: np.ndarray,
     size: int | tuple[int, int] = 2,
@@ -112,6 +144,7 @@ def pool2d(
                 reduce(out, tap(i, j), out=out)
     if p.mode == "avg":
         out /= kh * kw
+    check_result(out, "pool2d")  # an average of float32 values near 3e38 overflows
     return out[0] if p.squeeze else out
 
 

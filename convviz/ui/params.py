@@ -26,7 +26,7 @@ import numpy as np
 
 from convviz.errors import CodedError
 from convviz.i18n import Translator
-from convviz.shapes import PAD_MODES, output_size
+from convviz.shapes import DILATION_MAX, PAD_MODES, PADDING_MAX, STRIDE_MAX, VALUE_MAX, output_size
 
 __all__ = [
     "ACTIVATION_NAMES",
@@ -107,8 +107,9 @@ def sig(t: Translator, v: float, digits: int = 6) -> str:
 # --------------------------------------------------------------------------- grids
 
 
-def _cell(value: object, r: int, c: int) -> float:
-    """One cell of a grid as a finite float; ``r``, ``c`` count from 0."""
+def _cell(value: object, r: int, c: int, limit: float | None = VALUE_MAX) -> float:
+    """One cell of a grid as a finite float within ``±limit`` (None: any finite);
+    ``r``, ``c`` count from 0."""
     where = {"row": r + 1, "col": c + 1}
     if value is None or (isinstance(value, str) and not value.strip()):
         raise CodedError("conv.grid.empty", **where)
@@ -126,6 +127,8 @@ def _cell(value: object, r: int, c: int) -> float:
         raise CodedError("conv.grid.empty", **where)
     if math.isinf(v):
         raise CodedError("conv.grid.not_finite", **where)
+    if limit is not None and abs(v) > limit:  # documented range (convviz.shapes)
+        raise CodedError("conv.grid.too_large", limit=limit, **where)
     return v
 
 
@@ -166,13 +169,16 @@ class CellProblem:
     kept: float
 
 
-def merge_edits(base: np.ndarray, edits: object) -> tuple[np.ndarray, list[CellProblem]]:
+def merge_edits(
+    base: np.ndarray, edits: object, *, limit: float | None = VALUE_MAX
+) -> tuple[np.ndarray, list[CellProblem]]:
     """``base`` ``(rows, cols)`` with a grid editor's pending edits applied.
 
     ``edits`` is ``st.data_editor``'s widget state, ``{"edited_rows": {row: {column:
     value}}}`` with columns named ``"0"``, ``"1"``, ...; None means no edits. Only the
     edited cells are parsed; one that does not parse keeps its ``base`` value and is
-    reported. Edits outside ``base`` (a stale state) are ignored.
+    reported, as is one beyond ``±limit`` (None: the caller applies its own bound,
+    as the Inside page does with ±1000). Edits outside ``base`` (a stale state) are ignored.
 
     >>> a, problems = merge_edits(np.zeros((2, 2)), {"edited_rows": {1: {"0": 5}, 0: {"1": None}}})
     >>> a.tolist(), [(p.error.code, p.kept) for p in problems]
@@ -188,7 +194,7 @@ def merge_edits(base: np.ndarray, edits: object) -> tuple[np.ndarray, list[CellP
             if not (0 <= r < out.shape[0] and 0 <= c < out.shape[1]):
                 continue
             try:
-                out[r, c] = _cell(v, r, c)
+                out[r, c] = _cell(v, r, c, limit)
             except CodedError as exc:
                 problems.append(CellProblem(exc, float(base[r, c])))
     return out, problems
@@ -332,6 +338,8 @@ def _number(text: str) -> float:
         raise CodedError("conv.url.not_number") from None
     if not math.isfinite(v):
         raise CodedError("conv.url.not_number")
+    if abs(v) > VALUE_MAX:
+        raise CodedError("conv.url.too_large", limit=VALUE_MAX)
     return v
 
 
@@ -366,10 +374,10 @@ def decode_query(
     parsers = {
         "kernel": _decode_kernel,
         "bias": _number,
-        "stride": lambda t: _int_in(t, 1, 16),
-        "padding": lambda t: t if t in ("valid", "same", "full") else _int_in(t, 0, 64),
+        "stride": lambda t: _int_in(t, 1, STRIDE_MAX),
+        "padding": lambda t: t if t in ("valid", "same", "full") else _int_in(t, 0, PADDING_MAX),
         "pad_mode": lambda t: _choice(t, tuple(PAD_MODES)),
-        "dilation": lambda t: _int_in(t, 1, 8),
+        "dilation": lambda t: _int_in(t, 1, DILATION_MAX),
         "flip": lambda t: _choice(t, ("0", "1")) == "1",
         "source": lambda t: _choice(t, SOURCES),
         "sample": lambda t: _choice(t, tuple(samples)) if samples else t,

@@ -37,7 +37,16 @@ from convviz.figures import (
 from convviz.i18n import Translator
 from convviz.images import SAMPLES
 from convviz.kernels import KERNELS
-from convviz.shapes import PAD_MODES, output_size, resolve_padding
+from convviz.shapes import (
+    DILATION_MAX,
+    PAD_MODES,
+    PADDING_MAX,
+    STRIDE_MAX,
+    VALUE_MAX,
+    check_magnitude,
+    output_size,
+    resolve_padding,
+)
 from convviz.ui.common import download_buttons, image_input, user_errors
 from convviz.ui.i18n import error_text, tr
 from convviz.ui.params import (
@@ -97,6 +106,7 @@ class ConvState:
     preset: str | None = None  # the preset the kernel came from
     url_problems: list[tuple[str, CodedError]] = field(default_factory=list)  # shown once
     message: CodedError | None = None  # from a callback, shown on the next run
+    bias: float = 0.0  # the last valid bias: an out-of-range one typed is put back to it
 
 
 @dataclass(frozen=True)
@@ -114,7 +124,9 @@ def _state() -> ConvState:
     """This session's ConvState; the first run takes the settings from the URL."""
     if STATE not in ss:
         s, problems = decode_query(st.query_params.to_dict(), SAMPLES)
-        ss[STATE] = ConvState(GridState(s.kernel), GridState(CLASSIC_INPUT), url_problems=problems)
+        ss[STATE] = ConvState(
+            GridState(s.kernel), GridState(CLASSIC_INPUT), url_problems=problems, bias=s.bias
+        )
         for key, value in _widget_values(s).items():
             ss[key] = value
     for key, value in _widget_values(ConvSettings()).items():
@@ -139,8 +151,21 @@ def _widget_values(s: ConvSettings) -> dict[str, object]:
     }
 
 
+def _valid_bias(state: ConvState) -> float:
+    """The bias widget's value if within ``VALUE_MAX``; else the previous one, put back.
+
+    Runs before the widget is drawn, so its value may still be set here.
+    """
+    try:
+        state.bias = check_magnitude(ss.conv_bias, "bias")
+    except (CodedError, TypeError):
+        ss.conv_bias = state.bias
+        state.message = CodedError("conv.bias.too_large", limit=VALUE_MAX)
+    return state.bias
+
+
 def _kernel() -> np.ndarray:
-    return grid_value(KERNEL, ss[STATE].kernel)[0]
+    return grid_value(KERNEL, ss[STATE].kernel, limit=VALUE_MAX)[0]
 
 
 def _new_kernel(k: np.ndarray, preset: str | None = None) -> None:
@@ -184,7 +209,7 @@ def _on_per_channel(key: str) -> None:
 
 def _on_numbers_size(rows_key: str, cols_key: str) -> None:
     state = ss[STATE]
-    a = grid_value(NUMBERS, state.numbers)[0]
+    a = grid_value(NUMBERS, state.numbers, limit=VALUE_MAX)[0]
     state.numbers.replace(resized(a, int(ss[rows_key]), int(ss[cols_key])))
 
 
@@ -195,7 +220,9 @@ def _sidebar(t: Translator) -> dict:
     """The convolution's parameters, the activation and the colour range."""
     sb = st.sidebar
     sb.subheader(t("conv.params"))
-    stride = sb.number_input(t("conv.stride"), 1, 16, key="conv_stride", help=t("conv.stride.help"))
+    stride = sb.number_input(
+        t("conv.stride"), 1, STRIDE_MAX, key="conv_stride", help=t("conv.stride.help")
+    )
     how = sb.selectbox(
         t("conv.padding"),
         PADDING_CHOICES,
@@ -205,7 +232,7 @@ def _sidebar(t: Translator) -> dict:
     )
     padding: str | int = how
     if how == "number":
-        padding = int(sb.number_input(t("conv.padding_n"), 0, 64, key="conv_padding_n"))
+        padding = int(sb.number_input(t("conv.padding_n"), 0, PADDING_MAX, key="conv_padding_n"))
     pad_mode = sb.selectbox(
         t("conv.pad_mode"),
         list(PAD_MODES),
@@ -214,7 +241,7 @@ def _sidebar(t: Translator) -> dict:
         help=t("conv.pad_mode.help"),
     )
     dilation = sb.number_input(
-        t("conv.dilation"), 1, 8, key="conv_dilation", help=t("conv.dilation.help")
+        t("conv.dilation"), 1, DILATION_MAX, key="conv_dilation", help=t("conv.dilation.help")
     )
     flip = sb.toggle(t("conv.flip"), key="conv_flip", help=t("conv.flip.help"))
     activation = sb.selectbox(
@@ -280,7 +307,13 @@ def _kernel_section(t: Translator, state: ConvState, rgb: bool, problems: GridPr
         channel_names=[t(f"conv.channel.{c}") for c in CHANNELS],
     )
     st.number_input(
-        t("conv.bias"), key="conv_bias", step=0.1, format="%g", help=t("conv.bias.help")
+        t("conv.bias"),
+        # No min/max here: Streamlit silently replaces an out-of-range value by the
+        # minimum (measured: 1e308 typed became -1e6); _valid_bias keeps the last one.
+        key="conv_bias",
+        step=0.1,
+        format="%g",
+        help=t("conv.bias.help"),
     )
 
 
@@ -355,8 +388,11 @@ def _result(
         out = conv2d(x, s.kernel, s.bias, **s.conv_kwargs()).astype(np.float64)
     if not ok[0]:
         return None
+    with user_errors() as ok:
+        act = ACTIVATIONS[s.activation](out)
+    if not ok[0]:
+        return None
     st.subheader(t("conv.result"))
-    act = ACTIVATIONS[s.activation](out)
     h, w = image.shape[:2]
     extent = (max(h, out.shape[0]), max(w, out.shape[1]))
     lo, hi, scale = value_range(act, robust=robust)
@@ -451,13 +487,13 @@ def render() -> None:
     numbers = source == "numbers"
     rgb = image is not None and image.ndim == 3
     p = _sidebar(t)
-    kernel, kernel_problems = grid_value(KERNEL, state.kernel)
+    kernel, kernel_problems = grid_value(KERNEL, state.kernel, limit=VALUE_MAX)
     number_problems = GridProblems()
     if numbers:
-        image, number_problems = grid_value(NUMBERS, state.numbers)
+        image, number_problems = grid_value(NUMBERS, state.numbers, limit=VALUE_MAX)
     s = ConvSettings(
         kernel=kernel if rgb or kernel.ndim == 2 else kernel[0],
-        bias=float(ss.conv_bias),  # its widget is drawn below, with the kernel
+        bias=_valid_bias(state),  # its widget is drawn below, with the kernel
         stride=p["stride"],
         padding=p["padding"],
         pad_mode=p["pad_mode"],

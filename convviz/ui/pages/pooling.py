@@ -16,8 +16,8 @@ import streamlit as st
 from convviz.activations import ACTIVATIONS, leaky_relu
 from convviz.figures import activation_curves_figure, histogram_figure, map_figure, value_range
 from convviz.i18n import Translator
-from convviz.pool import POOL_MODES, pool2d
-from convviz.shapes import output_size
+from convviz.pool import POOL_MODES, check_settings, pool2d
+from convviz.shapes import SLOPE_MAX, WINDOW_MAX, output_size
 from convviz.ui.common import download_buttons, image_input, user_errors
 from convviz.ui.i18n import tr
 from convviz.ui.widgets.charts import show
@@ -105,14 +105,21 @@ def _params(t: Translator) -> dict:
     )
     size = int(
         sb.number_input(
-            t("pool.size"), 1, 8, key="pool_size", on_change=_on_size, help=t("pool.size.help")
+            t("pool.size"),
+            1,
+            WINDOW_MAX,
+            key="pool_size",
+            on_change=_on_size,
+            help=t("pool.size.help"),
         )
     )
     same = sb.toggle(t("pool.stride_same"), key="pool_stride_same")
     stride = size
     if not same:
         stride = int(
-            sb.number_input(t("pool.stride"), 1, 8, key="pool_stride", help=t("pool.stride.help"))
+            sb.number_input(
+                t("pool.stride"), 1, WINDOW_MAX, key="pool_stride", help=t("pool.stride.help")
+            )
         )
     padding = int(
         sb.number_input(
@@ -138,7 +145,7 @@ def _activations(t: Translator, x: np.ndarray) -> None:
             alpha = st.slider(
                 t("pool.act.alpha"),
                 0.0,
-                0.5,
+                SLOPE_MAX,
                 key="pool_alpha",
                 step=0.01,
                 help=t("pool.act.alpha.help"),
@@ -203,6 +210,7 @@ def render() -> None:
         )
         return
     with user_errors() as ok:
+        check_settings(p["size"], p["stride"], p["padding"])  # the documented ranges
         out = pool2d(x, p["size"], stride=p["stride"], padding=p["padding"], mode=p["mode"])
     if not ok[0]:
         return

@@ -74,8 +74,13 @@ class GridProblems:
         return bool(self.cells)
 
 
-def grid_value(key: str, state: GridState) -> tuple[np.ndarray, GridProblems]:
+def grid_value(
+    key: str, state: GridState, *, limit: float | None = None
+) -> tuple[np.ndarray, GridProblems]:
     """This run's value of the grid: its base plus the editors' pending edits.
+
+    ``limit``: a typed cell beyond ``±limit`` is reported and keeps its value, like
+    one that does not parse (None: any finite number; the caller checks its own range).
 
     Call before :func:`grid_editor` (and from callbacks: they run before the page).
     A cell that does not parse keeps its committed value and is reported.
@@ -95,7 +100,7 @@ def grid_value(key: str, state: GridState) -> tuple[np.ndarray, GridProblems]:
         base3 = state.base.reshape(base3.shape)
     merged, problems = [], []
     for c in range(n):
-        a, cells = merge_edits(base3[c], ss.get(editor_key(key, state, c)))
+        a, cells = merge_edits(base3[c], ss.get(editor_key(key, state, c)), limit=limit)
         merged.append(a)
         problems += [(c, p) for p in cells]
     value = _as_float(np.stack(merged).reshape(state.base.shape))
