@@ -7,7 +7,7 @@ import streamlit as st
 from convviz.ui.common import persist_widget_state
 from convviz.ui.i18n import KEY as LANG_KEY
 from convviz.ui.i18n import language_picker
-from convviz.ui.pages import about, convolution, feature_maps, inside, pooling, train
+from convviz.ui.pages import about, convolution, feature_maps, inside, pooling, step, train
 from convviz.ui.server import tune_for_training
 
 
@@ -22,6 +22,7 @@ def run() -> None:
             *pooling.STATE_KEYS,
             *feature_maps.STATE_KEYS,
             *train.STATE_KEYS,
+            *step.STATE_KEYS,
             *inside.STATE_KEYS,
         )
     )
@@ -51,6 +52,12 @@ def run() -> None:
                 title=t("nav.train"),
                 icon=":material/model_training:",
                 url_path="train",
+            ),
+            st.Page(
+                step.render,
+                title=t("nav.step"),
+                icon=":material/footprint:",
+                url_path="step",
             ),
             st.Page(
                 inside.render,

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from convviz.nn import Trainer, to_batch
-from convviz.runs.snapshot import frozen
+from convviz.nn.train import evaluate_set
+from convviz.runs.snapshot import TimelineFrame, frozen, thin
 
 __all__ = ["RecordingTrainer", "conv_kernels", "frozen_copy", "layer_outputs", "probabilities"]
 
@@ -61,12 +62,79 @@ def frozen_copy(model: Any, build: Callable[[], Any]) -> Any:
     return twin
 
 
+def first_kernels(model: Any) -> tuple[str, np.ndarray] | None:
+    """``(layer name, kernel)`` of the first 2-D convolution, or None without one."""
+    kernels = conv_kernels(model)
+    return kernels[0] if kernels else None
+
+
 class RecordingTrainer(Trainer):
-    """A :class:`Trainer` that also lists the misclassified digits of its last validation.
+    """A :class:`Trainer` that lists the misclassified digits of its last validation and
+    keeps the run's timeline.
 
     :meth:`Trainer.validate` keeps the per-image predictions (``val_pred``,
     ``val_conf``) it computed on the way, so the list costs no second pass.
+    Every validation also records a :class:`TimelineFrame` (at the exact step it
+    ran, inside a chunk); :meth:`record` adds the others (step 0, early steps).
+    ``probe_image`` is the digit whose layer outputs the frames keep (the run sets it).
     """
+
+    probe_index: int = 0
+    probe_image: np.ndarray | None = None  # (28, 28) uint8
+    _timeline: list[TimelineFrame]
+
+    @property
+    def timeline(self) -> tuple[TimelineFrame, ...]:
+        return tuple(getattr(self, "_timeline", ()))
+
+    def validate(self) -> float | None:
+        acc = super().validate()
+        if acc is not None:
+            self.record(validated=True)
+        return acc
+
+    def record(self, *, validated: bool = False, evaluate: bool = False) -> TimelineFrame | None:
+        """Add a frame for the current step (once per step; a validation's replaces an early one).
+
+        ``evaluate``: score the validation split for this frame only (step 0: the
+        untrained net's confusion), without adding a point to the history.
+        """
+        frames = self.__dict__.setdefault("_timeline", [])
+        if frames and frames[-1].step == self.step:
+            if not validated or frames[-1].val_acc is not None:
+                return None
+            frames.pop()
+        if self.probe_image is None:
+            return None
+        h = self.history
+        model = self.model
+        val_loss = val_acc = confusion = None
+        if validated:
+            val_loss, val_acc, confusion = h.val_loss[-1], h.val_acc[-1], self.confusion
+        elif evaluate and len(self.val_labels):
+            e = evaluate_set(
+                self.plan, self.val_images, self.val_labels, batch_size=self.config.val_batch_size
+            )
+            val_loss, val_acc, confusion = e.loss, e.acc, e.confusion
+        acts = layer_outputs(model, self.probe_image)
+        frame = TimelineFrame(
+            step=self.step,
+            epoch=self.step / self.steps_per_epoch,
+            lr=float(h.lr[-1]) if h.lr else float(self.lr),
+            loss=float(h.loss[-1]) if h.loss else None,
+            val_loss=None if val_loss is None else float(val_loss),
+            val_acc=None if val_acc is None else float(val_acc),
+            confusion=None if confusion is None else frozen(confusion),
+            kernels=first_kernels(model),
+            probe_index=int(self.probe_index),
+            probe_probs=probabilities(model, self.probe_image[None])[0],
+            probe_activations=tuple(
+                (name, keras, frozen(out.astype(np.float16))) for name, keras, out in acts
+            ),
+        )
+        frames.append(frame)
+        self._timeline = thin(frames)
+        return frame
 
     def misclassified(self, limit: int) -> tuple[tuple[np.ndarray, int, int, float], ...]:
         """The first ``limit`` wrongly predicted validation digits of the last validation."""

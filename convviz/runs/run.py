@@ -49,7 +49,11 @@ from convviz.runs.observe import (
 )
 from convviz.runs.snapshot import RunOptions, Snapshot, frozen
 
-__all__ = ["Run", "Slots"]
+__all__ = ["EARLY_STEPS", "Run", "Slots"]
+
+#: Besides step 0 and every validation, the timeline keeps these early steps, where the
+#: filters and the probe digit's prediction change the most (chunks end on them).
+EARLY_STEPS = (1, 2, 5, 10, 20, 50, 100)
 
 _log = logging.getLogger(__name__)
 
@@ -267,7 +271,14 @@ class Run:
 
     def _new_trainer(self) -> RecordingTrainer:
         self.config = replace(self._initial)
-        return RecordingTrainer(self.config, model=self._build_model(), data=self._data)
+        trainer = RecordingTrainer(self.config, model=self._build_model(), data=self._data)
+        self._aim_probe(trainer, self._probe)
+        return trainer
+
+    def _aim_probe(self, trainer: RecordingTrainer, probe: int) -> None:
+        """The digit whose layer outputs the timeline frames keep from now on."""
+        trainer.probe_index = probe
+        trainer.probe_image = self._data.test_images[probe]
 
     def _fresh_logs(self) -> None:
         self._chunks: dict[str, list] = {
@@ -318,14 +329,18 @@ class Run:
                 elif self.state == "running":
                     steps = self._chunk_steps()
                 else:
-                    steps, self._pending_steps = self._pending_steps, 0
+                    steps = self._early_cut(self._pending_steps)
+                    self._pending_steps -= steps
                 probe = self._probe
-                taken = self._seq
+                # Steps left over (cut at an early timeline step) keep the command unfinished.
+                taken = self._done if self._pending_steps else self._seq
                 asked, self._views_due = self._views_due, False
             if reset:
                 self._trainer = self._new_trainer()
                 self._fresh_logs()
             trainer = self._trainer
+            if probe != trainer.probe_index:
+                self._aim_probe(trainer, probe)
             if lr is not None:
                 trainer.set_lr(lr)
             if steps and not trainer.finished:
@@ -362,9 +377,17 @@ class Run:
         if self._step_s is None:
             return 1  # the first chunk measures the step time
         k = round(self.options.target_chunk_s / max(self._step_s, 1e-6))
-        return int(min(max(k, 1), self.options.max_chunk_steps))
+        return self._early_cut(int(min(max(k, 1), self.options.max_chunk_steps)))
 
-    def _train(self, trainer: Trainer, steps: int) -> None:
+    def _early_cut(self, k: int) -> int:
+        """``k`` steps, or fewer so the chunk ends on the next early timeline step."""
+        step = self._trainer.step
+        early = [s - step for s in EARLY_STEPS if s > step]
+        return min(k, early[0]) if early and k else k
+
+    def _train(self, trainer: RecordingTrainer, steps: int) -> None:
+        if trainer.step == 0 and not trainer.timeline:
+            trainer.record(evaluate=True)  # step 0: the untrained net, scored once
         n_val = len(trainer.history.val_step)
         t0 = time.perf_counter()
         m = trainer.train_steps(steps)
@@ -386,6 +409,8 @@ class Run:
         c["acc"].append(m["acc"])
         c["lr"].append(trainer.history.lr[-1])
         c["images_per_s"].append(m["images"] / wall)
+        if trainer.step in EARLY_STEPS:
+            trainer.record()
         if len(trainer.history.val_step) != n_val:
             self._views["misclassified"] = trainer.misclassified(self.options.max_misclassified)
 
@@ -489,4 +514,5 @@ class Run:
             model=self._model_copy,
             live_model=self._live_model,
             live_step=max(self._live_step, 0),
+            timeline=t.timeline,
         )

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["STATES", "RunOptions", "Snapshot", "frozen"]
+__all__ = ["STATES", "TIMELINE_MAX_FRAMES", "RunOptions", "Snapshot", "TimelineFrame", "frozen"]
 
 #: ready: built, never trained (or reset); queued: waiting for a training slot;
 #: failed: the worker hit a bug (logged) and stopped.
@@ -52,6 +52,65 @@ class RunOptions:
         bad = [i for i in self.sample if not 0 <= i < n_test]
         if bad:
             raise ValueError(f"`sample` must hold indices in [0, {n_test}), got {bad[:3]}")
+
+
+#: At most this many frames in a run's timeline. Past it, the frame whose removal leaves
+#: the smallest gap in steps goes (an early frame before a validation's), so the kept
+#: frames spread evenly over the whole run however long it trains.
+#: A classic frame is about 80 KB (its probe digit's layer outputs in float16 are
+#: most of it), so a timeline stays under ~5 MB; tiny's under 1.5 MB.
+TIMELINE_MAX_FRAMES = 64
+
+
+@dataclass(frozen=True)
+class TimelineFrame:
+    """What a run looked like at one step: a point of its training timeline.
+
+    Recorded at step 0, at every validation and at a few early steps where the
+    filters change fastest (:data:`convviz.runs.run.EARLY_STEPS`); arrays are read-only.
+    """
+
+    step: int
+    epoch: float  # steps / steps per epoch
+    lr: float  # learning rate of the last step (the first step's at step 0)
+    loss: float | None  # training loss of the last step (None at step 0)
+    val_loss: float | None  # None: no validation at this step (an early frame)
+    val_acc: float | None
+    confusion: np.ndarray | None  # (10, 10) int64 of this validation, else None
+    kernels: tuple[str, np.ndarray] | None  # the first conv layer (name, (kh, kw, C, F) float32)
+    probe_index: int
+    probe_probs: np.ndarray  # (10,) float64 class probabilities of the probe digit
+    # Every layer's output for the probe digit: (name, Keras class name, float16 array).
+    probe_activations: tuple[tuple[str, str, np.ndarray], ...]
+
+    @property
+    def nbytes(self) -> int:
+        arrays = [self.probe_probs, *(a for _, _, a in self.probe_activations)]
+        if self.confusion is not None:
+            arrays.append(self.confusion)
+        if self.kernels is not None:
+            arrays.append(self.kernels[1])
+        return sum(a.nbytes for a in arrays)
+
+
+def thin(frames: list[TimelineFrame], limit: int = TIMELINE_MAX_FRAMES) -> list[TimelineFrame]:
+    """``frames`` with at most ``limit`` kept, the first and the last always among them.
+
+    While too many, drop the inner frame whose neighbours are closest in steps
+    (on a tie, an early frame before a validation's, then the older one).
+    """
+    frames = list(frames)
+    while len(frames) > max(limit, 2):
+        i = min(
+            range(1, len(frames) - 1),
+            key=lambda k: (
+                frames[k + 1].step - frames[k - 1].step,
+                frames[k].val_acc is not None,
+                k,
+            ),
+        )
+        del frames[i]
+    return frames
 
 
 @dataclass(frozen=True)
@@ -113,6 +172,8 @@ class Snapshot:
     # object as ``model`` then). Never None once published; ``live_step`` is its step.
     live_model: Any = None
     live_step: int = 0
+    # The run's training timeline, oldest first (at most TIMELINE_MAX_FRAMES frames).
+    timeline: tuple[TimelineFrame, ...] = ()
 
     @property
     def finished(self) -> bool:

@@ -36,6 +36,7 @@ PAGES: dict[str, tuple[str, str]] = {
     "pooling": ("nav.pooling", "pooling"),
     "feature_maps": ("nav.feature_maps", "feature-maps"),
     "train": ("nav.train", "train"),
+    "step": ("nav.step", "step"),
     "inside": ("nav.inside", "inside"),
     "about": ("nav.about", "about"),
 }
