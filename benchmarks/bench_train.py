@@ -1,94 +1,87 @@
-"""Training throughput of `convviz.nn` "classic" against PyTorch CPU, timed in the same run.
+"""Training throughput of `convviz.nn` "classic" against PyTorch CPU, measured so a skeptic
+would accept it.
 
-One training step = forward + softmax cross-entropy + backward + plain SGD update,
-batch 64, float32, on the Keras MNIST convnet (93,322 params). Both frameworks
-run the same architecture on the same random batch; their timing rounds are
-interleaved so that load from other processes hits both alike, and the median
-round counts. Printed: images/s of each, the ratio, the share of this machine's
-float32 matmul peak (a large ``np.matmul`` timed here) that our step reaches
-(training FLOPs counted analytically), and peak RSS for batch 256 in a fresh
-process (must stay < 1 GB).
+One training step = forward + softmax cross-entropy + backward + optimizer update,
+float32, on the Keras MNIST convnet (93,322 params), the same architecture and the
+same kind of batch for both. The rules (see ``benchmarks/honest.py``):
 
-    .venv/bin/python benchmarks/bench_train.py [--rounds 5] [--steps 20] [--batch 64]
+* every measurement is a **fresh process** (threads and BLAS state matter: convviz
+  switches OpenBLAS to one thread while its own threads run; torch keeps an OpenMP
+  pool), warmed up, then timed over ``--steps`` steps;
+* **interleaved**: each round runs convviz and torch once, in rotated order; the same
+  number of rounds for each side; the ratio is taken **within a round**, and the
+  median and range of those ratios are printed;
+* each row prints the **load** and the **CPU pressure** measured beside it, and the
+  script first **waits for a quiet machine** (``--no-wait`` skips that);
+* the **matmul peak** is a 2048² float32 ``np.matmul`` in a fresh process with BLAS at
+  its full thread count (no convviz import), best of 5, measured before and after;
+* **FLOPs** count the work that matters: convolution outputs a following pooling layer
+  drops (classic's conv2: 11x11 pooled to 5x5 uses 10x10) are not counted, and the
+  first layer has no input gradient.
 
-Ours trains through :class:`convviz.nn.fast.FastPlan`, as the Trainer does;
-``--reference`` also times the plain reference layers (``model.forward`` /
-``model.backward``) for comparison.
+    .venv/bin/python benchmarks/bench_train.py [--batches 16,64,256] [--rounds 6]
+        [--steps 30] [--optimizer sgd|adam] [--torch-threads 2] [--no-wait]
 
-PyTorch is optional (``pip install torch==2.13.0``): without it only our numbers print.
+PyTorch is optional (``pip install torch==2.13.0``): without it only convviz's rows print.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
-import subprocess
 import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, HERE)
 
-from convviz.nn.fast import FastPlan
-from convviz.nn.layers import Conv2D, Dense
-from convviz.nn.losses import softmax_cross_entropy
-from convviz.nn.presets import build_model
+from honest import load_line, ratio_summary, rounds_order, run_child, wait_for_quiet  # noqa: E402
 
-
-def make_sgd(model, lr=0.01):
-    try:
-        from convviz.nn.optim import SGD
-    except ImportError:  # the optimizer module is optional for this benchmark
-        triples = model.parameters()
-
-        class _Plain:
-            def step(self):
-                for _, p, g in triples:
-                    p -= np.float32(lr) * g
-
-        return _Plain()
-    return SGD(model.parameters(), lr=lr)
+ME = os.path.abspath(__file__)
 
 
-def ours_stepper(batch: int, fast: bool = True):
+# ------------------------------------------------------------------ children (one per measurement)
+def child_ours(batch: int, steps: int, optimizer: str) -> dict:
+    from convviz.nn.fast import FastPlan
+    from convviz.nn.losses import softmax_cross_entropy
+    from convviz.nn.optim import make_optimizer
+    from convviz.nn.presets import build_model
+
     model = build_model("classic", seed=0)
-    net = FastPlan(model) if fast else model
-    opt = make_sgd(model)
+    plan = FastPlan(model)
+    opt = make_optimizer(optimizer, model.parameters(), lr=1e-3)
     rng = np.random.default_rng(0)
     x = rng.random((batch, 28, 28, 1), dtype=np.float32)
     y = rng.integers(0, 10, batch)
 
     def step():
-        logits = net.forward(x, training=True)
+        logits = plan.forward(x, training=True)
         _, d = softmax_cross_entropy(logits, y)
-        net.backward(d)
+        plan.backward(d)
         opt.step()
 
-    return model, step
+    return _time(step, batch, steps)
 
 
-def torch_stepper(batch: int):
+def child_torch(batch: int, steps: int, optimizer: str, threads: int) -> dict:
     import torch
     from torch import nn
 
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
     net = nn.Sequential(
-        nn.Conv2d(1, 32, 3),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(64, 64, 3),
-        nn.ReLU(),
-        nn.Flatten(),
-        nn.Linear(576, 64),
-        nn.ReLU(),
-        nn.Linear(64, 10),
-    )
-    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(64, 64, 3), nn.ReLU(), nn.Flatten(),
+        nn.Linear(576, 64), nn.ReLU(), nn.Linear(64, 10),
+    )  # fmt: skip
+    make = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[optimizer]
+    opt = make(net.parameters(), lr=1e-3)
     x = torch.rand(batch, 1, 28, 28)
     y = torch.randint(0, 10, (batch,))
     loss_fn = nn.CrossEntropyLoss()
@@ -98,122 +91,153 @@ def torch_stepper(batch: int):
         loss_fn(net(x), y).backward()
         opt.step()
 
-    return step, torch.get_num_threads(), torch.__version__
+    out = _time(step, batch, steps)
+    out.update(threads=torch.get_num_threads(), version=torch.__version__)
+    return out
 
 
-def time_steps(step, n: int) -> float:
-    t0 = time.perf_counter()
-    for _ in range(n):
+def child_peak(n: int = 2048, reps: int = 5) -> dict:
+    """float32 matmul GFLOP/s with BLAS at its default (full) thread count."""
+    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+    out = np.empty_like(a)
+    np.matmul(a, a, out=out)
+    best = np.inf
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        np.matmul(a, a, out=out)
+        best = min(best, time.perf_counter() - t0)
+    return {"gflops": 2.0 * n**3 / best / 1e9}
+
+
+def child_rss(batch: int) -> dict:
+    child_ours(batch, 3, "sgd")
+    return {"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+
+
+def _time(step, batch: int, steps: int, warmup: int = 5) -> dict:
+    for _ in range(warmup):  # buffers, thread pools, allocator
         step()
-    return (time.perf_counter() - t0) / n
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    s = (time.perf_counter() - t0) / steps
+    return {"s_per_step": s, "images_per_s": batch / s}
 
 
-def training_flops(model, batch: int) -> float:
-    """Multiply-adds x 2 of forward, weight-gradient and input-gradient GEMMs."""
+# ------------------------------------------------------------------ FLOPs of the work done
+def training_flops(batch: int) -> float:
+    """2 x multiply-adds of the forward, weight-gradient and input-gradient GEMMs.
+
+    Only the convolution outputs the next layer reads are counted (a 2x2 pool with
+    floor drops an odd last row and column).
+    """
+    from convviz.nn.layers import Conv2D, Dense, _Pool2D
+    from convviz.nn.presets import build_model
+
+    layers = build_model("classic", seed=0).layers
     total = 0.0
-    for i, layer in enumerate(model.layers):
+    for i, layer in enumerate(layers):
         if isinstance(layer, Conv2D):
             kh, kw = layer.kernel_size
             ho, wo, f = layer.output_shape
+            nxt = layers[i + 1 : i + 3]
+            pool = next((p for p in nxt if isinstance(p, _Pool2D)), None)
+            if pool is not None:
+                (ph, pw), (sh, sw) = pool.pool_size, pool.strides
+                ho = ((ho - ph) // sh) * sh + ph
+                wo = ((wo - pw) // sw) * sw + pw
             fwd = 2.0 * batch * ho * wo * kh * kw * layer.input_shape[2] * f
         elif isinstance(layer, Dense):
             fwd = 2.0 * batch * layer.input_shape[0] * layer.units
         else:
             continue
-        total += fwd * (2 if i == 0 else 3)  # the first layer skips dx
+        total += fwd * (2 if i == 0 else 3)  # the first layer needs no input gradient
     return total
 
 
-def matmul_gflops(n: int = 1536, reps: int = 5) -> float:
-    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
-    out = np.empty_like(a)
-    np.matmul(a, a, out=out)
-    t = min(time_steps(lambda: np.matmul(a, a, out=out), 1) for _ in range(reps))
-    return 2.0 * n**3 / t / 1e9
-
-
-def rss_child(batch: int) -> None:
-    _, step = ours_stepper(batch)
-    for _ in range(3):
-        step()
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(peak_kb / 1024.0)
-
-
+# ------------------------------------------------------------------ the comparison
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--steps", type=int, default=20, help="steps per timing round")
-    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median counts)")
+    ap.add_argument("--batches", default="16,64,256")
+    ap.add_argument("--steps", type=int, default=30, help="timed steps per measurement")
+    ap.add_argument("--rounds", type=int, default=6, help="interleaved rounds per batch size")
+    ap.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
+    ap.add_argument("--torch-threads", type=int, default=2)
     ap.add_argument("--no-torch", action="store_true")
-    ap.add_argument(
-        "--reference", action="store_true", help="also time the reference layers (no FastPlan)"
-    )
-    ap.add_argument("--rss-child", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--no-wait", action="store_true", help="skip the wait-for-quiet gate")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--batch", type=int, default=64, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.rss_child:
-        rss_child(args.rss_child)
+    if args.child:
+        out = {
+            "ours": lambda: child_ours(args.batch, args.steps, args.optimizer),
+            "torch": lambda: child_torch(
+                args.batch, args.steps, args.optimizer, args.torch_threads
+            ),
+            "peak": child_peak,
+            "rss": lambda: child_rss(args.batch),
+        }[args.child]()
+        print(json.dumps(out))
         return
 
-    model, ours = ours_stepper(args.batch)
-    plain = ours_stepper(args.batch, fast=False)[1] if args.reference else None
-    theirs = None
+    sides = ["ours"]
     if not args.no_torch:
         try:
-            theirs, threads, version = torch_stepper(args.batch)
-        except ImportError:
-            print("torch not installed: timing convviz.nn only")
-    for _ in range(3):  # warm-up: buffers, BLAS threads, allocator
-        ours()
-        if theirs:
-            theirs()
-        if plain:
-            plain()
-    t_ours, t_torch, t_plain = [], [], []
-    for _ in range(args.rounds):
-        t_ours.append(time_steps(ours, args.steps))
-        if theirs:
-            t_torch.append(time_steps(theirs, args.steps))
-        if plain:
-            t_plain.append(time_steps(plain, args.steps))
-    ours_s = float(np.median(t_ours))
-    flops = training_flops(model, args.batch)
-    peak = matmul_gflops()
+            import importlib.util
 
+            if importlib.util.find_spec("torch") is not None:
+                sides.append("torch")
+            else:
+                print("# torch not installed: convviz rows only")
+        except ImportError:
+            pass
+    quiet = True if args.no_wait else wait_for_quiet()
     print(
-        f"classic convnet, batch {args.batch}, float32, {args.rounds} rounds x {args.steps} steps"
+        f"# classic convnet, float32, {args.optimizer}, {args.rounds} interleaved rounds x "
+        f"{args.steps} steps, fresh process per measurement; "
+        f"numpy {np.__version__}, {os.cpu_count()} CPUs; quiet gate "
+        f"{'skipped' if args.no_wait else ('passed' if quiet else 'timed out')}"
     )
-    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    print(f"numpy {np.__version__}, {os.cpu_count()} CPUs, load average {load}")
-    print(f"convviz.nn : {ours_s * 1e3:7.2f} ms/step  {args.batch / ours_s:8.0f} images/s")
-    if plain:
-        plain_s = float(np.median(t_plain))
-        print(
-            f"reference  : {plain_s * 1e3:7.2f} ms/step  {args.batch / plain_s:8.0f} images/s "
-            f"(FastPlan is {plain_s / ours_s:.2f}x faster)"
+    peaks = [run_child([ME, "--child", "peak"])["gflops"]]
+    print(f"# matmul peak (2048², full BLAS threads, fresh process): {peaks[0]:.0f} GFLOP/s")
+    rows = []
+    for batch in [int(b) for b in args.batches.split(",")]:
+        got: dict[str, list[float]] = {s: [] for s in sides}
+        ratios = []
+        for order in rounds_order(sides, args.rounds):
+            this = {}
+            for side in order:
+                argv = [ME, "--child", side, "--batch", str(batch), "--steps", str(args.steps)]
+                argv += ["--optimizer", args.optimizer, "--torch-threads", str(args.torch_threads)]
+                this[side] = run_child(argv)
+            for side in sides:
+                got[side].append(this[side]["images_per_s"])
+            if "torch" in this:
+                ratios.append(this["ours"]["images_per_s"] / this["torch"]["images_per_s"])
+        flops = training_flops(batch)
+        ours = float(np.median(got["ours"]))
+        line = (
+            f"batch {batch:4d}: convviz {ours:7.0f} img/s "
+            f"[{min(got['ours']):.0f}-{max(got['ours']):.0f}]"
         )
-    if theirs:
-        torch_s = float(np.median(t_torch))
-        print(
-            f"torch {version} ({threads} threads): {torch_s * 1e3:7.2f} ms/step  "
-            f"{args.batch / torch_s:8.0f} images/s"
-        )
-        print(f"speed ratio convviz.nn / torch: {torch_s / ours_s:.2f}x (median rounds)")
-        best = min(t_torch) / min(t_ours)
-        print(f"speed ratio of the best rounds: {best:.2f}x (least disturbed by other load)")
-    gflops = flops / ours_s / 1e9
-    print(
-        f"training FLOPs/step {flops / 1e9:.3f} G -> {gflops:.1f} GFLOP/s = "
-        f"{100 * gflops / peak:.0f}% of float32 matmul peak ({peak:.0f} GFLOP/s)"
-    )
-    out = subprocess.run(
-        [sys.executable, __file__, "--rss-child", "256"], capture_output=True, text=True, check=True
-    )
-    rss = float(out.stdout.strip().splitlines()[-1])
-    print(
-        f"peak RSS, batch 256 (fresh process): {rss:.0f} MB "
-        f"({'OK' if rss < 1024 else 'OVER'} < 1 GB)"
-    )
+        if "torch" in got:
+            th = float(np.median(got["torch"]))
+            line += (
+                f" | torch {th:7.0f} img/s [{min(got['torch']):.0f}-{max(got['torch']):.0f}]"
+                f" | ratio {ratio_summary(ratios)}"
+            )
+        gflops = flops / batch * ours / 1e9
+        line += f" | {gflops:.0f} GFLOP/s | {load_line()}"
+        rows.append((batch, gflops))
+        print(line, flush=True)
+    peaks.append(run_child([ME, "--child", "peak"])["gflops"])
+    peak = float(np.median(peaks))
+    print(f"# matmul peak after: {peaks[-1]:.0f} GFLOP/s (used: median {peak:.0f})")
+    for batch, gflops in rows:
+        print(f"batch {batch:4d}: {100 * gflops / peak:.0f}% of the float32 matmul peak")
+    rss = run_child([ME, "--child", "rss", "--batch", "256"])["rss_mb"]
+    verdict = "OK" if rss < 1024 else "OVER"
+    print(f"peak RSS, batch 256 (fresh process): {rss:.0f} MB ({verdict} < 1 GB)")
 
 
 if __name__ == "__main__":
