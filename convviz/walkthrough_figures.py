@@ -17,7 +17,6 @@ import numpy as np
 import plotly.graph_objects as go
 
 from convviz.figures import (
-    HEATMAP_MAX_CELLS,
     heatmap_figure,
     histogram_figure,
     image_figure,
