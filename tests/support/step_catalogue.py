@@ -64,6 +64,8 @@ MESSAGES: list[tuple[str, str, str]] = [
     ("step.sample", "Digit of the batch", "Dígito do lote"),
     ("step.sample.n", "#{i} (a {label})", "nº {i} (um {label})"),
     ("step.channel", "channel {k}", "canal {k}"),
+    ("step.channels_shown", "{title} (first {n} of {c} channels)",
+     "{title} (primeiros {n} de {c} canais)"),
     # 1. initialise
     ("step.init.intro",
      "Every kernel starts as random numbers drawn by the chosen scheme; the formula's "
