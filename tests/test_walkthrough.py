@@ -416,3 +416,9 @@ def test_draw_batch_is_seeded():
     np.testing.assert_array_equal(a[0], b[0])
     assert not np.array_equal(a[0], draw_batch("hand", 3, 8)[0])
     assert downsample(np.zeros((2, 28, 28), np.uint8)).shape == (2, 10, 10)
+
+
+def test_a_step_too_large_still_reports_a_finite_next_loss():
+    """RMSprop at lr 1 throws the weights far: p(true) underflows, the loss stays finite."""
+    w = walkthrough(StepConfig(net="tiny", batch_size=8, optimizer="rmsprop", lr=1.0))
+    assert np.isfinite(w.next_losses).all() and w.next_loss > w.loss

@@ -44,7 +44,7 @@ from convviz.nn.data import load_mnist
 from convviz.nn.init import INITIALIZERS
 from convviz.nn.inspect import conv_cell
 from convviz.nn.layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU
-from convviz.nn.losses import softmax, softmax_cross_entropy
+from convviz.nn.losses import log_softmax, softmax, softmax_cross_entropy
 from convviz.nn.model import Sequential
 from convviz.nn.optim import make_optimizer
 from convviz.nn.presets import build_model
@@ -427,8 +427,9 @@ def _update(opt, model, layer_index, index, g) -> Update:
 
 
 def _per_sample(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    p = softmax(np.asarray(logits, np.float64))
-    return -np.log(p[np.arange(len(labels)), labels])
+    # log_softmax, not log(softmax): after a too-large step p(true) can underflow to 0
+    logp = log_softmax(np.asarray(logits, np.float64))
+    return -logp[np.arange(len(labels)), labels]
 
 
 def walkthrough(config: StepConfig) -> Walkthrough:
