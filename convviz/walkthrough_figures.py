@@ -121,10 +121,8 @@ def map_figure(
     """
     a = np.asarray(a, np.float64)
     if a.ndim == 1:
-        text = a.size <= 32
-        return heatmap_figure(
-            a[None, :], title=title, digits=digits, text=text, height=110 if text else 90, t=t
-        )
+        text = a.size <= 16  # 10 logits read well in a row; 32 values do not
+        return heatmap_figure(a[None, :], title=title, digits=digits, text=text, height=120, t=t)
     h, w, c = a.shape
     n = min(c, GRID_CHANNELS)
     if n < c:

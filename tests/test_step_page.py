@@ -84,7 +84,7 @@ def test_every_stage_of_every_net_shows_the_walkthroughs_numbers(lang: str) -> N
     assert at.title[0].value == t("step.title")
     assert at.session_state["step_lr"] == DEFAULT_LR
     for net in NETS:
-        at.radio(key="step_net").set_value(net)
+        at.selectbox(key="step_net").set_value(net)
         at.selectbox(key="step_optimizer").set_value(NET_OPTIMIZER[net])
         _run(at)
         assert int(at.session_state["step_batch_size"]) == BATCH[net]

@@ -47,9 +47,14 @@ MESSAGES: list[tuple[str, str, str]] = [
     ("step.optimizer.rmsprop", "RMSprop", "RMSprop"),
     ("step.optimizer.adam", "Adam", "Adam"),
     ("step.lr", "Learning rate", "Taxa de aprendizado"),
-    ("step.weight.filter", "Chosen weight: filter", "Peso escolhido: filtro"),
-    ("step.weight.row", "Kernel row", "Linha do kernel"),
-    ("step.weight.col", "Kernel column", "Coluna do kernel"),
+    ("step.weight.filter", "Weight: filter", "Peso: filtro"),
+    ("step.weight.help",
+     "The first conv's weight whose gradient and update the Backpropagation and Update steps "
+     "follow: its filter, and its row and column in the 3x3 kernel.",
+     "O peso da primeira convolução cujo gradiente e atualização os passos Retropropagação e "
+     "Atualização acompanham: o seu filtro, e a sua linha e coluna no kernel 3x3."),
+    ("step.weight.row", "Row", "Linha"),
+    ("step.weight.col", "Column", "Coluna"),
     ("step.batch",
      "Batch of {n} digits, labels {labels}; loss before the step {loss}.",
      "Lote de {n} dígitos, rótulos {labels}; perda antes do passo {loss}."),

@@ -47,6 +47,7 @@ STAGES = ("init", "forward", "loss", "backprop", "update")  # labels: step.stage
 LRS = (0.0001, 0.001, 0.01, 0.05, 0.1, 0.5, 1.0)
 DEFAULT_LR = 0.1
 SEED_MAX = 9999
+KERNEL_HEIGHT = 280  # a 3x3 kernel with its numbers (plotly's default 450 px is mostly air)
 
 #: Widget keys whose values survive switching pages (see app.py).
 STATE_KEYS: tuple[str, ...] = tuple(
@@ -72,12 +73,13 @@ def _choice(key: str, options, default) -> None:
 
 
 def _settings(t: Translator) -> StepConfig:
+    """Two rows of choices: the net and its batch, then the recipe and the chosen weight."""
     ss = st.session_state
-    c1, c2, c3 = st.columns([2, 1, 1])
+    c1, c2, c3, c4 = st.columns([3, 1, 1, 1], vertical_alignment="bottom")
     _choice(P + "net", NETS, "hand")
-    net = c1.radio(
-        t("step.net"), NETS, key=P + "net", horizontal=True,
-        format_func=lambda n: t(f"step.net.{n}"), help=t("step.net.help"),
+    net = c1.selectbox(
+        t("step.net"), NETS, key=P + "net", format_func=lambda n: t(f"step.net.{n}"),
+        help=t("step.net.help"),
     )  # fmt: skip
     sizes = BATCH_SIZES[net]
     _choice(P + "batch_size", sizes, sizes[1])
@@ -91,8 +93,8 @@ def _settings(t: Translator) -> StepConfig:
         t("step.batch_seed"), 0, SEED_MAX, step=1, key=P + "batch_seed",
         help=t("step.batch_seed.help"),
     )  # fmt: skip
-    c3.button(t("step.redraw"), key=P + "redraw", on_click=redraw, help=t("step.redraw.help"))
-    d1, d2, d3 = st.columns(3)
+    c4.button(t("step.redraw"), key=P + "redraw", on_click=redraw, help=t("step.redraw.help"))
+    d1, d2, d3, e1, e2, e3 = st.columns([3, 2, 3, 2, 2, 2])
     _choice(P + "scheme", SCHEMES, "glorot_uniform")
     scheme = d1.selectbox(
         t("step.scheme"), SCHEMES, key=P + "scheme", format_func=lambda s: t(f"step.scheme.{s}")
@@ -107,11 +109,11 @@ def _settings(t: Translator) -> StepConfig:
         t("step.lr"), LRS, key=P + "lr", format_func=lambda v: t.num(v, 4, fixed=False)
     )
     filters = 2 if net == "hand" else (16 if net == "tiny" else 32)
-    e1, e2, e3 = st.columns(3)
     _choice(P + "filter", list(range(filters)), 0)
     f = e1.selectbox(
-        t("step.weight.filter"), list(range(filters)), key=P + "filter", format_func=t.int
-    )
+        t("step.weight.filter"), list(range(filters)), key=P + "filter", format_func=t.int,
+        help=t("step.weight.help"),
+    )  # fmt: skip
     _choice(P + "row", [0, 1, 2], 1)
     u = e2.selectbox(t("step.weight.row"), [0, 1, 2], key=P + "row", format_func=t.int)
     _choice(P + "col", [0, 1, 2], 1)
@@ -147,10 +149,18 @@ def _stage_picker(t: Translator) -> str:
 def _sample(t: Translator, w: Walkthrough) -> int:
     n = len(w.labels)
     _choice(P + "sample", list(range(n)), 0)
-    return st.selectbox(
+    return st.columns([1, 3])[0].selectbox(
         t("step.sample"), list(range(n)), key=P + "sample",
         format_func=lambda i: t("step.sample.n", i=i, label=int(w.labels[i])),
     )  # fmt: skip
+
+
+def _grid(t: Translator, figs: list, ncols: int, filename: str) -> None:
+    """Figures in rows of ``ncols`` (the hand-sized net's small maps pair up)."""
+    for k in range(0, len(figs), ncols):
+        for col, (key, fig) in zip(st.columns(ncols), figs[k : k + ncols], strict=False):
+            with col:
+                show(t, fig, key, filename)
 
 
 def _layer_title(t: Translator, w: Walkthrough, i: int, what: str) -> str:
@@ -191,14 +201,16 @@ def _forward(t: Translator, w: Walkthrough) -> None:
     st.markdown(t("step.forward.intro"))
     n = _sample(t, w)
     hand = w.config.net == "hand"
-    show(t, map_figure(t, w.x[n], t("step.forward.input", i=n, label=int(w.labels[n]))),
-         "step_input", "input")  # fmt: skip
+    figs = [
+        ("step_input", map_figure(t, w.x[n], t("step.forward.input", i=n, label=int(w.labels[n]))))
+    ]
     for i in range(len(w.layers)):
         fig = map_figure(
             t, w.layers[i].output[n], _layer_title(t, w, i, "step.forward.layer"),
             digits=3 if hand else 2,
         )  # fmt: skip
-        show(t, fig, f"step_out_{i}", "layer_output")
+        figs.append((f"step_out_{i}", fig))
+    _grid(t, figs, 2 if hand else 1, "layer_output")
     st.caption(t("step.forward.logits"))
     _cell_stepper(t, w, n)
 
@@ -249,7 +261,7 @@ def _loss(t: Translator, w: Walkthrough) -> None:
     st.metric(t("step.loss.mean"), sig(t, w.loss, 6))
     fig = heatmap_figure(
         w.probs, title=t("step.loss.probs"), digits=2, text=w.probs.size <= 200, vmin=0,
-        vmax=1, hover_name=t("step.loss.p"), t=t,
+        vmax=1, hover_name=t("step.loss.p"), height=90 + 32 * len(w.labels), t=t,
     )  # fmt: skip
     fig.update_xaxes(title_text=t("step.loss.class"), showticklabels=True, dtick=1)
     fig.update_yaxes(title_text=t("step.loss.sample_axis"), showticklabels=True, dtick=1)
@@ -260,12 +272,14 @@ def _backprop(t: Translator, w: Walkthrough) -> None:
     st.markdown(t("step.back.intro"))
     n = _sample(t, w)
     hand = w.config.net == "hand"
+    figs = []
     for i in reversed(range(len(w.layers))):
         fig = map_figure(
             t, w.layers[i].upstream[n], _layer_title(t, w, i, "step.back.layer"),
             digits=3 if hand else 2, signed=True,
         )  # fmt: skip
-        show(t, fig, f"step_grad_{i}", "gradient")
+        figs.append((f"step_grad_{i}", fig))
+    _grid(t, figs, 2 if hand else 1, "gradient")
     ch = w.weight
     f, c, u, v = ch.index
     st.subheader(t("step.back.weight", f=f, c=c, u=u, v=v))
@@ -291,9 +305,10 @@ def _backprop(t: Translator, w: Walkthrough) -> None:
     conv = w.layers[w.first_conv]
     fig = heatmap_figure(
         conv.grads["kernel"][:, :, c, f], title=t("step.back.kernel_grad", f=f, c=c),
-        digits=4, text=True, t=t,
+        digits=4, text=True, height=KERNEL_HEIGHT, t=t,
     )  # fmt: skip
-    show(t, fig, "step_kernel_grad", "kernel_gradient")
+    with st.columns(2)[0]:
+        show(t, fig, "step_kernel_grad", "kernel_gradient")
 
 
 def _update(t: Translator, w: Walkthrough) -> None:
@@ -304,14 +319,16 @@ def _update(t: Translator, w: Walkthrough) -> None:
         st.latex(line)
     k1, k2, k3 = st.columns(3)
     before = heatmap_figure(
-        up.kernel_before, title=t("step.update.before", f=f, c=c), digits=4, text=True, t=t
-    )
+        up.kernel_before, title=t("step.update.before", f=f, c=c), digits=4, text=True,
+        height=KERNEL_HEIGHT, t=t,
+    )  # fmt: skip
     after = heatmap_figure(
-        up.kernel_after, title=t("step.update.after", f=f, c=c), digits=4, text=True, t=t
-    )
+        up.kernel_after, title=t("step.update.after", f=f, c=c), digits=4, text=True,
+        height=KERNEL_HEIGHT, t=t,
+    )  # fmt: skip
     delta = heatmap_figure(
         up.kernel_after - up.kernel_before, title=t("step.update.delta"), digits=3, text=True,
-        t=t,
+        height=KERNEL_HEIGHT, t=t,
     )  # fmt: skip
     with k1:
         show(t, before, "step_k_before", "kernel_before")
