@@ -17,6 +17,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from convviz.figures import (
+    GREYS,
     heatmap_figure,
     histogram_figure,
     image_figure,
@@ -26,6 +27,7 @@ from convviz.i18n import Translator
 from convviz.nn.walkthrough import Chosen, LayerInit, Update, Walkthrough
 
 __all__ = [
+    "GRID_CHANNELS",
     "MAX_TERMS",
     "finite_difference_latex",
     "gradient_sum_text",
@@ -110,7 +112,13 @@ def histogram(t: Translator, layer: LayerInit) -> go.Figure:
 
 
 def map_figure(
-    t: Translator, a: np.ndarray, title: str, *, digits: int = 3, signed: bool = False
+    t: Translator,
+    a: np.ndarray,
+    title: str,
+    *,
+    digits: int = 3,
+    signed: bool = False,
+    grey: bool = False,
 ) -> go.Figure:
     """One sample's output of a layer: ``(H, W, C)`` maps side by side, or a ``(D,)`` vector.
 
@@ -127,16 +135,21 @@ def map_figure(
     n = min(c, GRID_CHANNELS)
     if n < c:
         title = t("step.channels_shown", title=title, n=n, c=c)
+    elif c > 1:
+        title = t("step.channels_side", title=title, c=c)
     if h * w <= 100:  # 10x10, 8x8, 5x5, 4x4: numbers in each cell
         gap = np.full((h, 1), np.nan)
         parts = []
         for k in range(n):
             parts += [a[:, :, k], gap]
         wide = np.concatenate(parts[:-1], axis=1)
-        return heatmap_figure(
+        fig = heatmap_figure(
             np.nan_to_num(wide), title=title, digits=digits, text=h * w * n <= 256,
             mask=~np.isnan(wide), height=60 + max(34, 200 // h) * h // (2 if n > 4 else 1), t=t
         )  # fmt: skip
+        if n > 1:  # the columns run on across the channels: their numbers would mislead
+            fig.layout.xaxis.showticklabels = False
+        return fig
     tiles = []
     for k in range(n):
         m = a[:, :, k]
@@ -147,7 +160,7 @@ def map_figure(
         else:
             tiles += [(m - lo) / ((hi - lo) or 1.0), np.full((h, 1), 1.0)]
     mosaic = np.concatenate(tiles[:-1], axis=1)
-    scale = "RdBu_r" if signed else "Viridis"
+    scale = "RdBu_r" if signed else (GREYS if grey else "Viridis")
     return image_figure(
         mosaic, title=title, vmin=0, vmax=1, colorscale=scale, colorbar=False,
         height=60 + 4 * h if n > 1 else None, t=t,

@@ -84,14 +84,14 @@ def test_step_through_the_five_steps(server, browser, lang, width, height):
     with chromium_page(width, height, browser) as page:
         page.goto(f"{server}/step" + ("?lang=pt" if lang == "pt" else ""))
         wait_ready(page, 90_000)
-        page.get_by_text(t("step.title")).first.wait_for(timeout=30_000)
+        page.get_by_text(t("step.title")).first.wait_for(timeout=90_000)
         for n, stage in enumerate(STAGES, start=1):
             if n > 1:
                 page.locator(".st-key-step_next button").first.click()
                 wait_ready(page, 60_000)
             header = t(f"step.stage.{stage}", n=n)
-            page.get_by_role("heading", name=header).first.wait_for(timeout=30_000)
-            wait_painted(page)
+            page.get_by_role("heading", name=header).first.wait_for(timeout=90_000)
+            wait_painted(page, 120_000)
             assert_no_exception(page)
             for label, value in want[stage].items():
                 assert metric_value(page, label) == value, (stage, label)

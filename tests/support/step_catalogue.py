@@ -69,8 +69,10 @@ MESSAGES: list[tuple[str, str, str]] = [
     ("step.sample", "Digit of the batch", "Dígito do lote"),
     ("step.sample.n", "#{i} (a {label})", "nº {i} (um {label})"),
     ("step.channel", "channel {k}", "canal {k}"),
-    ("step.channels_shown", "{title} (first {n} of {c} channels)",
-     "{title} (primeiros {n} de {c} canais)"),
+    ("step.channels_side", "{title}, its {c} channels side by side",
+     "{title}, os seus {c} canais lado a lado"),
+    ("step.channels_shown", "{title}, its first {n} of {c} channels side by side",
+     "{title}, os primeiros {n} de {c} canais lado a lado"),
     # 1. initialise
     ("step.init.intro",
      "Every kernel starts as random numbers drawn by the chosen scheme; the formula's "

@@ -28,6 +28,7 @@ from convviz.ui.params import ConvSettings
 from convviz.ui.widgets.charts import show
 from convviz.ui.widgets.stepper import conv_stepper
 from convviz.walkthrough_figures import (
+    GRID_CHANNELS,
     finite_difference_latex,
     gradient_sum_text,
     histogram,
@@ -47,6 +48,7 @@ STAGES = ("init", "forward", "loss", "backprop", "update")  # labels: step.stage
 LRS = (0.0001, 0.001, 0.01, 0.05, 0.1, 0.5, 1.0)
 DEFAULT_LR = 0.1
 SEED_MAX = 9999
+PAIR_CELLS = 10  # maps up to this many cells wide pair up (see _grid)
 KERNEL_HEIGHT = 280  # a 3x3 kernel with its numbers (plotly's default 450 px is mostly air)
 
 #: Widget keys whose values survive switching pages (see app.py).
@@ -155,12 +157,34 @@ def _sample(t: Translator, w: Walkthrough) -> int:
     )  # fmt: skip
 
 
-def _grid(t: Translator, figs: list, ncols: int, filename: str) -> None:
-    """Figures in rows of ``ncols`` (the hand-sized net's small maps pair up)."""
-    for k in range(0, len(figs), ncols):
-        for col, (key, fig) in zip(st.columns(ncols), figs[k : k + ncols], strict=False):
-            with col:
-                show(t, fig, key, filename)
+def _grid(t: Translator, figs: list, pair: bool, filename: str) -> None:
+    """Figures down the page; with ``pair``, narrow ones two to a row.
+
+    ``figs`` holds ``(key, figure, cells)`` with ``cells`` the map's width in cells: at
+    1280 px half a row holds about 10 cells with readable numbers (seen in Chromium).
+    """
+    row: list = []
+    for key, fig, cells in figs:
+        if not pair or cells > PAIR_CELLS:
+            show(t, fig, key, filename)
+            continue
+        row.append((key, fig))
+        if len(row) == 2:
+            for col, (k, f) in zip(st.columns(2), row, strict=True):
+                with col:
+                    show(t, f, k, filename)
+            row = []
+    if row:
+        with st.columns(2)[0]:
+            show(t, row[0][1], row[0][0], filename)
+
+
+def _cells(a: np.ndarray) -> int:
+    """How many cells wide :func:`map_figure` draws one sample's ``a``."""
+    if a.ndim == 1:
+        return a.size
+    c = min(a.shape[2], GRID_CHANNELS)
+    return a.shape[1] * c + c - 1
 
 
 def _layer_title(t: Translator, w: Walkthrough, i: int, what: str) -> str:
@@ -201,16 +225,15 @@ def _forward(t: Translator, w: Walkthrough) -> None:
     st.markdown(t("step.forward.intro"))
     n = _sample(t, w)
     hand = w.config.net == "hand"
-    figs = [
-        ("step_input", map_figure(t, w.x[n], t("step.forward.input", i=n, label=int(w.labels[n]))))
-    ]
+    title = t("step.forward.input", i=n, label=int(w.labels[n]))
+    figs = [("step_input", map_figure(t, w.x[n], title, grey=True), _cells(w.x[n]))]
     for i in range(len(w.layers)):
         fig = map_figure(
             t, w.layers[i].output[n], _layer_title(t, w, i, "step.forward.layer"),
             digits=3 if hand else 2,
         )  # fmt: skip
-        figs.append((f"step_out_{i}", fig))
-    _grid(t, figs, 2 if hand else 1, "layer_output")
+        figs.append((f"step_out_{i}", fig, _cells(w.layers[i].output[n])))
+    _grid(t, figs, hand, "layer_output")
     st.caption(t("step.forward.logits"))
     _cell_stepper(t, w, n)
 
@@ -278,8 +301,8 @@ def _backprop(t: Translator, w: Walkthrough) -> None:
             t, w.layers[i].upstream[n], _layer_title(t, w, i, "step.back.layer"),
             digits=3 if hand else 2, signed=True,
         )  # fmt: skip
-        figs.append((f"step_grad_{i}", fig))
-    _grid(t, figs, 2 if hand else 1, "gradient")
+        figs.append((f"step_grad_{i}", fig, _cells(w.layers[i].upstream[n])))
+    _grid(t, figs, hand, "gradient")
     ch = w.weight
     f, c, u, v = ch.index
     st.subheader(t("step.back.weight", f=f, c=c, u=u, v=v))
