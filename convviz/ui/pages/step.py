@@ -181,8 +181,8 @@ def _grid(t: Translator, figs: list, pair: bool, filename: str) -> None:
 
 def _cells(a: np.ndarray) -> int:
     """How many cells wide :func:`map_figure` draws one sample's ``a``."""
-    if a.ndim == 1:
-        return a.size
+    if a.ndim == 1:  # a vector's cells hold wider numbers ("-0.206"): count them twice
+        return 2 * a.size
     c = min(a.shape[2], GRID_CHANNELS)
     return a.shape[1] * c + c - 1
 
