@@ -111,6 +111,16 @@ def test_step_through_the_five_steps(server, browser, lang, width, height):
             )
             page.wait_for_timeout(300)
             page.screenshot(path=str(SHOTS / f"step_{lang}_{size}_{n}_{stage}.png"))
+            extra = {
+                "forward": t("conv.step.title"),
+                "backprop": t("step.back.weight", f=0, c=0, u=1, v=1),
+            }
+            if stage in extra:  # the cell stepper / the chosen weight's written-out gradient
+                page.get_by_role("heading", name=extra[stage]).first.evaluate(
+                    "e => e.scrollIntoView({block: 'start'})"
+                )
+                page.wait_for_timeout(500)
+                page.screenshot(path=str(SHOTS / f"step_{lang}_{size}_{n}b_{stage}.png"))
         # ◀ goes back one step
         page.locator(".st-key-step_prev button").first.click()
         wait_ready(page, 60_000)
