@@ -307,15 +307,20 @@ def _backprop(t: Translator, w: Walkthrough) -> None:
     f, c, u, v = ch.index
     st.subheader(t("step.back.weight", f=f, c=c, u=u, v=v))
     st.markdown(t("step.back.weight_intro"))
-    a1, a2, a3 = st.columns(3)
+    a1, a2, a3 = st.columns(3)  # 2 digits: 3 do not fit an 8x8 map a third of 1280 px wide
     with a1:
-        fig = heatmap_figure(ch.upstream[n], title=t("step.back.upstream"), digits=3, t=t)
+        fig = heatmap_figure(
+            ch.upstream[n], title=t("step.back.upstream"), digits=2, height=330, t=t
+        )
         show(t, fig, "step_w_upstream", "upstream")
     with a2:
-        fig = heatmap_figure(ch.inputs[n], title=t("step.back.inputs", u=u, v=v), digits=3, t=t)
+        title = t("step.back.inputs", u=u, v=v)
+        fig = heatmap_figure(ch.inputs[n], title=title, digits=2, height=330, t=t)
         show(t, fig, "step_w_inputs", "inputs")
     with a3:
-        fig = heatmap_figure(ch.products[n], title=t("step.back.products"), digits=3, t=t)
+        fig = heatmap_figure(
+            ch.products[n], title=t("step.back.products"), digits=2, height=330, t=t
+        )
         show(t, fig, "step_w_products", "products")
     st.code(gradient_sum_text(t, ch), language=None, wrap_lines=True)
     m1, m2, m3, m4 = st.columns(4)
