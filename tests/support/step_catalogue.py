@@ -167,8 +167,8 @@ MESSAGES: list[tuple[str, str, str]] = [
      "valor da entrada). Abaixo, para um dígito: o gradiente nas saídas do seu filtro, os "
      "valores de entrada que ele encontrou e os produtos."),
     ("step.back.upstream", "Gradient at the filter's sums", "Gradiente nas somas do filtro"),
-    ("step.back.inputs", "Input values it multiplied (offset {u}, {v})",
-     "Valores de entrada que ele multiplicou (deslocamento {u}, {v})"),
+    ("step.back.inputs", "Inputs it multiplied (offset {u}, {v})",
+     "Entradas multiplicadas (desloc. {u}, {v})"),
     ("step.back.products", "Products", "Produtos"),
     ("step.back.sum_head", "dL/dw[filter {f}, channel {c}, row {u}, column {v}] =",
      "dL/dw[filtro {f}, canal {c}, linha {u}, coluna {v}] ="),
