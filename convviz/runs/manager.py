@@ -241,8 +241,8 @@ class RunManager:
             if run is not None:
                 return run
             seen = self._problems.get(run_id)
-            if seen is not None and seen[0] == mtime:
-                return None  # refused before, and the file has not changed since
+            if seen is not None and seen[0] == mtime and isinstance(seen[1], CheckpointError):
+                return None  # a file refused before, and it has not changed since
             try:
                 run = self._restore(run_id)
             except CodedError as exc:

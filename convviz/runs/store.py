@@ -18,7 +18,8 @@ The rules:
   directory, flushes and fsyncs it, ``os.replace``\\ s it over the run's file
   and fsyncs the directory: a crash at any point leaves the previous checkpoint
   or the new one, whole. Temporary files a killed writer left are removed when
-  a store opens.
+  a store opens and by :meth:`RunStore.prune` (once they are a minute old: a
+  younger one may be a write in flight).
 * **Bounded.** One file per run (replaced at every save); the manager deletes
   it when the run is discarded or reaped, and :meth:`RunStore.prune` keeps at
   most ``max_files`` files younger than ``max_age_s``.
@@ -131,6 +132,10 @@ class RunStore:
         self.max_age_s = float(max_age_s)
         self.clean_temps()
 
+    #: A temporary file this old is a dead writer's (a write takes well under a second);
+    #: younger ones may be another process's write in flight (a shared runs directory).
+    TEMP_MAX_AGE_S = 60.0
+
     # ------------------------------------------------------------------ paths
     def path(self, run_id: object) -> Path | None:
         """The checkpoint path of ``run_id``, or None when it is not a run id."""
@@ -150,13 +155,19 @@ class RunStore:
             if RUN_ID_RE.match(p.name[: -len(SUFFIX)])
         )
 
-    def clean_temps(self) -> list[Path]:
-        """Remove the temporary files of writes that never finished (a killed process)."""
+    def clean_temps(self, min_age_s: float | None = None) -> list[Path]:
+        """Remove the temporary files of writes that never finished (a killed process).
+
+        Only those older than ``min_age_s`` (default :attr:`TEMP_MAX_AGE_S`).
+        """
+        min_age = self.TEMP_MAX_AGE_S if min_age_s is None else min_age_s
+        now = time.time()
         gone = []
         for p in self.root.glob(".*.tmp"):
             with contextlib.suppress(OSError):
-                p.unlink()
-                gone.append(p)
+                if now - p.stat().st_mtime >= min_age:
+                    p.unlink()
+                    gone.append(p)
         return gone
 
     # ------------------------------------------------------------------ write
@@ -217,7 +228,9 @@ class RunStore:
         """Delete checkpoints older than ``max_age_s`` and the oldest beyond ``max_files``.
 
         Runs in ``keep`` (those in memory) are never deleted. Returns the ids deleted.
+        Also removes dead writers' temporary files.
         """
+        self.clean_temps()
         now = time.time()
         dated = []
         for run_id in self.ids():
