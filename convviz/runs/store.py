@@ -59,6 +59,7 @@ __all__ = [
     "RunStore",
     "default_runs_dir",
     "owner_hash",
+    "read_checkpoint",
 ]
 
 FORMAT = "convviz.runs/1"
