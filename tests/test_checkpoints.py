@@ -137,6 +137,28 @@ def test_a_restored_run_resumes_exactly_like_an_uninterrupted_one(data, runs_dir
         m2.shutdown()
 
 
+def test_a_learning_rate_change_while_paused_is_checkpointed_and_kept(data, manager, runs_dir):
+    cfg = small(epochs=2)
+    run = manager.create(cfg, options=OPTS, owner=TOKEN)
+    stepped(run, 3)
+    run.set_lr(0.01, token=TOKEN)
+    on_disk(runs_dir, run.id, lambda m: m["trainer"]["config"]["lr"] == 0.01)
+    manager.shutdown()
+    m2 = restart(data, runs_dir)
+    try:
+        again = m2.get(run.id)
+        assert again.snapshot().config["lr"] == 0.01
+        again.start(token=TOKEN)
+        done = again.wait(lambda s: s.state == "finished", TIMEOUT)
+        ref = Trainer(replace(cfg))
+        ref.train_steps(3)
+        ref.set_lr(0.01)
+        ref.train_steps(100)
+        assert_same_history(done, ref)
+    finally:
+        m2.shutdown()
+
+
 def test_the_checkpoint_keeps_the_owner_hash_never_the_token(data, manager, runs_dir):
     run = manager.create(small(), options=OPTS, owner=TOKEN)
     stepped(run, 2)

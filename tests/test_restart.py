@@ -230,3 +230,54 @@ def test_sigkill_at_any_moment_of_large_writes_leaves_a_whole_checkpoint(tmp_pat
     assert i >= 1
     big = np.random.default_rng(0).random(4_000_000)
     np.testing.assert_array_equal(ckpt.arrays["x"], big + i)
+
+
+@pytest.mark.browser
+def test_the_train_page_brings_a_run_back_to_its_owner_after_a_restart(tmp_path, monkeypatch):
+    """The owner's browser keeps its cookie across the restart: the restored run is theirs."""
+    from tests.support.browser import chromium_browser, require_browser, wait_ready
+    from tests.support.train_browser import (
+        progress_step,
+        start_training,
+        train_server,
+        wait_for_panel,
+    )
+
+    require_browser()
+    runs_dir = tmp_path / "runs"
+    monkeypatch.setenv("CONVVIZ_RUNS_DIR", str(runs_dir))
+    shots = ROOT / "artifacts" / "screenshots" / "runstore"
+    shots.mkdir(parents=True, exist_ok=True)
+    with chromium_browser() as browser:
+        ctx = browser.new_context(viewport={"width": 1280, "height": 720})
+        page = ctx.new_page()
+        with train_server() as url:
+            page.goto(url)
+            wait_ready(page)
+            start_training(page, epochs=20, timeout=TIMEOUT)
+            run_id = page.url.split("run=")[1].split("&")[0]
+            deadline = time.monotonic() + TIMEOUT
+            while not (runs_dir / f"{run_id}.npz").is_file():  # its first validation
+                assert time.monotonic() < deadline
+                page.wait_for_timeout(200)
+        # The server is gone (stopped mid-training); a new one starts on another port.
+        saved = RunStore(runs_dir).load(run_id).meta["trainer"]["step"]
+        with train_server() as url:
+            page.goto(f"{url}/?run={run_id}")  # cookies ignore the port: the owner's is sent
+            wait_ready(page)
+            wait_for_panel(page, TIMEOUT)
+            assert progress_step(page) >= saved
+            resume = page.get_by_role("button", name="Resume", exact=True)
+            assert resume.is_enabled()  # the owner's controls, not a watcher's
+            assert page.get_by_role("button", name="Copy this run").count() == 0
+            page.screenshot(path=str(shots / "restored_owner_1280x720.png"))
+            page.set_viewport_size({"width": 1920, "height": 1080})
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(shots / "restored_owner_1920x1080.png"))
+            first = progress_step(page)
+            resume.click()
+            deadline = time.monotonic() + TIMEOUT
+            while progress_step(page) <= first:  # it trains on
+                assert time.monotonic() < deadline, "the restored run did not resume"
+                page.wait_for_timeout(300)
+        ctx.close()

@@ -119,7 +119,7 @@ class Run:
         # ownership after a restart, the checkpoint file alone does not.
         self._owner_hash = owner_hash(owner) if owner is not None else owner_sha256
         self._store = store
-        self._saved: tuple | None = None  # (step, state, probe) of the last checkpoint written
+        self._saved: tuple | None = None  # (step, state, probe, lr) of the last checkpoint
         self._init_bytes: np.ndarray | None = None  # the factory's model, packed once
         self._forget = False  # discarded for good: delete the checkpoint on the way out
         self.fault: str | None = None  # why the run failed: a catalogue code
@@ -345,7 +345,7 @@ class Run:
             self.fault = "runs.fail.internal"
         self.created = float(m["created"])
         self._views["misclassified"] = trainer.misclassified(self.options.max_misclassified)
-        self._saved = (trainer.step, m["state"], self._probe)
+        self._saved = (trainer.step, m["state"], self._probe, trainer.config.lr)
         self.checkpoint_step = trainer.step
 
     def _capture(self, trainer: RecordingTrainer, state: str) -> tuple[dict, dict]:
@@ -382,7 +382,7 @@ class Run:
         """Write this run's checkpoint (the worker's thread); a failure is recorded, not raised."""
         if self._store is None or state == "discarded":
             return
-        key = (trainer.step, state, self._probe)
+        key = (trainer.step, state, self._probe, trainer.config.lr)
         if key == self._saved:
             return
         try:
