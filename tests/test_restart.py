@@ -253,7 +253,7 @@ def test_the_train_page_brings_a_run_back_to_its_owner_after_a_restart(tmp_path,
         page = ctx.new_page()
         with train_server() as url:
             page.goto(url)
-            wait_ready(page)
+            wait_ready(page, 120_000)
             start_training(page, epochs=20, timeout=TIMEOUT)
             run_id = page.url.split("run=")[1].split("&")[0]
             deadline = time.monotonic() + TIMEOUT
@@ -264,7 +264,7 @@ def test_the_train_page_brings_a_run_back_to_its_owner_after_a_restart(tmp_path,
         saved = RunStore(runs_dir).load(run_id).meta["trainer"]["step"]
         with train_server() as url:
             page.goto(f"{url}/?run={run_id}")  # cookies ignore the port: the owner's is sent
-            wait_ready(page)
+            wait_ready(page, 120_000)
             wait_for_panel(page, TIMEOUT)
             assert progress_step(page) >= saved
             resume = page.get_by_role("button", name="Resume", exact=True)

@@ -37,6 +37,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 SHOTS = ROOT / "artifacts" / "screenshots" / "runstore"
 TIMEOUT = 120.0
+WAIT_MS = 120_000  # a loaded shared machine: script runs took over 30 s here
 
 
 def nginx_path() -> str | None:
@@ -108,7 +109,7 @@ class Session:
         self.replicas: list[str] = []
         self.page.on("response", self._saw)
         self.page.goto(url)
-        wait_ready(self.page)
+        wait_ready(self.page, WAIT_MS)
 
     def _saw(self, response) -> None:
         name = response.headers.get("x-convviz-replica")
@@ -162,7 +163,7 @@ def test_sessions_stay_on_their_replica_and_their_runs_keep_training(tmp_path):
         # A reload is a new Streamlit session: the cookie takes it back to its replica.
         for s in by_replica.values():
             s.page.reload()
-            wait_ready(s.page)
+            wait_ready(s.page, WAIT_MS)
             wait_for_panel(s.page, TIMEOUT)
         for name, s in by_replica.items():
             assert set(s.replicas) == {name}, s.replicas  # every response, reloads included
@@ -172,9 +173,13 @@ def test_sessions_stay_on_their_replica_and_their_runs_keep_training(tmp_path):
         r2.page.set_viewport_size({"width": 1920, "height": 1080})
         doc = r2.page.goto(link)
         assert doc.headers["x-convviz-replica"] == "r1"
-        wait_ready(r2.page)
+        wait_ready(r2.page, WAIT_MS)
         r2.replicas.clear()  # (the old page's last requests may still have come from r2)
-        wait_for_panel(r2.page, TIMEOUT)
+        try:
+            wait_for_panel(r2.page, TIMEOUT)
+        except AssertionError:
+            r2.page.screenshot(path=str(tmp_path / "link_failed.png"), full_page=True)
+            raise AssertionError(f"{r2.page.url} {r2.replicas}") from None
         r2.page.wait_for_timeout(2500)  # a few live-panel refreshes
         assert set(r2.replicas) == {"r1"}, r2.replicas
         assert r2.run_id() == r1.run_id() and progress_step(r2.page) > 0
