@@ -339,3 +339,47 @@ def test_train_val_split_validation(kw, match):
 def test_train_val_split_labels_length():
     with pytest.raises(ValueError, match="`labels` must have one entry per image"):
         train_val_split(np.arange(10), np.arange(9))
+
+
+# --- faults told plainly: no server path, no exception text ------------------------------
+
+
+def test_an_unreadable_file_names_only_the_file(tmp_path, monkeypatch):
+    make_set(tmp_path)
+    secret = "/srv/secret/mnist/train-images-idx3-ubyte.gz"
+
+    def denied(path, mode="rb"):
+        raise PermissionError(13, "Permission denied", secret)
+
+    monkeypatch.setattr("convviz.nn.data.gzip.open", denied)
+    with mnist_error(tmp_path, "err.nn.mnist_bad_gzip", "not a valid gzip file"):
+        load_mnist(tmp_path)
+    try:
+        load_mnist(tmp_path)
+    except MnistError as err:
+        for text in (str(err), repr(err.params), translator("pt")(err.code, **err.params)):
+            assert secret not in text and "Permission denied" not in text and "/srv" not in text
+
+
+def test_a_directory_where_a_file_should_be_counts_as_missing(tmp_path):
+    make_set(tmp_path)
+    (tmp_path / FILES["train_labels"]).unlink()
+    (tmp_path / FILES["train_labels"]).mkdir()
+    with mnist_error(tmp_path, "err.nn.mnist_missing", "not found"):
+        load_mnist(tmp_path)
+
+
+def test_every_refusal_keeps_paths_and_exception_text_out_of_its_params(tmp_path):
+    # Each damage in turn; the params are numbers and bare file names only.
+    make_set(tmp_path)
+    good = {name: (tmp_path / name).read_bytes() for name in FILES.values()}
+    damages = [b"", b"\x1f\x8b garbage", gzip.compress(b"\x00\x00\x08\x03" + b"\x00" * 12)]
+    for name in FILES.values():
+        for bad in damages:
+            (tmp_path / name).write_bytes(bad)
+            with pytest.raises(MnistError) as e:
+                load_mnist(tmp_path)
+            for value in e.value.params.values():
+                assert isinstance(value, int) or "/" not in str(value), e.value.params
+                assert "Error" not in str(value) and "gzip" not in str(value).lower()
+            (tmp_path / name).write_bytes(good[name])

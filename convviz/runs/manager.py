@@ -22,6 +22,18 @@ The manager's rules:
   wait in a FIFO queue in state ``"queued"``. Pausing, finishing, resetting or
   discarding a run frees its slot for the next in line. A single step while
   paused runs outside the cap: it is one optimizer step.
+* **Runs survive restarts.** With a runs directory (``runs_dir``; the app's
+  :func:`get_manager` uses ``$CONVVIZ_RUNS_DIR`` or ``~/.cache/convviz/runs``),
+  every run checkpoints itself (:mod:`convviz.runs.store`) and :meth:`RunManager.get`
+  brings back a run that is not in memory from its checkpoint: paused at its
+  last checkpoint (or finished, or failed), its owner still its owner. A
+  checkpoint that cannot be restored is refused with a code
+  (:meth:`RunManager.problem`) and ``get`` answers None. Discarding or reaping a
+  run deletes its checkpoint; :meth:`RunManager.shutdown` keeps them.
+* **Replicas.** Behind a proxy (deploy/README.md), ``replica`` (env
+  ``CONVVIZ_REPLICA``, e.g. ``r1``) prefixes this process's run ids (``r1-<id>``)
+  so the proxy can send a run's link to the replica holding it; a replica only
+  restores its own runs.
 * **Abandoned runs are freed.** The page calls :meth:`Run.touch` on every
   rerun and may register an ``alive`` check (is the browser session still
   connected?). A janitor thread discards runs not seen for ``abandon_after``
@@ -36,10 +48,11 @@ import functools
 import logging
 import math
 import os
+import re
 import secrets
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -49,6 +62,7 @@ from convviz.errors import CodedError
 from convviz.nn import Mnist, TrainConfig, build_model, load_mnist
 from convviz.runs.run import Run
 from convviz.runs.snapshot import RunOptions
+from convviz.runs.store import CheckpointError, RunStore, default_runs_dir
 
 __all__ = ["RunManager", "get_manager"]
 
@@ -69,7 +83,14 @@ class RunManager:
         How often the janitor looks; default ``min(5, abandon_after / 4)``.
     data : Mnist, optional
         Default ``load_mnist()`` (shared, read-only).
+    runs_dir : path, optional
+        Where runs checkpoint themselves (created if missing); None: no checkpoints.
+    replica : str, optional
+        This process's name behind a proxy (``r1``): run ids start with ``r1-``.
     """
+
+    _REPLICA_RE = re.compile(r"^[a-z][a-z0-9]{0,15}$")
+    _MAX_PROBLEMS = 256
 
     def __init__(
         self,
@@ -77,6 +98,8 @@ class RunManager:
         abandon_after: float = 900.0,
         janitor_interval: float | None = None,
         data: Mnist | None = None,
+        runs_dir: str | os.PathLike | None = None,
+        replica: str | None = None,
     ) -> None:
         if max_active is None:
             max_active = os.cpu_count() or 1
@@ -86,7 +109,13 @@ class RunManager:
             raise ValueError(f"`abandon_after` must be > 0, got {abandon_after!r}")
         self.max_active = max_active
         self.abandon_after = float(abandon_after)
+        if replica is not None and not self._REPLICA_RE.match(replica):
+            raise ValueError(f"`replica` must be a short lowercase name like 'r1', got {replica!r}")
+        self.replica = replica
         self._data = data
+        self.store = None if runs_dir is None else RunStore(runs_dir)
+        self._restore_lock = threading.Lock()  # one restore at a time: never two copies
+        self._problems: OrderedDict[str, tuple[float, CodedError]] = OrderedDict()
         self._lock = threading.RLock()
         self._runs: dict[str, Run] = {}
         self._active: set[str] = set()
@@ -127,6 +156,8 @@ class RunManager:
         data = self._data if self._data is not None else load_mnist()
         options.check_indices(len(data.test_labels))
         run_id = secrets.token_urlsafe(16)
+        if self.replica is not None:
+            run_id = f"{self.replica}-{run_id}"
         run = Run(
             self,
             run_id,
@@ -136,6 +167,7 @@ class RunManager:
             options=options,
             data=data,
             owner=owner,
+            store=self.store,
         )
         with self._lock:
             self._runs[run_id] = run
@@ -182,25 +214,116 @@ class RunManager:
         )
 
     def get(self, run_id: str | None) -> Run | None:
-        """The run with this id, or None (unknown, expired or discarded)."""
-        if not run_id:
+        """The run with this id, or None (unknown, expired, discarded or not restorable).
+
+        A run not in memory but with a checkpoint in the runs directory is restored
+        (once; later calls get the same :class:`Run`). A checkpoint that cannot be
+        restored gives None, and :meth:`problem` tells why.
+        """
+        if not run_id or not isinstance(run_id, str):
             return None
         with self._lock:
-            return self._runs.get(run_id)
+            run = self._runs.get(run_id)
+        if run is not None or self.store is None:
+            return run
+        if self.replica is not None and not run_id.startswith(f"{self.replica}-"):
+            return None  # another replica's run: never restore a second copy of it
+        path = self.store.path(run_id)
+        if path is None:
+            return None
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            return None  # no checkpoint: the usual answer for an unknown id, one stat
+        with self._restore_lock:
+            with self._lock:
+                run = self._runs.get(run_id)
+            if run is not None:
+                return run
+            seen = self._problems.get(run_id)
+            if seen is not None and seen[0] == mtime and isinstance(seen[1], CheckpointError):
+                return None  # a file refused before, and it has not changed since
+            try:
+                run = self._restore(run_id)
+            except CodedError as exc:
+                _log.warning("run %s not restored: %s", run_id, exc.code, exc_info=True)
+                self._problems[run_id] = (mtime, exc)
+                while len(self._problems) > self._MAX_PROBLEMS:
+                    self._problems.popitem(last=False)
+                return None
+            if run is None:
+                return None
+            self._problems.pop(run_id, None)
+            with self._lock:
+                self._runs[run_id] = run
+            return run
 
-    def discard(self, run_id: str) -> bool:
+    def problem(self, run_id: str | None) -> CodedError | None:
+        """Why the run ``run_id`` could not be restored (a coded error), or None."""
+        seen = self._problems.get(run_id) if isinstance(run_id, str) else None
+        return None if seen is None else seen[1]
+
+    def _restore(self, run_id: str) -> Run | None:
+        """A :class:`Run` from its checkpoint; :class:`CheckpointError` if it does not fit."""
+        ckpt = self.store.load(run_id)
+        if ckpt is None:
+            return None
+        data = self._data if self._data is not None else load_mnist()  # MnistError: coded
+        m = ckpt.meta
+        try:
+            config = TrainConfig(**m["initial_config"])
+            config.validate()
+            raw = dict(m["options"])
+            raw["sample"] = tuple(int(i) for i in raw["sample"])
+            options = RunOptions(**raw)
+            options.validate()
+            options.check_indices(len(data.test_labels))
+            factory = None
+            if m["factory"]:
+                from convviz.runs.resume import unpack_model
+
+                init_bytes = ckpt.arrays["init_model"]
+                unpack_model(init_bytes)  # a damaged model file is refused now, not on reset
+
+                def factory(init_bytes=init_bytes):
+                    return unpack_model(init_bytes)
+
+            owner = m["owner_sha256"]
+            if owner is not None and not (isinstance(owner, str) and len(owner) == 64):
+                raise ValueError("bad owner hash")
+            return Run(
+                self,
+                run_id,
+                config,
+                model_factory=factory,
+                init=str(m["init"]),
+                options=options,
+                data=data,
+                owner_sha256=owner,
+                store=self.store,
+                checkpoint=ckpt,
+            )
+        except CodedError as exc:  # a model file inside that load_model refused
+            raise CheckpointError("runs.err.checkpoint_damaged") from exc
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise CheckpointError("runs.err.checkpoint_damaged") from exc
+
+    def discard(self, run_id: str, *, forget: bool = True) -> bool:
         """Stop a run and forget it; returns whether it existed.
 
         The server's own clean-up (janitor, shutdown, tests): no owner check. A
         session discards its run with :meth:`Run.discard`, which checks the token.
+        ``forget``: delete its checkpoint too (False on shutdown: it comes back).
         """
         with self._lock:
             run = self._runs.pop(run_id, None)
             if run is None:
                 return False
             self._release(run, "discarded")
-            run._discard()
-            return True
+            run._discard(forget)
+        if forget and self.store is not None:
+            self.store.delete(run_id)
+        return True
 
     def reap(self) -> list[str]:
         """Discard the runs abandoned by their sessions; returns their ids."""
@@ -234,10 +357,10 @@ class RunManager:
             return list(self._queue)
 
     def shutdown(self) -> None:
-        """Discard every run and stop the janitor (tests, server exit)."""
+        """Stop every run and the janitor (tests, server exit); checkpoints stay on disk."""
         self._closed.set()
         for run_id in self.run_ids:
-            self.discard(run_id)
+            self.discard(run_id, forget=False)
 
     # ------------------------------------------------------------------ slots (lock held)
     def _admit(self, run: Run) -> None:
@@ -271,6 +394,8 @@ class RunManager:
         while not self._closed.wait(interval):
             try:
                 self.reap()
+                if self.store is not None:
+                    self.store.prune(keep=set(self.run_ids))
             except Exception:
                 _log.exception("janitor failed")
 
@@ -282,17 +407,22 @@ _manager_lock = threading.Lock()
 def get_manager() -> RunManager:
     """The process-wide :class:`RunManager`, configured from the environment on first use.
 
-    ``CONVVIZ_MAX_TRAINING_RUNS`` (default: number of CPU cores) and
-    ``CONVVIZ_ABANDON_AFTER_S`` (default 900). A web server hosting it should
-    also call :func:`convviz.ui.server.tune_for_training` once.
+    ``CONVVIZ_MAX_TRAINING_RUNS`` (default: number of CPU cores),
+    ``CONVVIZ_ABANDON_AFTER_S`` (default 900), ``CONVVIZ_RUNS_DIR`` (default
+    ``~/.cache/convviz/runs``; ``off``: no checkpoints) and ``CONVVIZ_REPLICA``
+    (behind a proxy: this replica's name). A web server hosting it should also
+    call :func:`convviz.ui.server.tune_for_training` once.
     """
     global _manager
     with _manager_lock:
         if _manager is None:
             cap = os.environ.get("CONVVIZ_MAX_TRAINING_RUNS")
             after = os.environ.get("CONVVIZ_ABANDON_AFTER_S")
+            runs_dir = default_runs_dir()
             _manager = RunManager(
                 max_active=int(cap) if cap else None,
                 abandon_after=float(after) if after else 900.0,
+                runs_dir=runs_dir,
+                replica=os.environ.get("CONVVIZ_REPLICA") or None,
             )
         return _manager

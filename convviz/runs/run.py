@@ -13,6 +13,15 @@ Rules that keep it safe:
   ``discard`` from another token or none raise ``CodedError("train.err.not_owner")``.
   Reading (``snapshot``, ``touch``) is open to whoever has the id: watchers.
   A run made without an owner (scripts, tests) is controlled by whoever holds it.
+* **Checkpoints.** With a :class:`~convviz.runs.store.RunStore`, the worker writes
+  the run's checkpoint at every validation (chunks end on validation steps) and
+  whenever the run settles (paused, finished, ready after a reset); a failed
+  write (a full disk) is logged, recorded as ``Snapshot.checkpoint_error`` and
+  training goes on. A run restored from a checkpoint comes back paused (or
+  finished, or failed) at the checkpoint's step, and resumes exactly.
+* **Faults are codes.** A bug inside a chunk marks the run "failed" with
+  ``Snapshot.fault`` a catalogue code (``runs.fail.internal``,
+  ``runs.fail.memory``); the exception goes to the server's log only.
 * **Immutable snapshots.** After each chunk the worker publishes a frozen
   :class:`Snapshot` (copies of the history, kernels, layer outputs, confusion
   matrix...; arrays read-only) and swaps it in under the lock. Readers never
@@ -27,14 +36,15 @@ most every ``view_interval_s``.
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
-from typing import Any, Protocol
+from dataclasses import asdict, replace
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -47,7 +57,15 @@ from convviz.runs.observe import (
     layer_outputs,
     probabilities,
 )
+from convviz.runs.resume import (
+    pack_model,
+    pack_timeline,
+    pack_trainer,
+    unpack_timeline,
+    unpack_trainer,
+)
 from convviz.runs.snapshot import RunOptions, Snapshot, frozen
+from convviz.runs.store import Checkpoint, RunStore, owner_hash
 
 __all__ = ["EARLY_STEPS", "Run", "Slots"]
 
@@ -92,9 +110,22 @@ class Run:
         options: RunOptions,
         data: Mnist,
         owner: str | None = None,
+        owner_sha256: str | None = None,
+        store: RunStore | None = None,
+        checkpoint: Checkpoint | None = None,
     ) -> None:
         self.manager = manager
-        self._owner = owner
+        # Only the token's hash is kept (and checkpointed): the owner's cookie proves
+        # ownership after a restart, the checkpoint file alone does not.
+        self._owner_hash = owner_hash(owner) if owner is not None else owner_sha256
+        self._store = store
+        self._saved: tuple | None = None  # (step, state, probe, lr) of the last checkpoint
+        self._init_bytes: np.ndarray | None = None  # the factory's model, packed once
+        self._forget = False  # discarded for good: delete the checkpoint on the way out
+        self.fault: str | None = None  # why the run failed: a catalogue code
+        self.checkpoint_error: str | None = None  # why the last checkpoint failed: a code
+        self.checkpoint_step: int | None = None  # step of the last checkpoint written
+        self.restored = checkpoint is not None
         self.id = run_id
         self.config = replace(config)  # our own copy: set_lr changes it
         self._initial = replace(config)  # what reset starts over from
@@ -124,6 +155,8 @@ class Run:
         self._sample_labels = frozen(data.test_labels[self._sample])
         self._trainer = self._new_trainer()  # before the thread exists: no race
         self._fresh_logs()
+        if checkpoint is not None:
+            self._apply(checkpoint)
         self._snapshot = self._build_snapshot(views=True)
         self._thread = threading.Thread(
             target=self._loop, name=f"convviz-run-{run_id}", daemon=True
@@ -134,13 +167,13 @@ class Run:
     def owned_by(self, token: str | None) -> bool:
         """Whether ``token`` is this run's owner token (False for an unowned run)."""
         return (
-            self._owner is not None
+            self._owner_hash is not None
             and isinstance(token, str)
-            and secrets.compare_digest(token.encode(), self._owner.encode())
+            and secrets.compare_digest(owner_hash(token), self._owner_hash)
         )
 
     def _check(self, token: str | None) -> None:
-        if self._owner is not None and not self.owned_by(token):
+        if self._owner_hash is not None and not self.owned_by(token):
             raise CodedError("train.err.not_owner")
 
     # ------------------------------------------------------------------ commands
@@ -229,7 +262,15 @@ class Run:
         """The latest published snapshot, with the current state and queue position."""
         with self._lock:
             snap = self._snapshot
-            return replace(snap, state=self.state, queue_position=self.manager._position(self))
+            return replace(
+                snap,
+                state=self.state,
+                queue_position=self.manager._position(self),
+                fault=self.fault,
+                checkpoint_error=self.checkpoint_error,
+                checkpoint_step=self.checkpoint_step,
+                restored=self.restored,
+            )
 
     def wait(
         self, predicate: Callable[[Snapshot], bool], timeout: float = 30.0, poll: float = 0.02
@@ -257,10 +298,126 @@ class Run:
         self._check(token)
         return self.manager.discard(self.id)
 
-    def _discard(self) -> None:  # called by the manager, lock held
+    def _discard(self, forget: bool = True) -> None:  # called by the manager, lock held
         self.state = "discarded"
+        self._forget = forget
         self._stop = True
         self._cond.notify_all()
+
+    # ------------------------------------------------------------------ checkpoints
+    #: A checkpoint's recorded state -> the state the restored run comes back in.
+    _RESTORED_STATE: ClassVar[dict[str, str]] = {
+        "ready": "ready",
+        "queued": "paused",
+        "running": "paused",
+        "paused": "paused",
+        "finished": "finished",
+        "failed": "failed",
+    }
+
+    def _apply(self, ckpt: Checkpoint) -> None:
+        """Put a checkpoint's trainer, timeline, logs and state into this new run.
+
+        Before the worker exists. Raises ``ValueError``, ``KeyError`` or ``TypeError``
+        for a checkpoint that does not fit (the manager refuses it with a code).
+        """
+        m, a = ckpt.meta, ckpt.arrays
+        state = self._RESTORED_STATE[m["state"]]
+        trainer = self._trainer
+        unpack_trainer(trainer, m["trainer"], a)
+        trainer._timeline = unpack_timeline(list(m["timeline"]), a)
+        self._probe = int(m["probe"])
+        if not 0 <= self._probe < len(self._data.test_labels):
+            raise ValueError("the checkpoint's probe digit is out of range")
+        self._aim_probe(trainer, self._probe)
+        for key in self._chunks:
+            values = a[f"chunks/{key}"].tolist()
+            self._chunks[key] = [int(v) for v in values] if key == "step" else values
+        self._train_s = float(m["train_s"])
+        self._test_acc = None if m["test_acc"] is None else float(m["test_acc"])
+        if state == "ready" and trainer.step:
+            state = "paused"
+        if state == "finished" and (not trainer.finished or self._test_acc is None):
+            state = "paused"  # killed while testing: resuming measures the test accuracy
+        self.state = state
+        self.fault = m.get("fault") if state == "failed" else None
+        if self.fault is not None and not str(self.fault).startswith("runs.fail."):
+            self.fault = "runs.fail.internal"
+        self.created = float(m["created"])
+        self._views["misclassified"] = trainer.misclassified(self.options.max_misclassified)
+        self._saved = (trainer.step, m["state"], self._probe, trainer.config.lr)
+        self.checkpoint_step = trainer.step
+
+    def _capture(self, trainer: RecordingTrainer, state: str) -> tuple[dict, dict]:
+        meta_t, arrays = pack_trainer(trainer)
+        timeline, tl_arrays = pack_timeline(trainer.timeline)
+        arrays.update(tl_arrays)
+        for key, values in self._chunks.items():
+            arrays[f"chunks/{key}"] = np.asarray(values, dtype=np.float64)
+        if self._model_factory is not None:
+            if self._init_bytes is None:
+                self._init_bytes = pack_model(self._build_model())
+            arrays["init_model"] = self._init_bytes
+        options = asdict(self.options)
+        options["sample"] = list(options["sample"])
+        meta = {
+            "owner_sha256": self._owner_hash,
+            "state": state,
+            "fault": self.fault,
+            "init": self.init,
+            "created": self.created,
+            "saved_at": time.time(),
+            "initial_config": asdict(self._initial),
+            "options": options,
+            "probe": self._probe,
+            "test_acc": self._test_acc,
+            "train_s": self._train_s,
+            "factory": self._model_factory is not None,
+            "trainer": meta_t,
+            "timeline": timeline,
+        }
+        return meta, arrays
+
+    def _save_checkpoint(self, trainer: RecordingTrainer, state: str) -> None:
+        """Write this run's checkpoint (the worker's thread); a failure is recorded, not raised."""
+        if self._store is None or state == "discarded":
+            return
+        key = (trainer.step, state, self._probe, trainer.config.lr)
+        if key == self._saved:
+            return
+        try:
+            meta, arrays = self._capture(trainer, state)
+            self._store.save(self.id, meta, arrays)
+        except OSError as exc:
+            full = exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+            code = "runs.err.disk_full" if full else "runs.err.checkpoint_write"
+            _log.warning(
+                "checkpoint of run %s at step %d failed", self.id, trainer.step, exc_info=True
+            )
+            with self._lock:
+                self.checkpoint_error = code
+            return
+        except Exception:  # a model that cannot be saved, a bug: training goes on
+            _log.exception("checkpoint of run %s at step %d failed", self.id, trainer.step)
+            with self._lock:
+                self.checkpoint_error = "runs.err.checkpoint_write"
+            return
+        with self._lock:
+            self._saved = key
+            self.checkpoint_error = None
+            self.checkpoint_step = trainer.step
+
+    def _mark_failed(self, code: str) -> None:
+        """Record "failed" in the last good checkpoint (its weights are from before the fault)."""
+        store = self._store
+        if store is None:
+            return
+        try:
+            ckpt = store.load(self.id)
+            if ckpt is not None:
+                store.save(self.id, {**ckpt.meta, "state": "failed", "fault": code}, ckpt.arrays)
+        except Exception:
+            _log.warning("could not mark the checkpoint of run %s failed", self.id, exc_info=True)
 
     # ------------------------------------------------------------------ worker
     def _build_model(self) -> Any:
@@ -299,14 +456,24 @@ class Run:
     def _loop(self) -> None:
         try:
             self._work()
-        except Exception:  # a bug must not kill the server: record it, free the slot
+        except Exception as exc:  # a bug must not kill the server: record it, free the slot
+            # The details (and any path or value in them) go to the server's log only.
             _log.exception("training run %s failed", self.id)
+            code = "runs.fail.memory" if isinstance(exc, MemoryError) else "runs.fail.internal"
             with self._lock:
-                if self.state != "discarded":
+                failed = self.state != "discarded"
+                if failed:
+                    self.fault = code
                     self.manager._release(self, "failed")
+            if failed:
+                self._mark_failed(code)
         finally:
             with self._lock:
                 self._trainer = None  # free the model as soon as the run is gone
+                forget = self._forget
+            if forget and self._store is not None:
+                # The worker is the only writer: deleting here, as it ends, cannot race a save.
+                self._store.delete(self.id)
 
     def _work(self) -> None:
         while True:
@@ -343,8 +510,10 @@ class Run:
                 self._aim_probe(trainer, probe)
             if lr is not None:
                 trainer.set_lr(lr)
+            n_val = len(trainer.history.val_step)
             if steps and not trainer.finished:
                 self._train(trainer, steps)
+            validated = len(trainer.history.val_step) != n_val
             with self._lock:
                 done = trainer.finished and self.state in ("running", "ready", "paused")
                 settled = self.state != "running"
@@ -372,6 +541,9 @@ class Run:
                 if finishing and self.state in ("running", "ready", "paused"):
                     # With the final snapshot in place, so "finished" comes with its test accuracy.
                     self.manager._release(self, "finished")
+                state = self.state
+            if validated or settled:
+                self._save_checkpoint(trainer, state)
 
     def _chunk_steps(self) -> int:
         if self._step_s is None:
@@ -380,10 +552,17 @@ class Run:
         return self._early_cut(int(min(max(k, 1), self.options.max_chunk_steps)))
 
     def _early_cut(self, k: int) -> int:
-        """``k`` steps, or fewer so the chunk ends on the next early timeline step."""
-        step = self._trainer.step
-        early = [s - step for s in EARLY_STEPS if s > step]
-        return min(k, early[0]) if early and k else k
+        """``k`` steps, or fewer so the chunk ends on the next early timeline step or validation.
+
+        Ending on a validation lets the checkpoint written after it hold that very step.
+        """
+        t = self._trainer
+        step = t.step
+        stops = [s for s in EARLY_STEPS if s > step]
+        stops.append((step // t.steps_per_epoch + 1) * t.steps_per_epoch)  # epoch end
+        if t.config.eval_every:
+            stops.append((step // t.config.eval_every + 1) * t.config.eval_every)
+        return min(k, min(stops) - step) if k else k
 
     def _train(self, trainer: RecordingTrainer, steps: int) -> None:
         if trainer.step == 0 and not trainer.timeline:

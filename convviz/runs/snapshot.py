@@ -15,7 +15,7 @@ import numpy as np
 __all__ = ["STATES", "TIMELINE_MAX_FRAMES", "RunOptions", "Snapshot", "TimelineFrame", "frozen"]
 
 #: ready: built, never trained (or reset); queued: waiting for a training slot;
-#: failed: the worker hit a bug (logged) and stopped.
+#: failed: the worker hit a bug (logged; ``Snapshot.fault`` says which kind) and stopped.
 STATES = ("ready", "queued", "running", "paused", "finished", "failed", "discarded")
 
 
@@ -174,6 +174,14 @@ class Snapshot:
     live_step: int = 0
     # The run's training timeline, oldest first (at most TIMELINE_MAX_FRAMES frames).
     timeline: tuple[TimelineFrame, ...] = ()
+    # Faults, as catalogue codes (never exception text or paths; the details are in the
+    # server's log). ``fault``: why a "failed" run stopped (runs.fail.*).
+    # ``checkpoint_error``: why the latest checkpoint could not be written (runs.err.*; the
+    # run trains on); None once one succeeds again.
+    fault: str | None = None
+    checkpoint_error: str | None = None
+    checkpoint_step: int | None = None  # step of the latest checkpoint on disk (None: none)
+    restored: bool = False  # brought back from a checkpoint after a server restart
 
     @property
     def finished(self) -> bool:
