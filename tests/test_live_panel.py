@@ -306,6 +306,19 @@ def test_the_accuracy_axis_zooms_to_the_data_within_0_to_102_percent(lo, hi):
         assert zhi - zlo < 0.3
 
 
+def test_the_zoom_ignores_the_first_steps_near_chance_but_no_validation_point():
+    start = np.r_[np.linspace(0.1, 0.9, 10), np.linspace(0.9, 0.99, 290)]  # a run's train acc
+    lo, hi = live_panel.zoom_bounds([start, np.array([0.95, 0.97, 0.98])])
+    assert lo == pytest.approx(np.quantile(start, 0.05)) and hi == 0.99
+    zlo, zhi = live_panel.zoom_range(lo, hi, (0, 1.02))
+    assert zlo > 0.8 and zhi <= 1.02  # not 0-100%: 97 -> 99% can be told apart
+    # A validation point below the train curve is always shown (short traces: their min).
+    assert live_panel.zoom_bounds([start, np.array([0.5, 0.97])]) == (0.5, 0.99)
+    # Short runs: every point.
+    assert live_panel.zoom_bounds([np.array([0.1, 0.5, 0.6])]) == (0.1, 0.6)
+    assert live_panel.zoom_bounds([np.empty(0)]) is None
+
+
 def curves(steps: int, acc_lo: float = 0.9, total: int = 1580):
     s = np.arange(1, steps + 1)
     acc = np.linspace(acc_lo, 0.99, steps)
@@ -319,7 +332,8 @@ def test_curves_chart_follows_the_steps_zooms_accuracy_and_sends_its_label():
         t = translator(lang)
         (c,) = panel_args([live_panel.curves_chart(curves(282), 300, t=t)])["blocks"]
         assert c["ranges"]["xaxis"] == c["ranges"]["xaxis2"] == [0, 400]
-        assert c["ranges"]["yaxis2"] == live_panel.zoom_range(0.9, 0.99, (0, 1.02))
+        low = np.quantile(np.linspace(0.9, 0.99, 282), 0.05)  # the train curve's 5th pct
+        assert c["ranges"]["yaxis2"] == pytest.approx(live_panel.zoom_range(low, 0.99, (0, 1.02)))
         assert "yaxis" not in c["ranges"]  # the loss keeps plotly's own range
         assert c["full"] == {"yaxis2": [0, 1.02]}
         assert c["toggle"] == {

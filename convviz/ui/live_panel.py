@@ -24,7 +24,15 @@ It is a Streamlit v1 custom component with no build step: ``live_panel/index.htm
 (our own), the ``plotly.min.js`` shipped inside the installed ``plotly``
 package (so it always matches the figures' schema) and Streamlit's own Source
 Sans font (so a panel looks like the page around it), copied together into a
-private temporary directory that Streamlit serves.
+private temporary directory that Streamlit serves. That directory also holds the
+feeds (run data): it is removed at exit, and a process that could not (killed)
+has its directory removed by the next one to start (:func:`sweep_stale`).
+
+Charts are drawn at the width of their box and the height Python gives, with
+plotly's own resizing off: its window-resize handler, run when Streamlit resized
+the panel's frame during the rerun that a pause elsewhere or a run's end causes
+(seen: 1460 -> 300 px wide and 0 high, and back), deleted the figure's height and
+drew the curves' box at 0 px with the filters over them (``index.html``, drawChart).
 """
 
 from __future__ import annotations
@@ -68,6 +76,7 @@ __all__ = [
     "curves_chart",
     "follow_range",
     "live_panel",
+    "zoom_bounds",
     "zoom_range",
 ]
 
@@ -115,9 +124,9 @@ class Chart:
     round number, :func:`follow_range`), inside the figure's own range (a run's total
     steps): early learning is not squeezed into a sliver of the run's length.
     ``zoom_y``: the y axes (layout names, ``"yaxis2"``) zoomed to their data
-    (:func:`zoom_range`); when the figure gives such an axis a range of its own and
-    ``full_label`` is set, a checkbox with that label (tooltip ``full_help``) above the
-    chart shows that range instead (an accuracy's 0-100%).
+    (:func:`zoom_bounds`, :func:`zoom_range`); when the figure gives such an axis a
+    range of its own and ``full_label`` is set, a checkbox with that label (tooltip
+    ``full_help``) above the chart shows that range instead (an accuracy's 0-100%).
     """
 
     figure: go.Figure
@@ -440,13 +449,40 @@ def _finite_values(v) -> np.ndarray:
     return a[np.isfinite(a)]
 
 
-def _axis_data(d: dict, letter: str) -> dict[str, np.ndarray]:
-    """Per layout axis name (``xaxis``, ``yaxis2``): the finite values its traces put on it."""
+def _axis_data(d: dict, letter: str) -> dict[str, list[np.ndarray]]:
+    """Per layout axis name (``xaxis``, ``yaxis2``): the finite values of each trace on it."""
     seen: dict[str, list[np.ndarray]] = {}
     for trace in d.get("data", ()):
         ref = trace.get(f"{letter}axis") or letter  # "x2" -> "xaxis2"
         seen.setdefault(f"{letter}axis{ref[1:]}", []).append(_finite_values(trace.get(letter)))
-    return {name: np.concatenate(parts) for name, parts in seen.items()}
+    return {name: [p for p in parts if p.size] for name, parts in seen.items()}
+
+
+ROBUST_POINTS = 20  # traces this long are zoomed to their 5th percentile, not their minimum
+ROBUST_Q = 0.05
+
+
+def zoom_bounds(traces: list[np.ndarray]) -> tuple[float, float] | None:
+    """The values a zoomed axis shows: up to the largest of any trace, down to the smallest
+    of a short trace (validation: each point counts) and the 5th percentile of a long one.
+
+    A run's first steps have a train accuracy near chance (10%): the minimum would keep
+    the axis at 0-100% for the whole run and 97->99% would look flat again. Those first
+    steps run below the zoomed axis; the checkbox shows all.
+
+    >>> train = np.r_[np.linspace(0.1, 0.9, 4), np.linspace(0.9, 0.99, 96)]
+    >>> lo, hi = zoom_bounds([train, np.array([0.93, 0.97])])
+    >>> round(lo, 3), hi
+    (0.901, 0.99)
+    """
+    parts = [p for p in traces if p.size]
+    if not parts:
+        return None
+    lows = [
+        float(np.quantile(p, ROBUST_Q)) if p.size >= ROBUST_POINTS else float(p.min())
+        for p in parts
+    ]
+    return float(f"{min(lows):.12g}"), float(max(p.max() for p in parts))
 
 
 def _own_range(layout: dict, name: str) -> tuple[float, float] | None:
@@ -465,16 +501,16 @@ def _chart_args(b: Chart) -> dict:
     ranges: dict[str, list[float]] = {}
     full: dict[str, list[float]] = {}
     if b.follow_x:
-        for name, values in _axis_data(d, "x").items():
-            if values.size:
-                ranges[name] = follow_range(values.max(), _own_range(layout, name))
+        for name, parts in _axis_data(d, "x").items():
+            if parts:
+                top = max(float(p.max()) for p in parts)
+                ranges[name] = follow_range(top, _own_range(layout, name))
     if b.zoom_y:
         data = _axis_data(d, "y")
         for name in b.zoom_y:
             own = _own_range(layout, name)
-            values = data.get(name, np.empty(0))
-            if values.size:
-                ranges[name] = zoom_range(values.min(), values.max(), own)
+            if (bounds := zoom_bounds(data.get(name, []))) is not None:
+                ranges[name] = zoom_range(*bounds, own)
             if own is not None:
                 full[name] = list(own)
     args = {
