@@ -113,13 +113,13 @@ def test_a_pause_from_another_tab_leaves_the_panel_laid_out(server):
         try:
             a = context.new_page()
             a.goto(server)
-            wait_ready(a)
+            wait_ready(a, 90_000)
             start_training(a, epochs=20, timeout=120)
             panel_frame(a).evaluate(LOG_RESIZES)
             assert_no_overlap(a)  # while it trains
             b = context.new_page()  # the same owner's second tab (the cookie is shared)
             b.goto(a.url)
-            wait_ready(b)
+            wait_ready(b, 90_000)
             # Generous timeouts: 8 helpers share this machine's 2 cores (load 30 seen).
             b.get_by_role("button", name="Pause", exact=True).click(timeout=90_000)
             a.get_by_role("button", name="Resume", exact=True).wait_for(timeout=90_000)
@@ -141,7 +141,7 @@ def test_a_finished_run_leaves_the_panel_laid_out(server):
         try:
             page = context.new_page()
             page.goto(server)
-            wait_ready(page)
+            wait_ready(page, 90_000)
             start_training(page, epochs=2, timeout=120)
             panel_frame(page).evaluate(LOG_RESIZES)
             page.get_by_text("Finished.").wait_for(timeout=180_000)
