@@ -91,7 +91,7 @@ _WINDOW_COLOUR = "#ff7f0e"  # orange: the sliding window everywhere in the app
 # scale is blue-white-red, the sequential one black-white) and the hatch tells it
 # apart even in a greyscale print; the fill is translucent so a zero-padded cell's
 # number stays readable under it.
-PAD_FILL = "rgba(250, 215, 70, 0.72)"
+PAD_FILL = "rgba(240, 200, 0, 0.7)"
 PAD_HATCH = "rgba(110, 85, 0, 0.9)"
 PAD_NAME = "padding"  # layout shapes with this name are padding (the legend says so)
 KERNEL_TEXT_MAX_CELLS = 49  # kernels up to 7x7 carry their numbers; larger ones are a heat view
@@ -182,7 +182,8 @@ def colour_legend(
     diverging = scale.colorscale == DIVERGING
     greys = scale.colorscale == GREYS
     if each:
-        parts.append(t("fig.legend.each_signed" if diverging else "fig.legend.each_unsigned"))
+        each_key = "fig.legend.each_signed" if diverging else "fig.legend.each_unsigned"
+        parts.append(t(each_key))
     elif diverging and math.isclose(-scale.vmin, scale.vmax):
         rule = scale.rule if scale.rule in ("p99_abs", "max_abs") else "given"
         parts.append(t(f"fig.legend.signed.{rule}", m=_num(scale.vmax, t)))
