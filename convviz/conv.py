@@ -336,7 +336,8 @@ def _conv_fft(p: _Prepared, plan: _FftPlan | None = None) -> np.ndarray:
     if need[0] > hp or need[1] > wp:
         xp = np.zeros((c, max(need[0], hp), max(need[1], wp)), p.xp.dtype)
         xp[:, :hp, :wp] = p.xp
-    y = np.empty((f, *full), p.xp.dtype)  # the stride-1 outputs, written tile row by row
+    # The stride-1 outputs, written tile row by row (as wide as the tiles: one copy a row)
+    y = np.empty((f, full[0], mx * tx), p.xp.dtype)
     win = np.lib.stride_tricks.sliding_window_view(xp, (ny, nx), axis=(1, 2))
 
     def tile_row(r: int) -> None:
@@ -352,8 +353,8 @@ def _conv_fft(p: _Prepared, plan: _FftPlan | None = None) -> np.ndarray:
         yt = sfft.irfft2(yf, s=(ny, nx), axes=(-2, -1), workers=1)  # (F, mx, ny, nx)
         part = yt[:, :, eh - 1 :, ew - 1 :]  # (F, mx, ty, tx): untouched by wrap-around
         rows = min(ty, full[0] - r * ty)
-        block = part.transpose(0, 2, 1, 3).reshape(f, ty, mx * tx)
-        y[:, r * ty : r * ty + rows] = block[:, :rows, : full[1]]
+        dst = y[:, r * ty : r * ty + rows].reshape(f, rows, mx, tx)  # a view: rows are whole
+        np.copyto(dst, part[:, :, :rows].transpose(0, 2, 1, 3))
 
     if my == 1 and mx == 1:  # one transform of the whole input: pocketfft's threads
         xf = sfft.rfft2(xp[:, :ny, :nx], workers=_fft_workers())

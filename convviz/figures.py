@@ -95,7 +95,7 @@ PAD_FILL = "rgba(240, 200, 0, 0.7)"
 PAD_HATCH = "rgba(110, 85, 0, 0.9)"
 PAD_NAME = "padding"  # layout shapes with this name are padding (the legend says so)
 KERNEL_TEXT_MAX_CELLS = 49  # kernels up to 7x7 carry their numbers; larger ones are a heat view
-LEGEND_WRAP = 56  # characters a legend line (plotly annotations do not wrap)
+LEGEND_WRAP = 56  # characters per legend line (plotly annotations do not wrap)
 _LEGEND_LINE_PX = 15
 
 
@@ -196,7 +196,8 @@ def colour_legend(
         key = f"fig.legend.unsigned.{rule}" if greys else "fig.legend.scale"
         parts.append(t(key, lo=_num(scale.vmin, t), hi=_num(scale.vmax, t)))
     if scale.clipped > 0 and not each:
-        parts.append(t("fig.legend.clipped", share=t.pct(scale.clipped, 1)))
+        digits = 1 if scale.clipped >= 0.001 else 3  # one cell in a million is not "0.0%"
+        parts.append(t("fig.legend.clipped", share=t.pct(scale.clipped, digits)))
     if padding:
         parts.append(t("fig.legend.padding"))
     return " ".join(parts)
