@@ -262,7 +262,9 @@ def main() -> None:
         f"ratio = best scipy path / convviz, same round (> 1: convviz faster); at start: "
         + machine_text()
     )
-    head = f"{'case':<20}{'convviz':>9}{'peer':>9}  {'ratio median [range]':<22}{'best scipy':<20}"
+    head = (
+        f"{'case':<20}{'convviz':>10}{'peer':>10}  {'ratio median [range]':<22}{'best scipy':<20}"
+    )
     print(head + "machine")
     worst, all_quiet = np.inf, True
     for h, w, c, k in cases:
@@ -282,8 +284,8 @@ def main() -> None:
         med = row["median"]
         span = f"{row['ratio_median']:.2f}x [{row['ratio_min']:.2f}-{row['ratio_max']:.2f}]"
         line = (
-            f"{case_name(h, w, c, k):<20}{med['convviz'] * 1e3:>7.1f}ms"
-            f"{med[row['peer']] * 1e3:>7.1f}ms  {span:<22}{row['peer']:<20}{machine_text()}"
+            f"{case_name(h, w, c, k):<20}{med['convviz'] * 1e3:>8.1f}ms"
+            f"{med[row['peer']] * 1e3:>8.1f}ms  {span:<22}{row['peer']:<20}{machine_text()}"
         )
         if not quiet:
             line += " NOT QUIET"
