@@ -12,6 +12,7 @@ map) or ``(F, C, kh, kw)`` (``F`` output maps).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -45,11 +46,15 @@ __all__ = [
     "conv2d_steps",
 ]
 
-# Cost model of the two paths (nanoseconds), fitted on this 2-core machine with
-# benchmarks/bench_conv.py: a tap costs one multiply and one add per output
-# cell; an FFT costs about this much per element per log2(size).
+# Cost model of the two paths (nanoseconds). A tap costs one multiply and one add
+# per output cell; an FFT this much per stored spectrum cell (half the tile, real
+# FFTs) per log2(tile size). Only the ratio matters: 1 MP grey and RGB, k = 3..15,
+# interleaved, measured 0.25-0.7 (median 0.4) on this 2-core machine under load
+# (2026-12, load 10-25; absolute times were 5-15x the quiet ones). The crossover
+# is then between 5x5 and 7x7 for grey, 3x3 and 5x5 for RGB with one kernel per
+# channel, as measured. Re-fit on a quiet machine with benchmarks/bench_conv.py.
 _NS_PER_TAP = 0.32
-_NS_PER_FFT_ELEM = 0.27
+_NS_PER_FFT_UNIT = 0.8
 # Outputs at least this big are computed in row blocks of about _BLOCK_CELLS
 # cells, in parallel.
 _PARALLEL_CELLS = 1 << 17
@@ -220,6 +225,9 @@ def _conv_shift_add(p: _Prepared) -> np.ndarray:
 def _next_fast_len(n: int) -> int:
     """Smallest 2-3-5-7-smooth integer >= n (sizes pocketfft handles fastest).
 
+    What ``scipy.fft.next_fast_len`` gives for complex transforms (it also allows
+    11); kept so the cost model needs no scipy import.
+
     >>> _next_fast_len(1001), _next_fast_len(4000), _next_fast_len(97)
     (1008, 4000, 98)
     """
@@ -240,46 +248,143 @@ def _next_fast_len(n: int) -> int:
     return best
 
 
+# FFT tile sizes tried by the overlap-save path (each rounded up to a fast length):
+# a tile of N cells gives N - e + 1 outputs for a kernel extent e, so bigger tiles
+# waste less on the overlap and smaller ones stay in cache. One tile covering the
+# whole padded input is always a candidate (small images, huge kernels).
+_TILE_SIZES = (64, 128, 256, 512)
+
+
+@dataclass(frozen=True)
+class _FftPlan:
+    """How the FFT path cuts one correlation: tile FFT size and tile counts per axis."""
+
+    n: tuple[int, int]  # FFT size of a tile (rows, cols)
+    out: tuple[int, int]  # stride-1 outputs a tile gives: n - e + 1
+    tiles: tuple[int, int]  # tiles along each axis
+
+    @property
+    def count(self) -> int:
+        return self.tiles[0] * self.tiles[1]
+
+
+def _axis_plans(full: int, e: int) -> list[tuple[int, int, int]]:
+    """``(fft size, outputs per tile, tiles)`` candidates along one axis of ``full`` outputs."""
+    whole = _next_fast_len(full + e - 1)
+    plans = [(whole, whole - e + 1, 1)]
+    for size in _TILE_SIZES:
+        n = _next_fast_len(max(size, 2 * e))
+        t = n - e + 1
+        if n < whole:
+            plans.append((n, t, -(-full // t)))
+    return plans
+
+
+def _fft_cost(n: tuple[int, int], count: int, transforms: int) -> float:
+    cells = n[0] * (n[1] // 2 + 1)  # a real FFT stores half the spectrum
+    return count * transforms * cells * math.log2(max(n[0] * n[1], 2))
+
+
+@lru_cache(maxsize=256)
+def _fft_plan(full: tuple[int, int], e: tuple[int, int], c: int, f: int) -> _FftPlan:
+    """The cheapest tiling for ``full`` stride-1 outputs of a kernel of extent ``e``.
+
+    Cost per tile: ``C`` forward transforms and ``F`` inverse ones of ``n`` cells
+    times ``log2 n``; the kernel's ``F * C`` transforms are paid once.
+    """
+    best = None
+    for ny, ty, my in _axis_plans(full[0], e[0]):
+        for nx, tx, mx in _axis_plans(full[1], e[1]):
+            cost = _fft_cost((ny, nx), my * mx, c + f) + _fft_cost((ny, nx), 1, f * c)
+            if best is None or cost < best[0]:
+                best = (cost, _FftPlan((ny, nx), (ty, tx), (my, mx)))
+    return best[1]
+
+
+def _fft_workers() -> int:
+    return _THREADS
+
+
 @np.errstate(over="ignore", invalid="ignore")  # overflow is checked on the result
-def _conv_fft(p: _Prepared) -> np.ndarray:
-    """Correlation through the FFT; exact up to floating-point rounding."""
+def _conv_fft(p: _Prepared, plan: _FftPlan | None = None) -> np.ndarray:
+    """Correlation through real FFTs, overlap-save in tiles; exact up to rounding.
+
+    The padded input is cut into tiles of ``plan.n`` cells that overlap by the
+    kernel's extent minus one; a circular correlation of a tile with the kernel
+    leaves its last ``plan.out`` rows and columns untouched by wrap-around, and
+    those are the outputs. The kernel's spectrum is computed once at the tile
+    size; rows of tiles go to threads (scipy.fft releases the GIL), and the
+    transforms run in the input's precision (float32 in, complex64 spectra).
+    """
+    import scipy.fft as sfft  # on first use: `import convviz` stays scipy-free
+
     f, c, kh, kw = p.w.shape
     (dy, dx), (sy, sx) = p.dilation, p.stride
     eh, ew = dy * (kh - 1) + 1, dx * (kw - 1) + 1
     hp, wp = p.xp.shape[1:]
-    # A circular convolution of length >= the padded input leaves the valid
-    # part untouched by wrap-around, so no extra zero padding is needed.
-    shape = (_next_fast_len(hp), _next_fast_len(wp))
+    full = (hp - eh + 1, wp - ew + 1)  # stride-1 outputs
+    if plan is None:
+        plan = _fft_plan(full, (eh, ew), c, f)
+    (ny, nx), (ty, tx), (my, mx) = plan.n, plan.out, plan.tiles
     kern = np.zeros((f, c, eh, ew), p.w.dtype)
     kern[:, :, ::dy, ::dx] = p.w
     kern = kern[:, :, ::-1, ::-1]  # correlation = convolution with the flipped kernel
-    xf = np.fft.rfft2(p.xp, s=shape)  # (C, Sy, Sx//2+1)
-    kf = np.fft.rfft2(kern, s=shape)  # (F, C, Sy, Sx//2+1)
-    if c == 1:
-        yf = kf[:, 0] * xf[0]
-    else:
-        yf = np.einsum("fcij,cij->fij", kf, xf)
-    y = np.fft.irfft2(yf, s=shape)
+    kf = sfft.rfft2(kern, s=(ny, nx), workers=1)  # (F, C, ny, nx//2+1)
+    # Zeros after the input so every tile is whole (they only reach discarded outputs).
+    need = ((my - 1) * ty + ny, (mx - 1) * tx + nx)
+    xp = p.xp
+    if need[0] > hp or need[1] > wp:
+        xp = np.zeros((c, max(need[0], hp), max(need[1], wp)), p.xp.dtype)
+        xp[:, :hp, :wp] = p.xp
+    # The stride-1 outputs, written tile row by row (as wide as the tiles: one copy a row)
+    y = np.empty((f, full[0], mx * tx), p.xp.dtype)
+    win = np.lib.stride_tricks.sliding_window_view(xp, (ny, nx), axis=(1, 2))
+
+    def tile_row(r: int) -> None:
+        tiles = win[:, r * ty, : (mx - 1) * tx + 1 : tx]  # (C, mx, ny, nx)
+        xf = sfft.rfft2(tiles, axes=(-2, -1), workers=1)  # (C, mx, ny, nx//2+1)
+        if c == 1 and f == 1:
+            xf *= kf[0, 0]  # in place: one spectrum fewer in memory
+            yf = xf
+        elif c == 1:
+            yf = kf[:, 0, None] * xf[0]  # (F, mx, ., .)
+        else:
+            yf = np.einsum("fcij,ctij->ftij", kf, xf, optimize=True)
+        yt = sfft.irfft2(yf, s=(ny, nx), axes=(-2, -1), workers=1)  # (F, mx, ny, nx)
+        part = yt[:, :, eh - 1 :, ew - 1 :]  # (F, mx, ty, tx): untouched by wrap-around
+        rows = min(ty, full[0] - r * ty)
+        dst = y[:, r * ty : r * ty + rows].reshape(f, rows, mx, tx)  # a view: rows are whole
+        np.copyto(dst, part[:, :, :rows].transpose(0, 2, 1, 3))
+
+    if my == 1 and mx == 1:  # one transform of the whole input: pocketfft's threads
+        xf = sfft.rfft2(xp[:, :ny, :nx], workers=_fft_workers())
+        yf = kf[:, 0] * xf[0] if c == 1 else np.einsum("fcij,cij->fij", kf, xf)
+        y = sfft.irfft2(yf, s=(ny, nx), workers=_fft_workers())[:, eh - 1 :, ew - 1 :]
+        y = y[:, : full[0], : full[1]]
+    elif my == 1 or _THREADS == 1:
+        for r in range(my):
+            tile_row(r)
+    else:  # rows of tiles on threads; each writes its own rows of `y`
+        list(_pool().map(tile_row, range(my)))
     ho, wo = p.out_shape
-    out = y[:, eh - 1 : hp : sy, ew - 1 : wp : sx][:, :ho, :wo]
-    out = out.astype(p.xp.dtype, copy=False)
+    out = y[:, : (ho - 1) * sy + 1 : sy, : (wo - 1) * sx + 1 : sx]
+    out = np.ascontiguousarray(out, dtype=p.xp.dtype)
     if np.any(p.b):
-        out = out + p.b[:, None, None]
-    return np.ascontiguousarray(out)
+        out += p.b[:, None, None].astype(out.dtype)
+    return out
 
 
 def _use_fft(p: _Prepared) -> bool:
     """Pick the cheaper path from a cost model fitted with benchmarks/bench_conv.py."""
-    f, c = p.w.shape[:2]
+    f, c, kh, kw = p.w.shape
     taps = int(np.count_nonzero(p.w))  # zero taps are skipped by the direct path
     ho, wo = p.out_shape
-    hp, wp = p.xp.shape[1:]
     direct = _NS_PER_TAP * taps * ho * wo
-    # rfft of each input channel and each kernel slice, one inverse per output map;
-    # big transforms leave the cache, which costs about 1.5x per element.
-    n_fft = c + f * c + f
-    per_elem = _NS_PER_FFT_ELEM * (1.5 if hp * wp > 500_000 else 1.0)
-    fft = per_elem * n_fft * hp * wp * np.log2(max(hp * wp, 2))
+    dy, dx = p.dilation
+    eh, ew = dy * (kh - 1) + 1, dx * (kw - 1) + 1
+    hp, wp = p.xp.shape[1:]
+    plan = _fft_plan((hp - eh + 1, wp - ew + 1), (eh, ew), c, f)
+    fft = _NS_PER_FFT_UNIT * (_fft_cost(plan.n, plan.count, c + f) + _fft_cost(plan.n, 1, f * c))
     return fft < direct
 
 

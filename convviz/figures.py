@@ -24,6 +24,7 @@ numbers in cells with :func:`num_text`. Titles passed in are shown as given.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
 
@@ -39,8 +40,10 @@ from convviz.i18n import Translator, translator
 from convviz.render import (
     DIVERGING,
     GREYS,
+    ColourScale,
     colorbar_strip,
     colorize,
+    colour_scale,
     png_bytes,
     png_data_url,
     png_from_map,
@@ -52,17 +55,24 @@ __all__ = [
     "DIVERGING",
     "GREYS",
     "HEATMAP_MAX_CELLS",
+    "KERNEL_TEXT_MAX_CELLS",
+    "PAD_FILL",
+    "PAD_NAME",
     "TEXT_MAX_CELLS",
+    "ColourScale",
     "activation_curves_figure",
     "add_shapes",
     "add_window",
     "colorbar_strip",
     "colorize",
+    "colour_legend",
+    "colour_scale",
     "crosshair_shapes",
     "feature_grid_figure",
     "heatmap_figure",
     "histogram_figure",
     "image_figure",
+    "kernel_figure",
     "map_figure",
     "not_yet_shapes",
     "num_text",
@@ -77,7 +87,16 @@ HEATMAP_MAX_CELLS = 64 * 64  # above this a map is sent as a PNG image instead
 TEXT_MAX_CELLS = 16 * 16  # at or below this the numbers are written in the cells
 
 _WINDOW_COLOUR = "#ff7f0e"  # orange: the sliding window everywhere in the app
-_PAD_COLOUR = "rgba(90, 150, 230, 0.55)"  # blue veil: padding, not image
+# Padding: hatched yellow, on every page. No data colour is yellow (the diverging
+# scale is blue-white-red, the sequential one black-white) and the hatch tells it
+# apart even in a greyscale print; the fill is translucent so a zero-padded cell's
+# number stays readable under it.
+PAD_FILL = "rgba(240, 200, 0, 0.7)"
+PAD_HATCH = "rgba(110, 85, 0, 0.9)"
+PAD_NAME = "padding"  # layout shapes with this name are padding (the legend says so)
+KERNEL_TEXT_MAX_CELLS = 49  # kernels up to 7x7 carry their numbers; larger ones are a heat view
+LEGEND_WRAP = 56  # characters per legend line (plotly annotations do not wrap)
+_LEGEND_LINE_PX = 15
 
 
 def plot_config(filename: str = "convviz") -> dict:
@@ -132,6 +151,87 @@ def _sig_text(v: float, digits: int, t: Translator) -> str:
 
 def _cell_hover(t: Translator) -> str:
     return t("fig.hover.cell", row="%{y}", col="%{x}")
+
+
+def _num(v: float, t: Translator) -> str:
+    return _sig_text(v, 3, t)
+
+
+def colour_legend(
+    scale: ColourScale,
+    t: Translator | None = None,
+    *,
+    padding: bool = False,
+    each: bool = False,
+) -> str:
+    """What the colours of a map mean, in words (the ``figures`` catalogue, ``fig.legend.*``).
+
+    Says which colour is positive, negative and zero (or lowest and highest), the
+    range in the locale's numbers and the rule that chose it (:class:`ColourScale`'s
+    ``rule``), the share of cells beyond the range, and the padding's look when
+    ``padding``. ``each``: a grid of maps, each on its own range (no numbers).
+
+    >>> from convviz.render import colour_scale
+    >>> colour_legend(colour_scale(np.array([[-1.0, 3.0]])))
+    'Red: positive, blue: negative, white: zero; range ±3 (the largest |value|).'
+    >>> colour_legend(colour_scale(np.array([[0.0, 0.5]])), translator("pt"))
+    'Preto: 0, branco: 0,5 (menor e maior valor).'
+    """
+    t = _tr(t)
+    parts = []
+    diverging = scale.colorscale == DIVERGING
+    greys = scale.colorscale == GREYS
+    if each:
+        each_key = "fig.legend.each_signed" if diverging else "fig.legend.each_unsigned"
+        parts.append(t(each_key))
+    elif diverging and math.isclose(-scale.vmin, scale.vmax):
+        rule = scale.rule if scale.rule in ("p99_abs", "max_abs") else "given"
+        parts.append(t(f"fig.legend.signed.{rule}", m=_num(scale.vmax, t)))
+    elif diverging:
+        mid = (scale.vmin + scale.vmax) / 2
+        lo, hi = _num(scale.vmin, t), _num(scale.vmax, t)
+        parts.append(t("fig.legend.diverging_range", lo=lo, mid=_num(mid, t), hi=hi))
+    else:
+        rule = scale.rule if scale.rule in ("minmax", "p1_p99") else "given"
+        key = f"fig.legend.unsigned.{rule}" if greys else "fig.legend.scale"
+        parts.append(t(key, lo=_num(scale.vmin, t), hi=_num(scale.vmax, t)))
+    if scale.clipped > 0 and not each:
+        digits = 1 if scale.clipped >= 0.001 else 3  # one cell in a million is not "0.0%"
+        parts.append(t("fig.legend.clipped", share=t.pct(scale.clipped, digits)))
+    if padding:
+        parts.append(t("fig.legend.padding"))
+    return " ".join(parts)
+
+
+def _legend_layout(text: str, base: dict) -> dict:
+    """An annotation under the plot with ``text`` wrapped, and the room for it."""
+    lines = textwrap.wrap(text, LEGEND_WRAP) or [""]
+    room = _LEGEND_LINE_PX * len(lines) + 6
+    margin = {**base["margin"], "b": base["margin"]["b"] + room}
+    note = {
+        "text": "<br>".join(lines),
+        "xref": "paper",
+        "yref": "paper",
+        "x": 0,
+        "y": 0,
+        "xanchor": "left",
+        "yanchor": "top",
+        "yshift": -4,
+        "align": "left",
+        "showarrow": False,
+        "font": {"size": 11, "color": "#444"},
+    }
+    height = base.get("height")
+    return {
+        "margin": margin,
+        "annotations": [note],
+        "height": height + room if height else None,
+        "meta": {"legend": text},  # the words, for tests and for a page's caption
+    }
+
+
+def _has_padding(shapes: Sequence[dict]) -> bool:
+    return any(isinstance(s, dict) and s.get("name") == PAD_NAME for s in shapes)
 
 
 def _axes(h: int, w: int, r0: int = 0, c0: int = 0, ticks: bool = False) -> dict:
@@ -189,37 +289,48 @@ def image_figure(
     extent: tuple[int, int] | None = None,
     colorbar: bool = True,
     shapes: Sequence[dict] = (),
+    legend: bool = True,
+    colour: ColourScale | None = None,
     t: Translator | None = None,
 ) -> go.Figure:
     """A map shipped as one PNG: ``a`` is ``(H, W)`` values or ``(H, W, 3)`` RGB in [0, 1].
 
     ``extent`` ``(rows, cols)`` fixes the axis ranges so that two figures of
     different sizes are drawn at the same scale (input beside feature map).
-    Hover shows the pixel's row and column.
+    Hover shows the pixel's row and column. The colours follow
+    :func:`~convviz.render.colour_scale` (or ``colour``, a scale a page already
+    computed, which also tells the legend its rule); ``legend`` writes under the
+    map what they mean (:func:`colour_legend`; an RGB picture only gets one for
+    its padding).
 
     >>> fig = image_figure(np.zeros((4, 6)))
     >>> fig.data[0].type, fig.data[0].source[:22]
     ('image', 'data:image/png;base64,')
     """
     x = np.asarray(a)
+    t = _tr(t)
+    padding = _has_padding(shapes)
+    text = ""
     if x.ndim == 3 and x.shape[2] == 3:
         source = png_data_url(png_bytes(x))
         colorbar = False
+        text = t("fig.legend.padding") if padding else ""
     elif x.ndim == 2:
-        lo, hi, scale = value_range(x)
-        vmin = lo if vmin is None else vmin
-        vmax = hi if vmax is None else vmax
-        colorscale = scale if colorscale is None else colorscale
+        cs = colour or colour_scale(x, vmin=vmin, vmax=vmax, colorscale=colorscale)
+        vmin, vmax, colorscale = cs.as_tuple()
         source = png_data_url(png_from_map(x, vmin, vmax, colorscale))
+        text = colour_legend(cs, t, padding=padding)
     else:
         raise CodedError("err.map_or_rgb", name="a", shape=str(x.shape))
-    t = _tr(t)
     data = [go.Image(source=source, hovertemplate=_cell_hover(t) + "<extra></extra>")]
     if colorbar:
         data.append(_colorbar_trace(float(vmin), float(vmax), colorscale))
     h, w = extent if extent is not None else x.shape[:2]
     # One constructor call: plotly validates each update, and that adds up per rerun.
-    layout = {**_base(title, height, t), **_axes(h, w), "shapes": list(shapes)}
+    base = _base(title, height, t)
+    layout = {**base, **_axes(h, w), "shapes": list(shapes)}
+    if legend and text:
+        layout.update(_legend_layout(text, base))
     return go.Figure(data=data, layout=layout)
 
 
@@ -239,6 +350,8 @@ def heatmap_figure(
     colorbar: bool = True,
     hover_name: str | None = None,
     shapes: Sequence[dict] = (),
+    legend: bool = True,
+    colour: ColourScale | None = None,
     t: Translator | None = None,
 ) -> go.Figure:
     """A ``go.Heatmap`` with the value of every cell on hover.
@@ -258,6 +371,12 @@ def heatmap_figure(
     shapes : sequence of dict
         Layout shapes (:func:`window_shape`, :func:`pad_shapes`), set at construction:
         plotly validates every later update, which costs more than building the map.
+    legend : bool
+        Write under the map what its colours mean (:func:`colour_legend`, padding
+        included when ``shapes`` has :func:`pad_shapes`).
+    colour : ColourScale, optional
+        A scale computed already (:func:`~convviz.render.colour_scale`); else from
+        ``vmin`` / ``vmax`` / ``colorscale`` and the values (the default rules).
     t : Translator, optional
         The reader's language (English when None).
 
@@ -268,10 +387,9 @@ def heatmap_figure(
     x = np.asarray(a, dtype=np.float64)
     if x.ndim != 2:
         raise CodedError("err.must_be_2d", name="a", shape=str(x.shape))
-    lo, hi, scale = value_range(x if mask is None else x[np.asarray(mask, bool)])
-    vmin = lo if vmin is None else vmin
-    vmax = hi if vmax is None else vmax
-    colorscale = scale if colorscale is None else colorscale
+    shown_values = x if mask is None else x[np.asarray(mask, bool)]
+    cs = colour or colour_scale(shown_values, vmin=vmin, vmax=vmax, colorscale=colorscale)
+    vmin, vmax, colorscale = cs.as_tuple()
     z = x if mask is None else np.where(np.asarray(mask, bool), x, np.nan)
     t = _tr(t)
     if text is None:
@@ -301,8 +419,51 @@ def heatmap_figure(
     )
     h, w = extent if extent is not None else x.shape
     axes = _axes(h, w, r0, c0, ticks=max(h, w) <= 32)
-    layout = {**_base(title, height, t), **axes, "shapes": list(shapes)}
+    base = _base(title, height, t)
+    layout = {**base, **axes, "shapes": list(shapes)}
+    if legend:
+        layout.update(_legend_layout(colour_legend(cs, t, padding=_has_padding(shapes)), base))
     return go.Figure(data=[trace], layout=layout)
+
+
+def kernel_figure(
+    k: np.ndarray,
+    *,
+    title: str = "",
+    height: int | None = None,
+    colorbar: bool = True,
+    legend: bool = True,
+    t: Translator | None = None,
+) -> go.Figure:
+    """A kernel as a heat map: red positive, blue negative, white zero, ``±max |w|``.
+
+    Every weight counts, so the range is exact (never a percentile). Kernels up
+    to :data:`KERNEL_TEXT_MAX_CELLS` cells (7x7) carry their numbers; larger ones
+    (a Gabor 13x13) are the heat view alone, each weight's value on hover: the
+    shape of the filter reads at a glance where a grid of numbers would scroll.
+
+    >>> fig = kernel_figure(np.array([[-1.0, 0.0, 1.0]]))
+    >>> fig.data[0].zmin, fig.data[0].zmax, fig.data[0].texttemplate
+    (-1.0, 1.0, '%{text}')
+    >>> kernel_figure(np.ones((13, 13))).data[0].texttemplate is None
+    True
+    """
+    w = np.asarray(k, dtype=np.float64)
+    if w.ndim != 2:
+        raise CodedError("err.must_be_2d", name="k", shape=str(w.shape))
+    cs = colour_scale(w, signed=True, robust=False)
+    return heatmap_figure(
+        w,
+        title=title,
+        colour=cs,
+        text=w.size <= KERNEL_TEXT_MAX_CELLS,
+        digits=3,
+        height=height,
+        colorbar=colorbar,
+        legend=legend,
+        hover_name=_tr(t)("fig.weight"),
+        t=t,
+    )
 
 
 def map_figure(a: np.ndarray, **kwargs) -> go.Figure:
@@ -314,7 +475,10 @@ def map_figure(a: np.ndarray, **kwargs) -> go.Figure:
     x = np.asarray(a)
     if x.ndim == 2 and x.size <= HEATMAP_MAX_CELLS:
         return heatmap_figure(x, **kwargs)
-    keep = ("title", "vmin", "vmax", "colorscale", "height", "extent", "colorbar", "shapes", "t")
+    keep = (
+        *("title", "vmin", "vmax", "colorscale", "height", "extent", "colorbar", "shapes"),
+        *("legend", "colour", "t"),
+    )
     kwargs = {k: v for k, v in kwargs.items() if k in keep}
     return image_figure(x, **kwargs)
 
@@ -345,20 +509,32 @@ def window_shape(
 
 
 def pad_shapes(cells: np.ndarray, *, origin: tuple[int, int] = (0, 0)) -> list[dict]:
-    """Grey squares over the True cells of a ``(H, W)`` mask (padding)."""
+    """Padding drawn the one way of the app: the True cells of a ``(H, W)`` mask hatched yellow.
+
+    Two layout shapes whatever the number of cells (one path of squares filled with
+    :data:`PAD_FILL`, one path of diagonal hatch lines), both named :data:`PAD_NAME`
+    so the figure's legend says "hatched yellow: padding". No data colour is yellow.
+
+    >>> [s["name"] for s in pad_shapes(np.array([[True, False]]))]
+    ['padding', 'padding']
+    >>> pad_shapes(np.zeros((2, 2), bool))
+    []
+    """
     r0, c0 = origin
+    cells = np.argwhere(np.asarray(cells, bool))
+    if not len(cells):
+        return []
+    squares, hatch = [], []
+    for r, c in cells:
+        x0, y0 = c0 + c - 0.5, r0 + r - 0.5
+        squares.append(f"M{x0},{y0}H{x0 + 1}V{y0 + 1}H{x0}Z")
+        # two diagonals a cell: a hatch that reads at any zoom
+        hatch.append(f"M{x0},{y0 + 0.5}L{x0 + 0.5},{y0}M{x0},{y0 + 1}L{x0 + 1},{y0}")
+        hatch.append(f"M{x0 + 0.5},{y0 + 1}L{x0 + 1},{y0 + 0.5}")
+    common = {"type": "path", "name": PAD_NAME, "layer": "above"}
     return [
-        {
-            "type": "rect",
-            "x0": c0 + c - 0.5,
-            "x1": c0 + c + 0.5,
-            "y0": r0 + r - 0.5,
-            "y1": r0 + r + 0.5,
-            "line": {"width": 0},
-            "fillcolor": _PAD_COLOUR,
-            "layer": "above",
-        }
-        for r, c in np.argwhere(np.asarray(cells, bool))
+        {**common, "path": "".join(squares), "fillcolor": PAD_FILL, "line": {"width": 0}},
+        {**common, "path": "".join(hatch), "line": {"color": PAD_HATCH, "width": 1}},
     ]
 
 
@@ -495,11 +671,15 @@ def feature_grid_figure(
     ncols: int = 4,
     signed: bool | None = None,
     cell_height: int = 230,
+    legend: bool = True,
     t: Translator | None = None,
 ) -> go.Figure:
     """A grid of feature maps, each its own PNG with its own colour range.
 
-    ``titles`` (one per map) are shown as given, over each map and on hover.
+    ``titles`` (one per map) are shown as given, over each map and on hover. Each
+    map is robust on its own (:func:`~convviz.render.colour_scale` with
+    ``robust=True``: signed ``±P99 |x|``, unsigned 1st-99th percentile); hover
+    gives the map's range and ``legend`` writes the rule under the grid.
 
     >>> fig = feature_grid_figure([np.zeros((3, 3)), np.ones((3, 3))], ["a", "b"], ncols=2)
     >>> [t.type for t in fig.data]
@@ -519,12 +699,19 @@ def feature_grid_figure(
         horizontal_spacing=0.02,
         vertical_spacing=0.06 if nrows > 1 else 0.0,
     )
+    scales = []
     for i, m in enumerate(maps):
-        lo, hi, scale = value_range(m, signed=signed, robust=True)
+        cs = colour_scale(m, signed=signed, robust=True)
+        scales.append(cs)
+        lo, hi, scale = cs.as_tuple()
+        if cs.signed:
+            span = t("fig.legend.grid_hover_signed", m=_num(hi, t))
+        else:
+            span = t("fig.legend.grid_hover_unsigned", lo=_num(lo, t), hi=_num(hi, t))
         fig.add_trace(
             go.Image(
                 source=png_data_url(png_from_map(m, lo, hi, scale)),
-                hovertemplate=hover + "<extra>" + titles[i] + "</extra>",
+                hovertemplate=hover + "<br>" + span + "<extra>" + titles[i] + "</extra>",
             ),
             row=i // ncols + 1,
             col=i % ncols + 1,
@@ -535,10 +722,12 @@ def feature_grid_figure(
         suffix = "" if i == 0 else str(i + 1)
         fig.update_layout({f"yaxis{suffix}": {"scaleanchor": f"x{suffix}"}})
     fig.update_annotations(font_size=12)
-    fig.update_layout(
-        height=cell_height * nrows + 30,
-        margin={"l": 5, "r": 5, "t": 30, "b": 5},
-        showlegend=False,
-        separators=t.separators,
-    )
+    base = {"height": cell_height * nrows + 30, "margin": {"l": 5, "r": 5, "t": 30, "b": 5}}
+    extra = {}
+    if legend and scales:
+        kinds = sorted({cs.colorscale == DIVERGING for cs in scales}, reverse=True)
+        keys = {True: "fig.legend.each_signed", False: "fig.legend.each_unsigned"}
+        extra = _legend_layout(" ".join(t(keys[k]) for k in kinds), base)
+        extra["annotations"] = [*fig.layout.annotations, *extra["annotations"]]
+    fig.update_layout({**base, **extra}, showlegend=False, separators=t.separators)
     return fig

@@ -4,7 +4,8 @@ Three layers, each used by :mod:`convviz.images`, :mod:`convviz.figures`,
 :mod:`convviz.train_figures` and the UI:
 
 - **scaling**: :func:`to_display` / :func:`to_uint8` (any array to ``[0, 1]`` or
-  ``0..255``), :func:`symmetric_range` and :func:`value_range` (colour limits);
+  ``0..255``), :func:`symmetric_range`, :func:`colour_scale` and :func:`value_range`
+  (colour limits, and the rule that chose them, for legends);
 - **colour maps**: :func:`lut` (256 colours of a plotly colour scale, what
   plotly itself would draw), :func:`colorize`, :func:`colorbar_strip`, with the
   app's two scales :data:`DIVERGING` and :data:`GREYS`;
@@ -30,6 +31,7 @@ import math
 import numbers
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -42,8 +44,12 @@ __all__ = [
     "GREYS",
     "PNG_CACHE_MAX_BYTES",
     "PNG_CACHE_MAX_ENTRIES",
+    "ROBUST_PERCENTILE",
+    "SMALL_MAP_VALUES",
+    "ColourScale",
     "colorbar_strip",
     "colorize",
+    "colour_scale",
     "encode_png",
     "lut",
     "png_bytes",
@@ -201,36 +207,132 @@ def symmetric_range(a: np.ndarray) -> tuple[float, float]:
     return (-m, m)
 
 
+#: The robust rule for signed maps: the colour range is ``±`` this percentile of ``|x|``.
+ROBUST_PERCENTILE = 99.0
+#: Maps with at most this many values (their numbers are written in the cells, and
+#: every cell counts) get the exact range by default: ``±max |x|`` or ``[min, max]``.
+SMALL_MAP_VALUES = 256
+
+
+@dataclass(frozen=True)
+class ColourScale:
+    """How a map's values become colours, and why (what a legend says).
+
+    ``rule`` names how the limits were chosen:
+
+    - ``"p99_abs"``: signed, ``±`` the 99th percentile of ``|x|`` (the default for
+      signed maps with more than :data:`SMALL_MAP_VALUES` values);
+    - ``"max_abs"``: signed, ``±max |x|`` (small maps, or when the percentile is 0);
+    - ``"minmax"``: unsigned, ``[min, max]`` (the default for unsigned maps);
+    - ``"p1_p99"``: unsigned, the 1st to 99th percentiles (``robust=True``);
+    - ``"given"``: limits chosen by the caller;
+    - ``"constant"``: an empty or constant map (a range made up so it is not zero-width).
+
+    ``clipped`` is the share of finite values outside ``[vmin, vmax]`` (drawn at the
+    end colours).
+    """
+
+    vmin: float
+    vmax: float
+    colorscale: Colorscale
+    signed: bool
+    rule: str
+    clipped: float = 0.0
+
+    def as_tuple(self) -> tuple[float, float, Colorscale]:
+        return (self.vmin, self.vmax, self.colorscale)
+
+
+def _clipped(x: np.ndarray, vmin: float, vmax: float) -> float:
+    return float(np.count_nonzero((x < vmin) | (x > vmax))) / x.size if x.size else 0.0
+
+
+def colour_scale(
+    a: np.ndarray,
+    *,
+    signed: bool | None = None,
+    robust: bool | None = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    colorscale: Colorscale | None = None,
+) -> ColourScale:
+    """The colour range, scale and rule of a map (what :func:`value_range` returns, and why).
+
+    Rules, in order:
+
+    - ``signed=None`` means "has a negative value". Signed maps go on :data:`DIVERGING`
+      with a range symmetric around 0, so white always means 0; unsigned maps go on
+      :data:`GREYS` (black lowest, white highest).
+    - ``robust=None`` (the default) is robust for signed maps with more than
+      :data:`SMALL_MAP_VALUES` values and exact otherwise: a signed edge map spans
+      ``±`` the 99th percentile of ``|x|`` (a few strong edges no longer wash the rest
+      out to white), a kernel or a small worked example ``±max |x|``, an image
+      ``[min, max]``.
+    - ``robust=True``: signed ``±P99(|x|)``, unsigned ``[P1, P99]``; ``robust=False``:
+      signed ``±max |x|``, unsigned ``[min, max]``.
+    - A zero percentile falls back to ``max |x|``; a range is never zero-width.
+    - ``vmin`` / ``vmax`` / ``colorscale`` given by the caller win (rule ``"given"``
+      when both limits are given).
+
+    >>> c = colour_scale(np.linspace(-1, 1, 1001) ** 3)
+    >>> round(c.vmax, 3), c.rule, round(c.clipped, 3)
+    (0.97, 'p99_abs', 0.01)
+    >>> colour_scale(np.array([[-1.0, 3.0]])).as_tuple()
+    (-3.0, 3.0, 'RdBu_r')
+    """
+    x = np.asarray(a, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if vmin is not None and vmax is not None:  # the caller's limits: only say why
+        is_signed = bool(x.size and x.min() < 0) if signed is None else bool(signed)
+        lo, hi = float(vmin), float(vmax)
+        if colorscale is None:
+            colorscale = DIVERGING if is_signed else GREYS
+        return ColourScale(lo, hi, colorscale, is_signed, "given", _clipped(x, lo, hi))
+    if x.size == 0:
+        lo, hi, scale, is_signed, rule = 0.0, 1.0, GREYS, False, "constant"
+    else:
+        is_signed = bool(x.min() < 0) if signed is None else bool(signed)
+        if is_signed:
+            absx = np.abs(x)
+            m, rule = 0.0, "p99_abs"
+            if x.size > SMALL_MAP_VALUES if robust is None else robust:
+                m = float(np.percentile(absx, ROBUST_PERCENTILE))
+            if m <= 0:
+                m, rule = float(absx.max()), "max_abs"
+            if m <= 0:
+                m, rule = 1.0, "constant"
+            lo, hi, scale = -m, m, DIVERGING
+        else:
+            if robust:  # unsigned maps are exact unless asked (an image is its own range)
+                lo, hi = (float(v) for v in np.percentile(x, [1, 99]))
+                rule = "p1_p99"
+            else:
+                lo, hi, rule = float(x.min()), float(x.max()), "minmax"
+            if hi <= lo:  # constant map: centre it so it shows mid-grey, not black
+                lo, hi, rule = lo - 0.5, lo + 0.5, "constant"
+            scale = GREYS
+    lo = lo if vmin is None else float(vmin)
+    hi = hi if vmax is None else float(vmax)
+    scale = scale if colorscale is None else colorscale
+    return ColourScale(lo, hi, scale, is_signed, rule, _clipped(x, lo, hi))
+
+
 def value_range(
-    a: np.ndarray, *, signed: bool | None = None, robust: bool = False
+    a: np.ndarray, *, signed: bool | None = None, robust: bool | None = None
 ) -> tuple[float, float, Colorscale]:
     """Colour limits and scale for a map: ``(vmin, vmax, colorscale)``.
 
-    Signed maps (``signed=None`` means "has a negative value") get a symmetric
-    range around 0 on :data:`DIVERGING`, so white always means 0; other maps
-    get ``[min, max]`` on :data:`GREYS`. ``robust`` uses the 1st/99th
-    percentiles so a few outliers do not wash the map out. Never zero-width.
+    The rules are :func:`colour_scale`'s: signed maps symmetric around 0 on
+    :data:`DIVERGING` (white is 0), robust (``±P99 |x|``) by default when the map has
+    more than :data:`SMALL_MAP_VALUES` values; other maps ``[min, max]`` on
+    :data:`GREYS`. ``robust=True`` / ``False`` forces the rule. Never zero-width.
 
     >>> value_range(np.array([[-1.0, 3.0]]))
     (-3.0, 3.0, 'RdBu_r')
     >>> value_range(np.array([[2.0, 2.0]]))[:2]
     (1.5, 2.5)
     """
-    x = np.asarray(a, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return (0.0, 1.0, GREYS)
-    lo, hi = np.percentile(x, [1, 99]) if robust else (x.min(), x.max())
-    lo, hi = float(lo), float(hi)
-    if signed is None:
-        signed = bool(x.min() < 0)
-    if signed:
-        m = max(abs(lo), abs(hi))
-        m = m if m > 0 else 1.0
-        return (-m, m, DIVERGING)
-    if hi <= lo:  # constant map: centre it so it shows mid-grey, not black
-        return (lo - 0.5, lo + 0.5, GREYS)
-    return (lo, hi, GREYS)
+    return colour_scale(a, signed=signed, robust=robust).as_tuple()
 
 
 def to_indices(a: np.ndarray, vmin: float, vmax: float) -> np.ndarray:

@@ -347,3 +347,110 @@ def test_inputs_are_not_modified():
     x0, w0 = x.copy(), w.copy()
     conv2d(x, w, padding="same", pad_mode="reflect", flip=True)
     assert (x == x0).all() and (w == w0).all()
+
+
+# ----------------------------------------------------------------- the FFT path in tiles
+
+
+def _forced_tiles(n: int):
+    """A plan maker that cuts every FFT into tiles of ``n`` (or 2e) cells: many tiles."""
+    from convviz import conv as cv
+
+    def plan(full, e, c, f):
+        ns = tuple(cv._next_fast_len(max(n, 2 * ei)) for ei in e)
+        outs = tuple(ni - ei + 1 for ni, ei in zip(ns, e, strict=True))
+        tiles = tuple(-(-fu // o) for fu, o in zip(full, outs, strict=True))
+        return cv._FftPlan(ns, outs, tiles)
+
+    return plan
+
+
+@pytest.fixture
+def small_tiles(monkeypatch):
+    from convviz import conv as cv
+
+    monkeypatch.setattr(cv, "_fft_plan", _forced_tiles(16))
+    return cv
+
+
+@pytest.mark.parametrize("pad_mode", list(SCIPY_MODE))
+@pytest.mark.parametrize("k", [3, 7, 12])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_fft_tiles_match_scipy_correlate(small_tiles, pad_mode, k, channels):
+    rng = np.random.default_rng(100 + k)
+    x = rng.normal(size=(channels, 41, 53))
+    w = rng.normal(size=(channels, k, k))
+    origin = -1 if k % 2 == 0 else 0
+    expected = sum(
+        ndimage.correlate(x[c], w[c], mode=SCIPY_MODE[pad_mode], origin=origin)
+        for c in range(channels)
+    )
+    xs, ws = (x[0], w[0]) if channels == 1 else (x, w)
+    got = conv2d(xs, ws, 0.25, padding="same", pad_mode=pad_mode, method="fft")
+    assert_matches(got, expected + 0.25, dtype=np.float64, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(stride=2),
+        dict(stride=(3, 2), padding="same"),
+        dict(dilation=2, padding="full"),
+        dict(dilation=(1, 3), stride=2, padding=(2, 1), pad_mode="reflect"),
+        dict(flip=True, padding="same", pad_mode="circular"),
+        dict(padding=(4, 0), pad_mode="replicate", stride=(1, 4)),
+    ],
+    ids=str,
+)
+def test_fft_tiles_match_the_loop_version(small_tiles, kwargs):
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(2, 29, 37))
+    w = rng.normal(size=(3, 2, 5, 4))  # three output maps from two channels
+    b = rng.normal(size=3)
+    expected = conv2d_naive(x, w, b, **kwargs)
+    assert_matches(conv2d(x, w, b, method="fft", **kwargs), expected, rtol=1e-9, atol=1e-9)
+
+
+def test_fft_float32_big_kernel_against_signal_correlate():
+    from scipy import signal
+
+    rng = np.random.default_rng(11)
+    x = rng.random((260, 300), dtype=np.float32)
+    w = rng.standard_normal((31, 31)).astype(np.float32)
+    got = conv2d(x, w, padding="same", method="fft")
+    assert got.dtype == np.float32
+    xp = np.pad(x.astype(np.float64), 15)
+    expected = signal.correlate(xp, w.astype(np.float64), mode="valid", method="direct")
+    scale = np.abs(expected).max()
+    assert np.abs(got - expected).max() <= 1e-5 * scale
+
+
+def test_fft_plan_tiles_cover_the_output():
+    from convviz.conv import _fft_plan, _next_fast_len
+
+    for full, e, c in [
+        ((1000, 1000), (15, 15), 1),
+        ((3000, 4000), (31, 31), 3),
+        ((20, 9), (5, 5), 1),
+    ]:
+        plan = _fft_plan(full, e, c, 1)
+        for axis in range(2):
+            n, out, tiles = plan.n[axis], plan.out[axis], plan.tiles[axis]
+            assert n == _next_fast_len(n) and out == n - e[axis] + 1
+            assert tiles * out >= full[axis] > (tiles - 1) * out  # whole, and no spare tile
+    assert _fft_plan((1000, 1000), (15, 15), 1, 1).count > 1  # a big image is tiled
+    assert _fft_plan((20, 9), (5, 5), 1, 1).count == 1  # a small one is one transform
+
+
+@pytest.mark.parametrize(
+    ("channels", "k", "fft"),
+    [(1, 3, False), (1, 5, False), (1, 15, True), (1, 31, True), (3, 3, False), (3, 31, True)],
+)
+def test_auto_method_for_the_benchmark_cases(channels, k, fft):
+    """The measured crossover (comment at _NS_PER_TAP): small kernels direct, big ones FFT."""
+    from convviz.conv import _prepare, _use_fft
+
+    x = np.zeros((channels, 1000, 1000), np.float32)
+    w = np.ones((channels, k, k), np.float32)
+    xs, ws = (x[0], w[0]) if channels == 1 else (x, w)
+    assert _use_fft(_prepare(xs, ws, None, 1, "same", 1, "zeros", False)) is fft

@@ -11,7 +11,7 @@ import streamlit as st
 
 from convviz.activations import ACTIVATIONS, activation_label
 from convviz.conv import conv2d
-from convviz.figures import feature_grid_figure, heatmap_figure
+from convviz.figures import feature_grid_figure, kernel_figure
 from convviz.i18n import Translator
 from convviz.images import encode_png, to_display
 from convviz.kernels import KERNELS, Kernel, gabor_bank
@@ -176,6 +176,7 @@ def render() -> None:
         fig.update_layout(separators=t.separators)
         show_figure(fig, "fm_grid", "feature_maps")
     with st.expander(t("fm.kernels")):
+        st.caption(t("fm.kernels.legend"))  # one legend for every card below
         # Rows of 4, not 6 staggered columns: at 1280 px wide a sixth of the page was
         # narrower than the plotted kernel (cut off) and its title.
         names = list(bank)
@@ -187,14 +188,7 @@ def render() -> None:
 
 def _kernel_card(t: Translator, col, name: str, k: Kernel, label: str, description: str) -> None:
     with col:
-        fig = heatmap_figure(
-            k.weights,
-            title=label,
-            digits=2,
-            text=k.weights.size <= 25,
-            colorbar=False,
-            height=220,
-            t=t,
-        )
+        # A heat view: a 13x13 Gabor reads at a glance, its weights on hover.
+        fig = kernel_figure(k.weights, title=label, colorbar=False, legend=False, height=220, t=t)
         show_figure(fig, f"fm_kernel_{name}", name)
         st.caption(description)
