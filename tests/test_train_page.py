@@ -52,9 +52,17 @@ def at_pt():
 
 
 def discard(app: AppTest) -> None:
+    """The page's run and every other run of the session (the comparison keeps them)."""
+    ids = (
+        {r for r, _ in app.session_state["train_runs"]}
+        if "train_runs" in app.session_state
+        else set()
+    )
     rid = app.query_params.get("run")
     if rid:
-        get_manager().discard(rid if isinstance(rid, str) else rid[0])
+        ids.add(rid if isinstance(rid, str) else rid[0])
+    for rid in ids:
+        get_manager().discard(rid)
 
 
 def small(app: AppTest) -> None:
@@ -241,7 +249,8 @@ def test_controls_drive_the_run(at):
 
 def test_new_run_takes_the_sidebar_s_current_settings(at):
     """Start, Step, Pause, Resume, Reset, then New run with another architecture and settings:
-    a new run with exactly the sidebar's settings replaces the old one (issue 13: it crashed)."""
+    a new run with exactly the sidebar's settings takes the old one's place (issue 13: it
+    crashed); the old one stays, paused, for the comparison (issue 15)."""
     small(at)
     at.sidebar.number_input(key="train_epochs").set_value(20)
     at.button(key="train_step").click().run()  # no run yet: a run that takes one step
@@ -269,8 +278,9 @@ def test_new_run_takes_the_sidebar_s_current_settings(at):
     at.button(key="train_new").click().run()
     assert not at.exception
     second = the_run(at)
-    assert second is not first and get_manager().get(first.id) is None  # the old one is freed
-    assert first.state == "discarded"
+    assert second is not first and get_manager().get(first.id) is first  # kept to compare
+    assert first.state == "ready"  # reset above; a training run would be paused
+    assert at.multiselect(key="train_cmp_pick").value == [first.id, second.id]
     expected = page.Settings(
         model="classic",
         optimizer="sgd",
