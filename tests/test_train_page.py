@@ -90,13 +90,27 @@ def labels(app: AppTest) -> list[str]:
     return [b.label for b in app.button]
 
 
-def panels(app: AppTest) -> list[list[dict]]:
-    """The blocks of each live_panel component on the page, in page order."""
-    return [
+def panels(app: AppTest, *, extra: bool = False) -> list[list[dict]]:
+    """The blocks of each live_panel component on the page, in page order.
+
+    Without ``extra``, the live views only: not the timeline's panel nor the comparison's
+    (their own tests are in ``test_train_timeline_page.py``).
+    """
+    out = [
         json.loads(c.proto.json_args)["blocks"]
         for c in app.get("component_instance")
         if c.proto.component_name.endswith("live_panel")
     ]
+    return out if extra else [p for p in out if not _extra_panel(p)]
+
+
+def _extra_panel(blocks: list[dict]) -> bool:
+    for b in walk(blocks):
+        if b.get("name") in ("tl-filters", "tl-confusion"):
+            return True
+        if b["kind"] == "chart" and '"uirevision": "compare"' in b["spec"]:
+            return True
+    return False
 
 
 def walk(blocks: list[dict]):
@@ -461,7 +475,9 @@ def test_portuguese_page_has_no_english_of_its_catalogue(at_pt):
 
     def leftovers() -> set[str]:
         texts = page_texts(at)
-        return {e for e in english if any(e in text for text in texts)}
+        # Whole words: the fragment "out" (of "… in × … out") is not in "Dropout".
+        found = {e: re.compile(rf"(?<![A-Za-z]){re.escape(e)}(?![A-Za-z])") for e in english}
+        return {e for e, rx in found.items() if any(rx.search(text) for text in texts)}
 
     assert leftovers() == set()
     small(at)

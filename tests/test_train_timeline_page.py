@@ -69,7 +69,7 @@ def finished_run(app, epochs: int = 1, eval_every: int = 5):
 
 def timeline_panel(app) -> list[dict]:
     """The timeline's live panel: the one whose filters block is named ``tl-filters``."""
-    for p in panels(app):
+    for p in panels(app, extra=True):
         if any(b.get("name") in ("tl-filters", "tl-confusion") for b in walk(p)):
             return p
     raise AssertionError("no timeline panel on the page")
@@ -242,7 +242,7 @@ def _ema(values, w=0.9):
 
 
 def compare_traces(app) -> list[dict]:
-    for p in panels(app):
+    for p in panels(app, extra=True):
         for b in walk(p):
             if b["kind"] == "chart":
                 spec = json.loads(b["spec"])
@@ -378,3 +378,18 @@ def test_batchnorm_and_dropout_choices_in_portuguese(at_pt):
     assert at.expander[0].label == PT("train.summary", n=n)
     at.sidebar.radio(key="train_init").set_value("pretrained").run()
     assert [w.value for w in at.sidebar.warning] == [PT("train.init.no_pretrained", name="tiny_bn")]
+
+
+def test_new_run_pauses_a_training_run_and_keeps_it(at):
+    small(at)
+    at.sidebar.number_input(key="train_epochs").set_value(20)
+    at.button(key="train_start").click().run()
+    first = the_run(at)
+    first.wait(lambda s: s.step >= 2, TIMEOUT)
+    at.button(key="train_new").click().run()
+    assert not at.exception
+    settle(first)
+    assert first.state == "paused" and get_manager().get(first.id) is first
+    second = the_run(at)
+    assert second.state == "ready"
+    assert at.multiselect(key="train_cmp_pick").value == [first.id, second.id]
