@@ -14,6 +14,7 @@ import pytest
 from tests.support.browser import (
     ROOT,
     assert_no_exception,
+    chromium_browser,
     chromium_page,
     require_browser,
     wait_ready,
@@ -86,7 +87,7 @@ def shot(page, name: str) -> None:
 
 def test_scrub_reload_and_scrub_again(server):
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with chromium_page(1280, 720) as page:
+    with chromium_browser() as browser, chromium_page(1280, 720, browser) as page:
         page.goto(server)
         wait_ready(page)
         start_training(page, epochs=2)  # tiny, 5,000 images: 158 steps, a few seconds
@@ -123,7 +124,7 @@ def test_scrub_reload_and_scrub_again(server):
         assert_no_exception(page)
 
         # Another browser watches the same run at 1920x1080, and plays it from step 0.
-        with chromium_page(1920, 1080) as watcher:
+        with chromium_page(1920, 1080, browser) as watcher:
             watcher.goto(url)
             wait_ready(watcher)
             scrubber(watcher).wait_for(timeout=20_000)

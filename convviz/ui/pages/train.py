@@ -752,12 +752,53 @@ def _toggle_play(steps: list[int]) -> None:
         return
     ss[P + "tl_play"] = True
     ss[P + "tl_hold"] = True  # the first tick shows where playing starts
-    if ss.get(TL, steps[-1]) >= steps[-1]:
-        ss[TL] = steps[0]
+    ss[P + "tl_follow"] = False
+    if ss.get(P + "tl_pos", steps[-1]) >= steps[-1]:
+        ss[P + "tl_pos"] = steps[0]
 
 
-def _scrubbed() -> None:
-    st.session_state[P + "tl_play"] = False  # the reader took over
+def _timeline_position(run_id: str, steps: list[int], playing: bool) -> int:
+    """The step to show, and what the scrubber's value says about the reader.
+
+    The page owns the position (``tl_pos``) and writes it into the scrubber; the scrubber
+    only tells it when the reader moved. A value the page wrote and the browser has not
+    confirmed yet can come back once from a rerun that started before it arrived (a
+    fragment's timer fires while a full rerun runs): seen in Chromium, the timeline froze
+    on such a stale step. So a value the page sent since the last confirmed one is not a
+    move of the reader's (``tl_sent``).
+    """
+    ss = st.session_state
+    if ss.get(P + "tl_run") != run_id:  # another run: start at its end, following it
+        for k in ("tl_pos", "tl_sent", "tl_hold"):
+            ss.pop(P + k, None)
+        ss[P + "tl_follow"], ss[P + "tl_play"], ss[P + "tl_run"] = True, False, run_id
+    value = ss.get(TL)
+    sent = ss.get(P + "tl_sent", [])
+    if sent and value == sent[-1]:
+        sent = [value]  # the browser shows what was sent last
+    if value is not None and value not in sent:  # the reader moved the scrubber
+        ss[P + "tl_pos"] = value
+        ss[P + "tl_follow"] = value >= steps[-1]
+        sent = [value]  # taken: from now on the browser and the page agree on it
+        if playing:
+            ss[P + "tl_play"] = False
+            ss[P + "tl_sent"] = sent
+            st.rerun(scope="app")  # stop the play timer
+    pos = ss.get(P + "tl_pos", steps[-1])
+    if ss.get(P + "tl_follow", True) and not playing:
+        pos = steps[-1]  # at the end: follow the run as it adds frames
+    pos = _nearest(steps, int(pos))
+    if playing and not ss.pop(P + "tl_hold", False):
+        if pos >= steps[-1]:
+            ss[P + "tl_play"], ss[P + "tl_follow"] = False, True
+            st.rerun(scope="app")  # at the end: stop the play timer
+        pos = steps[steps.index(pos) + 1]
+    ss[P + "tl_pos"] = pos
+    if value != pos:
+        ss[TL] = pos
+        sent = [*sent, pos][-8:]
+    ss[P + "tl_sent"] = sent
+    return pos
 
 
 def _timeline(run_id: str, playing: bool) -> None:
@@ -781,21 +822,7 @@ def _timeline(run_id: str, playing: bool) -> None:
         st.caption(t("train.tl.none"))
         return
     steps = [f.step for f in frames]
-    cur = ss.get(TL)
-    if cur is None or cur == ss.get(P + "tl_end"):
-        cur = steps[-1]  # at the end: follow the run as it adds frames
-    cur = _nearest(steps, int(cur))
-    if playing:
-        if ss.pop(P + "tl_hold", False):
-            pass
-        elif cur >= steps[-1]:
-            ss[P + "tl_play"] = False
-            ss[TL] = steps[-1]
-            st.rerun(scope="app")
-        else:
-            cur = steps[steps.index(cur) + 1]
-    ss[TL] = cur
-    ss[P + "tl_end"] = steps[-1]
+    cur = _timeline_position(run_id, steps, playing)
     by_step = {f.step: f for f in frames}
     c1, c2 = st.columns([1, 7], vertical_alignment="bottom")
     c1.button(
@@ -812,7 +839,6 @@ def _timeline(run_id: str, playing: bool) -> None:
         steps,
         key=TL,
         format_func=lambda s: views.frame_label(by_step[s], t),
-        on_change=_scrubbed,
         help=t("train.tl.scrub.help"),
     )
     index = steps.index(cur)
