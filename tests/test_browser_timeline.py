@@ -56,7 +56,7 @@ def metrics(page) -> dict[str, str]:
     )
 
 
-def wait_step(page, step: str, timeout: float = 20.0) -> dict[str, str]:
+def wait_step(page, step: str, timeout: float = 60.0) -> dict[str, str]:
     deadline = time.monotonic() + timeout
     while (m := metrics(page)).get("Step") != step:
         assert time.monotonic() < deadline, f"the timeline shows {m}, not step {step}"
@@ -79,9 +79,9 @@ def scrub(page, key: str, times: int = 1) -> None:
 
 def shot(page, name: str) -> None:
     """The timeline section in the viewport, then a screenshot of what a person sees."""
-    page.get_by_role("heading", name="Training timeline").scroll_into_view_if_needed()
-    page.mouse.wheel(0, 0)
-    page.wait_for_timeout(600)
+    heading = page.get_by_role("heading", name="Training timeline")
+    heading.evaluate("e => e.scrollIntoView({block: 'start'})")
+    page.wait_for_timeout(800)
     page.screenshot(path=str(SHOTS / name))
 
 
@@ -90,7 +90,7 @@ def test_scrub_reload_and_scrub_again(server):
     with chromium_browser() as browser, chromium_page(1280, 720, browser) as page:
         page.goto(server)
         wait_ready(page)
-        start_training(page, epochs=2)  # tiny, 5,000 images: 158 steps, a few seconds
+        start_training(page, epochs=2, timeout=120)  # tiny, 5,000 images: 158 steps, a few seconds
         page.get_by_role("button", name="Download the model (.npz)").wait_for(timeout=60_000)
         wait_ready(page)
         thumb = scrubber(page)
@@ -127,8 +127,8 @@ def test_scrub_reload_and_scrub_again(server):
         with chromium_page(1920, 1080, browser) as watcher:
             watcher.goto(url)
             wait_ready(watcher)
-            scrubber(watcher).wait_for(timeout=20_000)
-            wait_step(watcher, "158")
+            scrubber(watcher).wait_for(timeout=60_000)
+            wait_step(watcher, "158", timeout=180)  # a fresh browser loads the panels' plotly
             watcher.get_by_role("button", name="Play", exact=True).click()
             seen: list[str] = []
             deadline = time.monotonic() + 60

@@ -265,8 +265,8 @@ def _frame_metrics(f: TimelineFrame, t: Translator) -> Metrics:
 
     return Metrics(
         [
+            # The epoch is in the scrubber's label: five numbers fit one row at 1280 px.
             Metric(t("train.tl.step"), t.int(f.step)),
-            Metric(t("train.tl.epoch"), t.num(f.epoch, 2)),
             Metric(t("train.tl.loss"), maybe(f.loss, lambda v: t.num(v, 4))),
             Metric(t("train.tl.val_loss"), maybe(f.val_loss, lambda v: t.num(v, 4))),
             Metric(t("train.tl.val_acc"), maybe(f.val_acc, lambda v: t.pct(v, 1))),
