@@ -393,3 +393,7 @@ def test_new_run_pauses_a_training_run_and_keeps_it(at):
     second = the_run(at)
     assert second.state == "ready"
     assert at.multiselect(key="train_cmp_pick").value == [first.id, second.id]
+    # The page keeps the old run alive too (the janitor frees runs nobody touches).
+    seen = first.last_seen
+    at.run()
+    assert first.last_seen > seen

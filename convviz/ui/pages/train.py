@@ -23,6 +23,14 @@ at a refresh cost it CPU (``benchmarks/bench_train_ui.py``). While the run
 trains, the fast panel (progress, metrics, curves, first-layer filters) is fed
 about once a second by a :class:`~convviz.ui.live_panel.Feeder` thread, with
 no Streamlit rerun; a fragment redraws the heavier views every few seconds.
+
+Below them (issue 15): the run's **training timeline** (the frames the runs service
+records, at most 64: a scrubber over them and a play button, in a fragment of its own),
+and the session's **runs side by side** (the ids of the runs this session started or
+copied, in session state; the runs themselves live in the manager, which keeps them
+while the page touches them). "New run" pauses the previous run and keeps it there.
+The sidebar's BatchNorm and Dropout toggles pick a variant of ``tiny`` or ``classic``
+(:data:`convviz.nn.presets.VARIANTS`).
 """
 
 from __future__ import annotations
@@ -863,7 +871,13 @@ def _compare() -> None:
     runs = _session_runs(manager)
     if not runs:
         return
-    snaps = {rid: manager.get(rid).snapshot() for rid, _ in runs if manager.get(rid) is not None}
+    alive = _alive_check()
+    snaps = {}
+    for rid, _ in runs:
+        if (r := manager.get(rid)) is not None:
+            if _owns(r):
+                r.touch(alive)  # this page keeps its runs alive, as it does its current one
+            snaps[rid] = r.snapshot()
     labels = {rid: views.run_label(snaps[rid], n, t) for rid, n in runs if rid in snaps}
     ids = list(labels)
     known = ss.get(P + "cmp_known", [])
