@@ -19,6 +19,7 @@ from convviz.i18n import translator
 from convviz.nn import build_model, load_mnist
 from convviz.runs import get_manager
 from convviz.train_figures import filters_image
+from convviz.ui.train_views import sig
 from tests.test_train_page import TIMEOUT, new_app, panels, settle, small, the_run, walk
 
 EN, PT = translator("en"), translator("pt")
@@ -112,6 +113,8 @@ def check_frame_shown(app, snap, i: int, t=EN) -> None:
     zoom = max(4, 72 // max(k.shape[:2]))
     expected = filters_image(k, channel=0, ncols=min(8, k.shape[3]), zoom=zoom)
     np.testing.assert_array_equal(pixels(pic["src"]), expected)
+    m = float(np.abs(k[:, :, 0, :]).max())
+    assert pic["caption"] == t("train.tl.filters.scale", m=sig(t, m))
     # The confusion matrix: the last known at or before this step.
     known = [g for g in snap.timeline[: i + 1] if g.confusion is not None]
     title = by_name(blocks, "tl-confusion")["title"]

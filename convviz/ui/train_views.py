@@ -301,7 +301,7 @@ def timeline_blocks(
         zoom = max(4, 72 // max(k.shape[:2]))
         pic = Pic(
             filters_image(k, channel=0, ncols=min(8, k.shape[3]), zoom=zoom),
-            t("train.filters.scale", m=sig(t, m)),
+            t("train.tl.filters.scale", m=sig(t, m)),
         )
         filters = [Pictures([pic], title, t("train.tl.filters.note"), name="tl-filters")]
     else:
