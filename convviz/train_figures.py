@@ -35,6 +35,7 @@ from convviz.shapes import check_index, check_integer
 
 __all__ = [
     "bars_image",
+    "compare_figure",
     "confusion_figure",
     "confusion_image",
     "curves_figure",
@@ -44,6 +45,8 @@ __all__ = [
     "filters_figure",
     "filters_image",
     "format_duration",
+    "mark_step",
+    "smooth",
     "thin",
     "tile",
 ]
@@ -178,6 +181,135 @@ def curves_figure(
             "bgcolor": "rgba(255,255,255,0.7)",
         },
         uirevision="curves",  # keep the user's zoom across refreshes
+    )
+    return fig
+
+
+def mark_step(
+    fig: go.Figure, step: int, points: Sequence[float | None] = (None, None)
+) -> go.Figure:
+    """Mark ``step`` on the two panels of :func:`curves_figure`: a dashed vertical line, and a
+    ring around the values ``points`` (loss, accuracy; None: no ring) at that step.
+
+    The timeline's marker: which moment of the curves the scrubber shows.
+
+    >>> fig = mark_step(curves_figure({}, {}, total_steps=10), 4, (0.5, None))
+    >>> [(s.x0, s.xref) for s in fig.layout.shapes]
+    [(4, 'x'), (4, 'x2')]
+    >>> [(list(t.x), list(t.y)) for t in fig.data[4:]]
+    [([4], [0.5])]
+    """
+    for col, value in ((1, points[0]), (2, points[1])):
+        fig.add_vline(x=step, line={"color": "#444", "width": 1, "dash": "dash"}, row=1, col=col)
+        if value is None:
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=[step],
+                y=[value],
+                mode="markers",
+                showlegend=False,
+                hoverinfo="skip",
+                marker={
+                    "size": 13,
+                    "color": "rgba(0,0,0,0)",
+                    "line": {"color": "#222", "width": 2},
+                },
+            ),
+            row=1,
+            col=col,
+        )
+    return fig
+
+
+def smooth(values: Sequence[float], weight: float = 0.9) -> list[float]:
+    """Exponential moving average, TensorBoard's way: ``s[i] = w s[i-1] + (1 - w) v[i]``,
+    divided by ``1 - w**(i+1)`` so the start is not pulled towards 0.
+
+    >>> smooth([1.0, 1.0, 1.0])
+    [1.0, 1.0, 1.0]
+    >>> [round(v, 4) for v in smooth([0.0, 1.0], 0.5)]
+    [0.0, 0.6667]
+    """
+    if not 0.0 <= weight < 1.0:
+        raise CodedError("err.between", name="weight", low=0, high=1, value=weight)
+    out, s = [], 0.0
+    for i, v in enumerate(values):
+        s = weight * s + (1.0 - weight) * float(v)
+        out.append(s / (1.0 - weight ** (i + 1)))
+    return out
+
+
+#: One colour per run in :func:`compare_figure` (plotly's qualitative "Plotly" palette).
+RUN_COLOURS = (
+    "#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880",
+)  # fmt: skip
+
+
+def compare_figure(
+    runs: Sequence[tuple[str, Mapping[str, Sequence[float]]]],
+    *,
+    weight: float = 0.9,
+    max_points: int = 400,
+    height: int = 420,
+    t: Translator | None = None,
+) -> go.Figure:
+    """Several runs on the same loss and accuracy axes: validation solid with dots, training
+    (per step, smoothed by :func:`smooth` with ``weight``) dotted, one colour per run.
+
+    Parameters
+    ----------
+    runs : sequence of ``(label, history)``
+        ``history`` as :attr:`Snapshot.history`: ``step``, ``loss``, ``acc`` per optimizer
+        step and ``val_step``, ``val_loss``, ``val_acc``. ``label`` goes to the legend as
+        given (the caller strips markup from names that are data).
+
+    >>> h = {"step": [1, 2], "loss": [2.0, 1.0], "acc": [0.1, 0.3],
+    ...      "val_step": [2], "val_loss": [1.5], "val_acc": [0.4]}
+    >>> fig = compare_figure([("a", h)], weight=0.0)
+    >>> [(d.name, d.showlegend, list(d.y)) for d in fig.data]
+    [('a', True, [1.5]), ('a', False, [2.0, 1.0]), ('a', False, [0.4]), ('a', False, [0.1, 0.3])]
+    """
+    t = translator("en") if t is None else t
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1)
+    for i, (label, h) in enumerate(runs):
+        colour = RUN_COLOURS[i % len(RUN_COLOURS)]
+        for col, key in ((1, "loss"), (2, "acc")):
+            fmt = ".4f" if key == "loss" else ".2%"
+            vx, vy = thin(h.get("val_step", ()), h.get(f"val_{key}", ()), max_points)
+            sx, sy = thin(h.get("step", ()), smooth(h.get(key, ()), weight), max_points)
+            for x, y, val in ((vx, vy, True), (sx, sy, False)):
+                curve = t(f"fig.curve.{'val' if val else 'train'}_{key}")
+                fig.add_trace(
+                    go.Scatter(
+                        x=x,
+                        y=y,
+                        mode="lines+markers" if val else "lines",
+                        name=label,
+                        legendgroup=f"run{i}",
+                        showlegend=val and col == 1,
+                        marker={"color": colour, "size": 6},
+                        line={"color": colour, "width": 2 if val else 1.2}
+                        | ({} if val else {"dash": "dot"}),
+                        opacity=1.0 if val else 0.75,
+                        hovertemplate=t(
+                            "fig.hover.curve", step="%{x}", name=curve, value=f"%{{y:{fmt}}}"
+                        )
+                        + "<extra>%{fullData.name}</extra>",
+                    ),
+                    row=1,
+                    col=col,
+                )
+    fig.update_xaxes(title_text=t("fig.step"), automargin=False)
+    fig.update_yaxes(title_text=t("fig.loss"), rangemode="tozero", automargin=False, row=1, col=1)
+    fig.update_yaxes(title_text=t("fig.accuracy"), tickformat=".0%", automargin=False, row=1, col=2)
+    fig.update_layout(
+        separators=t.separators,
+        height=height,
+        # The legend (one entry per run, its settings) under the panels, in the fixed margin.
+        margin={"l": 60, "r": 10, "t": 10, "b": 130, "autoexpand": False},
+        legend={"orientation": "h", "x": 0, "y": -0.3, "xanchor": "left", "yanchor": "top"},
+        uirevision="compare",
     )
     return fig
 

@@ -11,6 +11,7 @@ from convviz.figures import DIVERGING, colorize
 from convviz.i18n import translator
 from convviz.train_figures import (
     bars_image,
+    compare_figure,
     confusion_figure,
     confusion_image,
     curves_figure,
@@ -20,6 +21,8 @@ from convviz.train_figures import (
     filters_figure,
     filters_image,
     format_duration,
+    mark_step,
+    smooth,
     thin,
     tile,
 )
@@ -248,3 +251,78 @@ def test_format_duration_is_one_formatter_in_both_languages():
         assert format_duration(36000 * 100, t) == "1000:00:00"  # a clock: no grouping
         assert format_duration(float("nan"), t) == format_duration(-1, t) == "–"
     assert format_duration(59.6) == "1:00"
+
+
+# ------------------------------------------------------------------ timeline and comparison
+def _ema_loop(values, w):
+    out = []
+    num = den = 0.0
+    for v in values:
+        num = w * num + (1 - w) * v
+        den = w * den + (1 - w)  # the weights' sum so far: 1 - w**(i+1)
+        out.append(num / den)
+    return out
+
+
+@pytest.mark.parametrize("w", [0.0, 0.5, 0.9, 0.99])
+def test_smooth_matches_a_weighted_mean_loop(w):
+    v = np.random.default_rng(int(w * 100)).normal(size=50).tolist()
+    np.testing.assert_allclose(smooth(v, w), _ema_loop(v, w), rtol=1e-12)
+    assert smooth([], w) == []
+
+
+def test_smooth_validates_its_weight():
+    with pytest.raises(ValueError, match="`weight` must be between 0 and 1"):
+        smooth([1.0], 1.0)
+
+
+def _history(rng, n_steps, val_every):
+    steps = list(range(1, n_steps + 1))
+    vsteps = steps[val_every - 1 :: val_every]
+    return {
+        "step": steps,
+        "loss": rng.uniform(0.1, 2.0, n_steps).tolist(),
+        "acc": rng.uniform(0, 1, n_steps).tolist(),
+        "lr": [1e-3] * n_steps,
+        "val_step": vsteps,
+        "val_loss": rng.uniform(0.1, 2.0, len(vsteps)).tolist(),
+        "val_acc": rng.uniform(0, 1, len(vsteps)).tolist(),
+    }
+
+
+def test_compare_figure_traces_equal_each_run_s_history():
+    rng = np.random.default_rng(0)
+    runs = [("#1 a", _history(rng, 30, 5)), ("#2 b", _history(rng, 1000, 100))]
+    fig = compare_figure(runs, weight=0.8, max_points=400, t=translator("pt"))
+    assert len(fig.data) == 8
+    for k, (label, h) in enumerate(runs):
+        vl, tl, va, ta = fig.data[4 * k : 4 * k + 4]
+        assert {d.name for d in (vl, tl, va, ta)} == {label}
+        assert vl.showlegend and not (tl.showlegend or va.showlegend or ta.showlegend)
+        assert (vl.xaxis, va.xaxis) == ("x", "x2")
+        assert list(vl.x) == h["val_step"] and list(vl.y) == h["val_loss"]
+        assert list(va.y) == h["val_acc"]
+        assert vl.line.color == tl.line.color == ta.line.color  # one colour per run
+        smooth_loss = _ema_loop(h["loss"], 0.8)
+        # Long histories are thinned (evenly, keeping the last) after smoothing.
+        idx = [h["step"].index(s) for s in tl.x]
+        assert len(tl.x) <= 400 and tl.x[-1] == h["step"][-1]
+        np.testing.assert_allclose(tl.y, [smooth_loss[i] for i in idx], rtol=1e-12)
+    assert fig.data[0].line.color != fig.data[4].line.color
+    assert fig.layout.separators == ",."
+    assert "iteração" in fig.data[0].hovertemplate or "step" in fig.data[0].hovertemplate
+
+
+def test_mark_step_marks_both_panels():
+    fig = curves_figure(
+        {"step": [1, 2], "loss": [2.0, 1.0], "acc": [0.1, 0.3]},
+        {"val_step": [2], "val_loss": [1.5], "val_acc": [0.4]},
+        total_steps=10,
+    )
+    n = len(fig.data)
+    mark_step(fig, 2, (1.5, 0.4))
+    assert [(s.x0, s.x1, s.xref) for s in fig.layout.shapes] == [(2, 2, "x"), (2, 2, "x2")]
+    assert [(list(d.x), list(d.y), d.xaxis) for d in fig.data[n:]] == [
+        ([2], [1.5], "x"),
+        ([2], [0.4], "x2"),
+    ]

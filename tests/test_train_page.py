@@ -52,9 +52,17 @@ def at_pt():
 
 
 def discard(app: AppTest) -> None:
+    """The page's run and every other run of the session (the comparison keeps them)."""
+    ids = (
+        {r for r, _ in app.session_state["train_runs"]}
+        if "train_runs" in app.session_state
+        else set()
+    )
     rid = app.query_params.get("run")
     if rid:
-        get_manager().discard(rid if isinstance(rid, str) else rid[0])
+        ids.add(rid if isinstance(rid, str) else rid[0])
+    for rid in ids:
+        get_manager().discard(rid)
 
 
 def small(app: AppTest) -> None:
@@ -82,13 +90,27 @@ def labels(app: AppTest) -> list[str]:
     return [b.label for b in app.button]
 
 
-def panels(app: AppTest) -> list[list[dict]]:
-    """The blocks of each live_panel component on the page, in page order."""
-    return [
+def panels(app: AppTest, *, extra: bool = False) -> list[list[dict]]:
+    """The blocks of each live_panel component on the page, in page order.
+
+    Without ``extra``, the live views only: not the timeline's panel nor the comparison's
+    (their own tests are in ``test_train_timeline_page.py``).
+    """
+    out = [
         json.loads(c.proto.json_args)["blocks"]
         for c in app.get("component_instance")
         if c.proto.component_name.endswith("live_panel")
     ]
+    return out if extra else [p for p in out if not _extra_panel(p)]
+
+
+def _extra_panel(blocks: list[dict]) -> bool:
+    for b in walk(blocks):
+        if b.get("name") in ("tl-filters", "tl-confusion"):
+            return True
+        if b["kind"] == "chart" and '"uirevision": "compare"' in b["spec"]:
+            return True
+    return False
 
 
 def walk(blocks: list[dict]):
@@ -241,7 +263,8 @@ def test_controls_drive_the_run(at):
 
 def test_new_run_takes_the_sidebar_s_current_settings(at):
     """Start, Step, Pause, Resume, Reset, then New run with another architecture and settings:
-    a new run with exactly the sidebar's settings replaces the old one (issue 13: it crashed)."""
+    a new run with exactly the sidebar's settings takes the old one's place (issue 13: it
+    crashed); the old one stays, paused, for the comparison (issue 15)."""
     small(at)
     at.sidebar.number_input(key="train_epochs").set_value(20)
     at.button(key="train_step").click().run()  # no run yet: a run that takes one step
@@ -269,8 +292,9 @@ def test_new_run_takes_the_sidebar_s_current_settings(at):
     at.button(key="train_new").click().run()
     assert not at.exception
     second = the_run(at)
-    assert second is not first and get_manager().get(first.id) is None  # the old one is freed
-    assert first.state == "discarded"
+    assert second is not first and get_manager().get(first.id) is first  # kept to compare
+    assert first.state == "ready"  # reset above; a training run would be paused
+    assert at.multiselect(key="train_cmp_pick").value == [first.id, second.id]
     expected = page.Settings(
         model="classic",
         optimizer="sgd",
@@ -451,7 +475,9 @@ def test_portuguese_page_has_no_english_of_its_catalogue(at_pt):
 
     def leftovers() -> set[str]:
         texts = page_texts(at)
-        return {e for e in english if any(e in text for text in texts)}
+        # Whole words: the fragment "out" (of "… in × … out") is not in "Dropout".
+        found = {e: re.compile(rf"(?<![A-Za-z]){re.escape(e)}(?![A-Za-z])") for e in english}
+        return {e for e, rx in found.items() if any(rx.search(text) for text in texts)}
 
     assert leftovers() == set()
     small(at)

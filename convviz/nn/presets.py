@@ -4,6 +4,15 @@
 93322
 >>> sorted(PRESETS)
 ['classic', 'densenet', 'inception', 'resnet', 'tiny']
+>>> build_model("classic_bn_dropout").count_params()
+93802
+>>> variant_name("classic", batchnorm=True, dropout=False), variant_of("tiny_dropout")
+('classic_bn', ('tiny', False, True))
+
+Variants of ``tiny`` and ``classic`` (:data:`VARIANTS`) add BatchNorm after each
+conv and/or Dropout before the dense head; ``build_model`` builds them by name,
+but :data:`PRESETS` lists the five base architectures only (the CLI, the
+pretrained files and the tests that walk every preset keep their list).
 """
 
 from __future__ import annotations
@@ -13,8 +22,10 @@ from collections.abc import Callable
 from convviz.nn.blocks import Concat, Residual, dense_block
 from convviz.nn.layers import (
     AvgPool2D,
+    BatchNorm,
     Conv2D,
     Dense,
+    Dropout,
     Flatten,
     Layer,
     MaxPool2D,
@@ -23,7 +34,7 @@ from convviz.nn.layers import (
 )
 from convviz.nn.model import Sequential
 
-__all__ = ["PRESETS", "build_model"]
+__all__ = ["PRESETS", "VARIANTS", "build_model", "variant_name", "variant_of"]
 
 
 # MNIST pixel mean and std: standardising the input speeds up the first epoch.
@@ -123,8 +134,69 @@ _BUILDERS: dict[str, tuple[Callable[[], list[Layer]], str]] = {
 PRESETS: dict[str, str] = {name: desc for name, (_, desc) in _BUILDERS.items()}
 
 
+#: Architectures that take the BatchNorm and Dropout options (plain conv stacks).
+VARIANT_BASES = ("tiny", "classic")
+DROPOUT_RATE = 0.5  # Keras's MNIST convnet example drops half of the flattened features
+
+
+def variant_name(base: str, *, batchnorm: bool, dropout: bool) -> str:
+    """``classic`` + options -> ``classic_bn``, ``classic_dropout``, ``classic_bn_dropout``."""
+    return base + ("_bn" if batchnorm else "") + ("_dropout" if dropout else "")
+
+
+def variant_of(name: str) -> tuple[str, bool, bool]:
+    """``(base, batchnorm, dropout)`` of a preset or variant name (a base: both False)."""
+    base, bn, drop = name, False, False
+    if base.endswith("_dropout"):
+        base, drop = base[: -len("_dropout")], True
+    if base.endswith("_bn"):
+        base, bn = base[: -len("_bn")], True
+    if (bn or drop) and base not in VARIANT_BASES:
+        return name, False, False
+    return base, bn, drop
+
+
+def _with_options(layers: list[Layer], *, batchnorm: bool, dropout: bool) -> list[Layer]:
+    """``layers`` with ``Conv2D(relu)`` -> ``Conv2D`` (no bias: BN's beta is one), BatchNorm,
+    ReLU; and ``Dropout`` right after ``Flatten``, before the dense head."""
+    out: list[Layer] = []
+    for layer in layers:
+        if batchnorm and isinstance(layer, Conv2D) and layer.activation == "relu":
+            cfg = {**layer.get_config(), "activation": None, "use_bias": False}
+            out += [Conv2D(**cfg), BatchNorm(), ReLU()]
+        else:
+            out.append(layer)
+        if dropout and isinstance(layer, Flatten):
+            out.append(Dropout(DROPOUT_RATE))
+    return out
+
+
+def _variant(base: str, batchnorm: bool, dropout: bool):
+    return lambda: _with_options(_BUILDERS[base][0](), batchnorm=batchnorm, dropout=dropout)
+
+
+_OPTIONS = {
+    (True, False): "BatchNorm after each conv",
+    (False, True): "Dropout (0.5) before the dense head",
+    (True, True): "BatchNorm after each conv, Dropout (0.5) before the dense head",
+}
+_VARIANT_BUILDERS: dict[str, tuple[Callable[[], list[Layer]], str]] = {
+    variant_name(base, batchnorm=bn, dropout=drop): (
+        _variant(base, bn, drop),
+        f"{base} with {what}",
+    )
+    for base in VARIANT_BASES
+    for (bn, drop), what in _OPTIONS.items()
+}
+
+#: Variant name -> one-line description (``tiny_bn``, ``classic_bn_dropout``...).
+VARIANTS: dict[str, str] = {name: desc for name, (_, desc) in _VARIANT_BUILDERS.items()}
+
+
 def build_model(name: str, seed: int = 0) -> Sequential:
-    """Build preset ``name`` (see :data:`PRESETS`) for 28x28x1 input, seeded by ``seed``."""
-    if name not in _BUILDERS:
-        raise ValueError(f"`name` must be one of {sorted(_BUILDERS)}, got {name!r}")
-    return Sequential(_BUILDERS[name][0](), input_shape=(28, 28, 1), seed=seed, name=name)
+    """Build preset or variant ``name`` (see :data:`PRESETS`, :data:`VARIANTS`) for 28x28x1
+    input, seeded by ``seed``."""
+    builders = {**_BUILDERS, **_VARIANT_BUILDERS}
+    if name not in builders:
+        raise ValueError(f"`name` must be one of {sorted(builders)}, got {name!r}")
+    return Sequential(builders[name][0](), input_shape=(28, 28, 1), seed=seed, name=name)

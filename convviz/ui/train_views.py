@@ -19,9 +19,12 @@ import re
 import numpy as np
 
 from convviz.i18n import Translator
+from convviz.nn.presets import PRESETS, VARIANTS, variant_of
 from convviz.runs import Snapshot
+from convviz.runs.snapshot import TimelineFrame
 from convviz.train_figures import (
     bars_image,
+    compare_figure,
     confusion_figure,
     confusion_image,
     curves_figure,
@@ -31,18 +34,24 @@ from convviz.train_figures import (
     filters_figure,
     filters_image,
     format_duration,
+    mark_step,
 )
 from convviz.ui.common import plot_config
 from convviz.ui.live_panel import Block, Chart, Metric, Metrics, Pic, Pictures, Progress, Row
 
 __all__ = [
     "activation_blocks",
+    "compare_blocks",
+    "confusion_at",
     "fast_blocks",
+    "frame_label",
     "model_file",
     "model_file_name",
     "progress_text",
+    "run_label",
     "sample_blocks",
     "sig",
+    "timeline_blocks",
     "training",
     "validation_blocks",
 ]
@@ -163,12 +172,19 @@ def sample_blocks(snap: Snapshot, t: Translator) -> list[Block]:
     return [Pictures(pics, title, note, name="strip")]
 
 
-def activation_blocks(snap: Snapshot, t: Translator) -> list[Block]:
-    """The probe digit and every layer's output: feature-map grids, dense layers as bars."""
-    if snap.probe_image is None:
-        return []
-    flat = "Flatten"  # i18n: not text (a layer class: a reshape, nothing new to see)
-    shown = [a for a in snap.activations if a[1] != flat]
+_HIDDEN = ("Flatten", "Dropout")  # i18n: not text (a reshape; identity when not training)
+
+
+def _probe_maps(
+    acts: tuple[tuple[str, str, np.ndarray], ...],
+    probs: np.ndarray | None,
+    t: Translator,
+    *,
+    pictures: bool,
+) -> list[Block]:
+    """Every layer's output for the probe digit: feature-map grids, dense layers as bars
+    (pictures, or plotly charts with hover values when ``pictures`` is False)."""
+    shown = [a for a in acts if a[1] not in _HIDDEN]
     maps: list[Block] = []
     last = len(shown) - 1
     for i, (name, kind, out) in enumerate(shown):
@@ -179,19 +195,28 @@ def activation_blocks(snap: Snapshot, t: Translator) -> list[Block]:
                 Pictures([Pic(image, t("train.act.map", name=name, kind=kind, h=h, w=w, c=c))])
             )
             continue
-        probs = i == last and snap.probs is not None
-        values = snap.probs if probs else out
-        if probs:
-            pred = int(np.argmax(snap.probs))
-            title = t("train.act.softmax", digit=pred, p=t.pct(snap.probs[pred], 1))
+        is_probs = i == last and probs is not None
+        values = probs if is_probs else np.asarray(out, dtype=np.float64)
+        if is_probs:
+            pred = int(np.argmax(probs))
+            title = t("train.act.softmax", digit=pred, p=t.pct(probs[pred], 1))
         else:
             pred, title = None, t("train.act.dense", name=_plain(name), kind=kind, n=out.size)
-        if training(snap):  # a picture while it changes (see training)
-            bars = bars_image(values, probability=probs, highlight=pred)
+        if pictures:
+            bars = bars_image(values, probability=is_probs, highlight=pred)
             maps.append(Pictures([Pic(bars, title)]))
         else:
-            fig = _themed(dense_figure(values, title, probability=probs, highlight=pred, t=t), t)
-            maps.append(Chart(fig, config=plot_config("softmax" if probs else "dense")))
+            fig = _themed(dense_figure(values, title, probability=is_probs, highlight=pred, t=t), t)
+            maps.append(Chart(fig, config=plot_config("softmax" if is_probs else "dense")))
+    return maps
+
+
+def activation_blocks(snap: Snapshot, t: Translator) -> list[Block]:
+    """The probe digit and every layer's output: feature-map grids, dense layers as bars."""
+    if snap.probe_image is None:
+        return []
+    # A picture while it changes (see training).
+    maps = _probe_maps(snap.activations, snap.probs, t, pictures=training(snap))
     digit = Pictures([Pic(digit_tile(snap.probe_image, zoom=3), t("train.act.input"))])
     return [Row([[digit], maps], weights=[1, 6])]
 
@@ -218,6 +243,117 @@ def validation_blocks(snap: Snapshot, t: Translator) -> list[Block]:
         name="misclassified",
     )
     return [Row([confusion, [gallery]], weights=[2, 3])]
+
+
+# ------------------------------------------------------------------ the timeline
+def frame_label(frame: TimelineFrame, t: Translator) -> str:
+    """The scrubber's label of a frame: ``step 120 · epoch 1.52``."""
+    return t("train.tl.frame", step=frame.step, epoch=t.num(frame.epoch, 2))
+
+
+def confusion_at(frames: tuple[TimelineFrame, ...], index: int) -> tuple[int, np.ndarray] | None:
+    """``(step, confusion)`` of the last frame at or before ``index`` that has one, or None."""
+    for f in reversed(frames[: index + 1]):
+        if f.confusion is not None:
+            return f.step, f.confusion
+    return None
+
+
+def _frame_metrics(f: TimelineFrame, t: Translator) -> Metrics:
+    def maybe(v, fmt):
+        return DASH if v is None else fmt(v)
+
+    return Metrics(
+        [
+            # The epoch is in the scrubber's label: five numbers fit one row at 1280 px.
+            Metric(t("train.tl.step"), t.int(f.step)),
+            Metric(t("train.tl.loss"), maybe(f.loss, lambda v: t.num(v, 4))),
+            Metric(t("train.tl.val_loss"), maybe(f.val_loss, lambda v: t.num(v, 4))),
+            Metric(t("train.tl.val_acc"), maybe(f.val_acc, lambda v: t.pct(v, 1))),
+            Metric(t("train.metric.lr"), sig(t, f.lr)),
+        ]
+    )
+
+
+def timeline_blocks(
+    snap: Snapshot, index: int, t: Translator, digit: np.ndarray | None = None
+) -> list[Block]:
+    """Frame ``index`` of the run's timeline: its metrics, the curves marked at its step, the
+    first-layer filters, the confusion matrix known then, and the probe digit's prediction
+    and layer outputs (``digit``: that digit's image (28, 28) uint8, if known).
+
+    Pictures throughout (a scrubbed view changes at every move; see :func:`training`),
+    but the curves, updated in place with the user's zoom kept.
+    """
+    f = snap.timeline[index]
+    curves = curves_figure(
+        snap.chunks, snap.history, total_steps=snap.total_steps, height=CURVES_H, t=t
+    )
+    curves = _themed(mark_step(curves, f.step, (f.val_loss, f.val_acc)), t)
+    blocks: list[Block] = [
+        _frame_metrics(f, t),
+        Chart(curves, CURVES_H, plot_config("curves")),
+    ]
+    if f.kernels is not None:
+        name, k = f.kernels
+        title = t("train.filters.title", name=name, n=k.shape[3], kh=k.shape[0], kw=k.shape[1])
+        m = float(np.abs(k[:, :, 0, :]).max())
+        zoom = max(4, 72 // max(k.shape[:2]))
+        pic = Pic(
+            filters_image(k, channel=0, ncols=min(8, k.shape[3]), zoom=zoom),
+            t("train.tl.filters.scale", m=sig(t, m)),
+        )
+        filters = [Pictures([pic], title, t("train.tl.filters.note"), name="tl-filters")]
+    else:
+        filters = [Pictures([], t("train.filters.title.none"), t("train.filters.none"))]
+    known = confusion_at(snap.timeline, index)
+    if known is None:
+        confusion = Pictures([], t("train.tl.confusion.none"), name="tl-confusion")
+    else:
+        step, cm = known
+        confusion = Pictures(
+            [Pic(confusion_image(cm), width=330)],
+            t("train.confusion.title", step=step),
+            t("train.confusion.note"),
+            name="tl-confusion",
+        )
+    blocks.append(Row([filters, [confusion]], weights=[3, 2]))
+    maps = _probe_maps(f.probe_activations, f.probe_probs, t, pictures=True)
+    left: list[Block] = []
+    if digit is not None:
+        caption = t("train.tl.digit", index=f.probe_index)
+        left = [Pictures([Pic(digit_tile(digit, zoom=3), caption)], name="tl-digit")]
+    blocks.append(Row([left, maps], weights=[1, 6]))
+    return blocks
+
+
+# ------------------------------------------------------------------ runs side by side
+def run_label(snap: Snapshot, n: int, t: Translator) -> str:
+    """A run's settings in a few words: ``#2 classic + BN · adam · lr 0.001 · batch 64``.
+
+    Only a preset's or variant's name is shown; an uploaded model's name is data (and goes
+    into a plotly legend, which reads tags), so it is written as "uploaded".
+    """
+    c = snap.config
+    if snap.model_name in PRESETS or snap.model_name in VARIANTS:
+        base, bn, drop = variant_of(snap.model_name)
+        model = base + (t("train.cmp.bn") if bn else "") + (t("train.cmp.dropout") if drop else "")
+    else:
+        model = t("train.cmp.uploaded")
+    return t(
+        "train.cmp.label",
+        n=n,
+        model=model,
+        optimizer=str(c["optimizer"]),
+        lr=sig(t, c["lr"]),
+        batch=int(c["batch_size"]),
+    )
+
+
+def compare_blocks(runs: list[tuple[str, Snapshot]], t: Translator) -> list[Block]:
+    """The picked runs (``(label, snapshot)``) on the same loss and accuracy axes."""
+    fig = compare_figure([(_plain(label), s.history) for label, s in runs], t=t)
+    return [Chart(_themed(fig, t), int(fig.layout.height), plot_config("runs"))]
 
 
 # ------------------------------------------------------------------ the model file

@@ -41,10 +41,13 @@ def panel_frame(page):
     too): this is the one with the progress bar.
     """
     for f in page.frames:
-        if "live_panel" in f.url and f.evaluate(
-            "() => !!document.querySelector(\"[data-testid='progress']\")"
-        ):
-            return f
+        try:
+            if "live_panel" in f.url and f.evaluate(
+                "() => !!document.querySelector(\"[data-testid='progress']\")"
+            ):
+                return f
+        except Exception:  # a frame replaced (detached) while we looked: the next poll sees
+            continue
     return None
 
 

@@ -23,6 +23,14 @@ at a refresh cost it CPU (``benchmarks/bench_train_ui.py``). While the run
 trains, the fast panel (progress, metrics, curves, first-layer filters) is fed
 about once a second by a :class:`~convviz.ui.live_panel.Feeder` thread, with
 no Streamlit rerun; a fragment redraws the heavier views every few seconds.
+
+Below them (issue 15): the run's **training timeline** (the frames the runs service
+records, at most 64: a scrubber over them and a play button, in a fragment of its own),
+and the session's **runs side by side** (the ids of the runs this session started or
+copied, in session state; the runs themselves live in the manager, which keeps them
+while the page touches them). "New run" pauses the previous run and keeps it there.
+The sidebar's BatchNorm and Dropout toggles pick a variant of ``tiny`` or ``classic``
+(:data:`convviz.nn.presets.VARIANTS`).
 """
 
 from __future__ import annotations
@@ -40,7 +48,8 @@ import streamlit as st
 
 from convviz.errors import CodedError
 from convviz.i18n import Translator
-from convviz.nn import OPTIMIZERS, PRESETS, TrainConfig, build_model, load_model
+from convviz.nn import OPTIMIZERS, PRESETS, TrainConfig, build_model, load_mnist, load_model
+from convviz.nn.presets import VARIANT_BASES, variant_name, variant_of
 from convviz.runs import Run, RunManager, RunOptions, Snapshot, get_manager
 from convviz.train_figures import filters_image
 from convviz.ui import train_views as views
@@ -72,6 +81,10 @@ SAMPLE = tuple(int(i) for i in np.sort(np.random.default_rng(1234).choice(MNIST_
 REFRESH_S = 0.85
 SLOW_REFRESH_S = 4.0
 IDLE_REFRESH_S = 2.0  # an idle run's page checks for changes made elsewhere this often
+# The timeline plays one frame per PLAY_S: a bounded timeline (64 frames at most) replays in
+# under 40 s, and each tick redraws one panel (pictures and the curves, updated in place).
+PLAY_S = 0.6
+MAX_RUNS = 6  # a session's runs kept for the comparison; a 7th frees the oldest
 P = "train_"  # widget key prefix
 
 
@@ -85,6 +98,8 @@ class Settings:
     """
 
     model: str = "tiny"  # a preset of convviz.nn
+    batchnorm: bool = False  # BatchNorm after each conv (tiny and classic)
+    dropout: bool = False  # Dropout before the dense head (tiny and classic)
     init: str = "random"  # what the run starts from: one of INITS
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -102,9 +117,16 @@ class Settings:
         ss = st.session_state
         return cls(**{f.name: ss.get(P + f.name, f.default) for f in fields(cls)})
 
+    @property
+    def arch(self) -> str:
+        """The architecture trained: the preset, or its BatchNorm/Dropout variant."""
+        if self.model not in VARIANT_BASES:
+            return self.model
+        return variant_name(self.model, batchnorm=self.batchnorm, dropout=self.dropout)
+
     def config(self) -> TrainConfig:
         return TrainConfig(
-            model=self.model,
+            model=self.arch,
             optimizer=self.optimizer,
             lr=float(self.lr),
             batch_size=int(self.batch),
@@ -208,6 +230,8 @@ def _current_run(manager: RunManager, t: Translator) -> Run | None:
             st.query_params["run"] = run.id  # a reload reattaches
         # Only the owner's session keeps its run alive past the janitor's check.
         run.touch(_alive_check() if _owns(run) else None)
+        if _owns(run):
+            _remember(manager, run)
     return run
 
 
@@ -237,9 +261,13 @@ def _adopt_settings(snap: Snapshot) -> None:
         return
     ss[P + "adopted"] = snap.run_id
     c, now = snap.config, Settings.from_widgets()
+    base, bn, drop = variant_of(c["model"])
+    known = snap.init != "upload" and base in PRESETS
     adopted = replace(
         now,
-        model=c["model"] if snap.init != "upload" and c["model"] in PRESETS else now.model,
+        model=base if known else now.model,
+        batchnorm=bn if known else now.batchnorm,
+        dropout=drop if known else now.dropout,
         init=snap.init if snap.init in INITS else now.init,
         optimizer=c["optimizer"],
         lr=min(LRS, key=lambda v: abs(np.log(v / c["lr"]))),
@@ -267,13 +295,16 @@ def _sidebar(t: Translator) -> tuple[Settings, Start]:
     if t.has(f"train.preset.{name}"):
         sb.caption(t(f"train.preset.{name}"))
     sb.radio(t("train.init"), INITS, format_func=lambda k: t(f"train.init.{k}"), key=P + "init")
+    fixed = name not in VARIANT_BASES or ss[P + "init"] == "upload"  # no options to add
+    sb.toggle(t("train.bn"), key=P + "batchnorm", disabled=fixed, help=t("train.bn.help"))
+    sb.toggle(t("train.dropout"), key=P + "dropout", disabled=fixed, help=t("train.dropout.help"))
     if ss[P + "init"] == "upload":
         sb.file_uploader(t("train.upload"), type=["npz"], key=P + "upload")
     start = _start_from(Settings.from_widgets())
     if start.error is not None:
         sb.error(t("train.upload.bad", reason=error_text(start.error, t)))
     elif start.notice == "train.init.no_pretrained":
-        sb.warning(t(start.notice, name=name))
+        sb.warning(t(start.notice, name=Settings.from_widgets().arch))
     elif start.notice is not None:
         sb.info(t(start.notice))
 
@@ -312,7 +343,7 @@ def _sidebar(t: Translator) -> tuple[Settings, Start]:
 def _start_from(s: Settings) -> Start:
     """What a run with settings ``s`` starts from: the choice, or random weights and why."""
     if s.init == "pretrained":
-        source = _pretrained(s.model)
+        source = _pretrained(s.arch)
         if source is None:
             return Start("random", notice="train.init.no_pretrained")
         return Start("pretrained", source)
@@ -370,14 +401,12 @@ def _lr_changed() -> None:
 
 # ---------------------------------------------------------------------------- controls
 def _new_run(*, start: bool, steps: int = 0) -> None:
-    """A run with the sidebar's settings (the session's previous run is discarded)."""
+    """A run with the sidebar's settings; the previous one pauses and stays for the comparison."""
     ss = st.session_state
     settings = Settings.from_widgets()
     begin = _start_from(settings)
     manager = _manager()
-    old = manager.get(ss.get(P + "run_id"))
-    if _owns(old):
-        old.discard(token=_token())  # one run per session: the old one frees its memory
+    _set_aside(manager.get(ss.get(P + "run_id")))
     factory = None if begin.source is None else _loader(begin.source)
     try:
         run = manager.create(
@@ -397,6 +426,7 @@ def _new_run(*, start: bool, steps: int = 0) -> None:
     ss[P + "run_id"] = run.id
     ss[P + "adopted"] = run.id
     st.query_params["run"] = run.id
+    _remember(manager, run)
 
 
 def _copy_run(run_id: str) -> None:
@@ -409,11 +439,51 @@ def _copy_run(run_id: str) -> None:
         _log.info("cannot copy run: %s", exc)
         ss[P + "error"] = error_text(exc)
         return
-    old = manager.get(ss.get(P + "run_id"))
-    if _owns(old):
-        old.discard(token=_token())  # one run per session
+    _set_aside(manager.get(ss.get(P + "run_id")))
     ss[P + "run_id"] = run.id
     st.query_params["run"] = run.id  # _adopt_settings shows the copy's settings
+    _remember(manager, run)
+
+
+def _set_aside(old: Run | None) -> None:
+    """The session's previous run, when a new one takes its place: it stops training (one
+    run at a time on these cores) and stays in the comparison."""
+    if _owns(old):
+        old.pause(token=_token())
+
+
+# ---------------------------------------------------------------------------- session's runs
+def _session_runs(manager: RunManager) -> list[tuple[str, int]]:
+    """This session's runs still alive, oldest first: ``(run id, number)`` (ids and numbers
+    only: the runs live in the manager, which frees them when their session is gone).
+
+    A new session (a reload) starts from the runs this browser's owner token owns.
+    """
+    ss = st.session_state
+    if P + "runs" not in ss:
+        token = _token()
+        mine = [r for r in map(manager.get, manager.run_ids) if r is not None and r.owned_by(token)]
+        mine.sort(key=lambda r: r.created)
+        ss[P + "runs"] = [(r.id, i + 1) for i, r in enumerate(mine)]
+    alive = [(rid, n) for rid, n in ss[P + "runs"] if manager.get(rid) is not None]
+    ss[P + "runs"] = alive
+    return alive
+
+
+def _remember(manager: RunManager, run: Run) -> None:
+    """Add ``run`` to the session's runs; past MAX_RUNS the oldest other owned one is freed."""
+    ss = st.session_state
+    runs = _session_runs(manager)
+    if any(rid == run.id for rid, _ in runs):
+        return
+    n = max((k for _, k in runs), default=0) + 1
+    runs = [*runs, (run.id, n)]
+    while len(runs) > MAX_RUNS:
+        rid, _ = runs.pop(0)
+        old = manager.get(rid)
+        if _owns(old) and old is not run:
+            old.discard(token=_token())
+    ss[P + "runs"] = runs
 
 
 def _watcher_controls(run: Run, t: Translator) -> Snapshot:
@@ -515,7 +585,7 @@ def _controls(run: Run | None, t: Translator) -> Snapshot | None:
 def _summary(settings: Settings, start: Start, t: Translator) -> None:
     """The network a new run would train: its parameter count and Keras-style summary."""
     try:
-        n, table = _described(start.source) if start.source else _described_preset(settings.model)
+        n, table = _described(start.source) if start.source else _described_preset(settings.arch)
     except Exception:
         _log.exception("cannot build the model summary")
         return
@@ -556,13 +626,21 @@ def _render() -> None:
         st.info(t("train.hint"))
         return
     if _owns(run) and (
-        snap.config["model"] != settings.model or snap.init not in (start.init, "copy")
+        snap.config["model"] != settings.arch or snap.init not in (start.init, "copy")
     ):
         st.caption(t("train.differs"))
     ss[P + "shown"] = (snap.state, run.busy)
     live = snap.state in ("running", "queued") or run.busy or bool(snap.phase)
     _live(manager, run, live, t)
     st.fragment(run_every=SLOW_REFRESH_S if live else None)(_live_slow)(run.id)
+    playing = bool(ss.get(P + "tl_play"))
+    timer = PLAY_S if playing else SLOW_REFRESH_S if live else None
+    st.fragment(run_every=timer)(_timeline_guarded)(run.id, playing)
+    runs = _session_runs(manager)
+    any_live = any(
+        (r := manager.get(rid)) is not None and r.state in ("running", "queued") for rid, _ in runs
+    )
+    st.fragment(run_every=SLOW_REFRESH_S if any_live else None)(_compare_guarded)()
     if not live:
         st.fragment(run_every=IDLE_REFRESH_S)(_idle_watch)(run.id, snap.version, snap.state)
 
@@ -660,6 +738,163 @@ def _slow_views(run_id: str) -> None:
     _deeper_filters(snap, t)
     _validation(snap, t)
     _final(snap, t)
+
+
+# ---------------------------------------------------------------------------- the timeline
+TL = P + "tl_step"  # the scrubber's key: the step of the frame shown
+
+
+def _timeline_guarded(run_id: str, playing: bool) -> None:
+    run_guarded(lambda: _timeline(run_id, playing))
+
+
+def _nearest(steps: list[int], step: int) -> int:
+    return min(steps, key=lambda s: (abs(s - step), s))
+
+
+def _toggle_play(steps: list[int]) -> None:
+    """Play from here (from step 0 when at the end), or stop playing."""
+    ss = st.session_state
+    if ss.get(P + "tl_play"):
+        ss[P + "tl_play"] = False
+        return
+    ss[P + "tl_play"] = True
+    ss[P + "tl_hold"] = True  # the first tick shows where playing starts
+    ss[P + "tl_follow"] = False
+    if ss.get(P + "tl_pos", steps[-1]) >= steps[-1]:
+        ss[P + "tl_pos"] = steps[0]
+
+
+def _timeline_position(run_id: str, steps: list[int], playing: bool) -> int:
+    """The step to show, and what the scrubber's value says about the reader.
+
+    The page owns the position (``tl_pos``) and writes it into the scrubber; the scrubber
+    only tells it when the reader moved. A value the page wrote and the browser has not
+    confirmed yet can come back once from a rerun that started before it arrived (a
+    fragment's timer fires while a full rerun runs): seen in Chromium, the timeline froze
+    on such a stale step. So a value the page sent since the last confirmed one is not a
+    move of the reader's (``tl_sent``).
+    """
+    ss = st.session_state
+    if ss.get(P + "tl_run") != run_id:  # another run: start at its end, following it
+        for k in ("tl_pos", "tl_sent", "tl_hold"):
+            ss.pop(P + k, None)
+        ss[P + "tl_follow"], ss[P + "tl_play"], ss[P + "tl_run"] = True, False, run_id
+    value = ss.get(TL)
+    sent = ss.get(P + "tl_sent", [])
+    if sent and value == sent[-1]:
+        sent = [value]  # the browser shows what was sent last
+    if value is not None and value not in sent:  # the reader moved the scrubber
+        ss[P + "tl_pos"] = value
+        ss[P + "tl_follow"] = value >= steps[-1]
+        sent = [value]  # taken: from now on the browser and the page agree on it
+        if playing:
+            ss[P + "tl_play"] = False
+            ss[P + "tl_sent"] = sent
+            st.rerun(scope="app")  # stop the play timer
+    pos = ss.get(P + "tl_pos", steps[-1])
+    if ss.get(P + "tl_follow", True) and not playing:
+        pos = steps[-1]  # at the end: follow the run as it adds frames
+    pos = _nearest(steps, int(pos))
+    if playing and not ss.pop(P + "tl_hold", False):
+        if pos >= steps[-1]:
+            ss[P + "tl_play"], ss[P + "tl_follow"] = False, True
+            st.rerun(scope="app")  # at the end: stop the play timer
+        pos = steps[steps.index(pos) + 1]
+    ss[P + "tl_pos"] = pos
+    if value != pos:
+        ss[TL] = pos
+        sent = [*sent, pos][-8:]
+    ss[P + "tl_sent"] = sent
+    return pos
+
+
+def _timeline(run_id: str, playing: bool) -> None:
+    """The run's timeline: a scrubber over its frames, a play button, and the frame's views.
+
+    A fragment: scrubbing reruns only this. While playing, its timer (PLAY_S) moves the
+    scrubber one frame per tick; at the last frame playing stops (a full rerun drops the
+    timer). While the run trains, it follows the newest frame unless the reader moved away.
+    """
+    t = tr()
+    ss = st.session_state
+    if bool(ss.get(P + "tl_play")) != playing:
+        st.rerun(scope="app")  # the play button changed the timer
+    run = _manager().get(run_id)
+    if run is None:
+        return
+    snap = run.snapshot()
+    frames = snap.timeline
+    st.subheader(t("train.tl.header"))
+    if not frames:
+        st.caption(t("train.tl.none"))
+        return
+    steps = [f.step for f in frames]
+    cur = _timeline_position(run_id, steps, playing)
+    by_step = {f.step: f for f in frames}
+    c1, c2 = st.columns([1, 7], vertical_alignment="bottom")
+    c1.button(
+        t("train.tl.stop") if playing else t("train.tl.play"),
+        key=P + "tl_play_button",
+        icon=":material/stop:" if playing else ":material/play_arrow:",
+        on_click=_toggle_play,
+        args=(steps,),
+        help=t("train.tl.play.help"),
+        width="stretch",
+    )
+    c2.select_slider(
+        t("train.tl.scrub", n=len(frames)),
+        steps,
+        key=TL,
+        format_func=lambda s: views.frame_label(by_step[s], t),
+        help=t("train.tl.scrub.help"),
+    )
+    index = steps.index(cur)
+    probe = by_step[cur].probe_index
+    digit = load_mnist().test_images[probe] if 0 <= probe < MNIST_TEST else None
+    live_panel(views.timeline_blocks(snap, index, t, digit), key=P + "timeline", lang=t.lang)
+
+
+# ---------------------------------------------------------------------------- side by side
+CMP = P + "cmp_pick"  # the comparison's multiselect: the run ids shown
+
+
+def _compare_guarded() -> None:
+    run_guarded(_compare)
+
+
+def _compare() -> None:
+    """The session's runs on the same loss and accuracy axes; a multiselect picks which."""
+    t = tr()
+    ss = st.session_state
+    manager = _manager()
+    runs = _session_runs(manager)
+    if not runs:
+        return
+    alive = _alive_check()
+    snaps = {}
+    for rid, _ in runs:
+        if (r := manager.get(rid)) is not None:
+            if _owns(r):
+                r.touch(alive)  # this page keeps its runs alive, as it does its current one
+            snaps[rid] = r.snapshot()
+    labels = {rid: views.run_label(snaps[rid], n, t) for rid, n in runs if rid in snaps}
+    ids = list(labels)
+    known = ss.get(P + "cmp_known", [])
+    picked = [i for i in ss.get(CMP, ids) if i in labels]
+    picked += [i for i in ids if i not in known and i not in picked]  # new runs show
+    ss[CMP] = picked
+    ss[P + "cmp_known"] = ids
+    st.subheader(t("train.cmp.header"))
+    st.caption(t("train.cmp.intro") if len(ids) > 1 else t("train.cmp.one"))
+    chosen = st.multiselect(
+        t("train.cmp.pick"), ids, key=CMP, format_func=labels.get, help=t("train.cmp.pick.help")
+    )
+    if not chosen:
+        st.caption(t("train.cmp.nothing"))
+        return
+    shown = [(labels[i], snaps[i]) for i in ids if i in chosen]
+    live_panel(views.compare_blocks(shown, t), key=P + "compare", lang=t.lang)
 
 
 def _status(snap: Snapshot, t: Translator) -> None:
