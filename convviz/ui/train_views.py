@@ -37,7 +37,17 @@ from convviz.train_figures import (
     mark_step,
 )
 from convviz.ui.common import plot_config
-from convviz.ui.live_panel import Block, Chart, Metric, Metrics, Pic, Pictures, Progress, Row
+from convviz.ui.live_panel import (
+    Block,
+    Chart,
+    Metric,
+    Metrics,
+    Pic,
+    Pictures,
+    Progress,
+    Row,
+    curves_chart,
+)
 
 __all__ = [
     "activation_blocks",
@@ -149,7 +159,7 @@ def fast_blocks(snap: Snapshot, t: Translator) -> list[Block]:
     return [
         Progress(snap.progress, progress_text(snap, t)),
         Metrics(_metrics(snap, t)),
-        Chart(_themed(curves, t), CURVES_H, plot_config("curves")),
+        curves_chart(_themed(curves, t), CURVES_H, plot_config("curves"), t=t),
         *_first_filters(snap, t),
     ]
 

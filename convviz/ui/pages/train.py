@@ -219,7 +219,11 @@ def _current_run(manager: RunManager, t: Translator) -> Run | None:
     rid = st.query_params.get("run") or ss.get(P + "run_id")
     run = manager.get(rid)
     if rid and run is None:
-        st.info(t("train.run_gone"))
+        problem = manager.problem(rid)  # a checkpoint that could not be restored says why
+        if problem is not None:
+            st.error(error_text(problem))
+        else:
+            st.info(t("train.run_gone"))
         ss.pop(P + "run_id", None)
         if "run" in st.query_params:
             del st.query_params["run"]
@@ -898,8 +902,12 @@ def _compare() -> None:
 
 
 def _status(snap: Snapshot, t: Translator) -> None:
+    if snap.checkpoint_error:  # training goes on; the server's log has the details
+        st.warning(t(snap.checkpoint_error), icon=":material/save:")
+    if snap.restored and snap.state == "paused":
+        st.info(t("runs.restored", step=snap.checkpoint_step or snap.step))
     if snap.failed:
-        st.error(t("train.state.failed"))
+        st.error(t(snap.fault or "train.state.failed"))
     elif snap.state == "queued":
         st.warning(
             t("train.state.queued", position=snap.queue_position or 1, cap=_manager().max_active),
