@@ -34,7 +34,14 @@ import streamlit.components.v1 as components
 
 from convviz.i18n import Translator
 
-__all__ = ["cell_editor", "exact_cells", "grid_decimals", "parse_cell", "shown_cells"]
+__all__ = [
+    "cell_editor",
+    "exact_cells",
+    "grid_decimals",
+    "grid_scale",
+    "parse_cell",
+    "shown_cells",
+]
 
 _DIR = Path(__file__).resolve().parent / "cell_editor"
 SIGNIFICANT = 3  # digits the largest value of a grid keeps when shown to scale ...
@@ -52,7 +59,7 @@ def grid_decimals(a: np.ndarray) -> int:
     0
     >>> grid_decimals(np.array([1, 2, 4]) / 16), grid_decimals(np.ones(3) / 9)
     (4, 3)
-    >>> grid_decimals(np.array([0.0398, 1e-17])), grid_decimals(np.full((2, 13), 0.0398))
+    >>> grid_decimals(np.array([0.0397887, 1e-17])), grid_decimals(np.full((2, 13), 0.0397887))
     (4, 3)
     """
     a = np.asarray(a, dtype=np.float64)
@@ -82,19 +89,43 @@ def _sep(t: Translator) -> str:
     return t.separators[0]
 
 
+def grid_scale(a: np.ndarray) -> int:
+    """The power of ten a wide grid of small numbers is shown in (0: none).
+
+    A grid more than 7 columns wide whose values need 3 or more decimals is shown
+    in thousandths (or smaller), under a "values x 0.001" line: Gabor 13x13 reads
+    ``40, -24, 13`` instead of ``0.04, -0.024, 0.013``, and fits a column at 1280x720.
+
+    >>> grid_scale(np.full((13, 13), 0.0397887)), grid_scale(np.full((3, 3), 0.0397887))
+    (3, 0)
+    >>> grid_scale(np.full((13, 13), 0.5)), grid_scale(np.zeros((13, 13)))
+    (0, 0)
+    """
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim < 2 or a.shape[-1] <= WIDE:
+        return 0
+    d = grid_decimals(a)
+    return d if d >= 3 else 0
+
+
 def shown_cells(a: np.ndarray, t: Translator) -> list[list[str]]:
-    """Each cell of ``a`` ``(rows, cols)`` to the grid's scale (:func:`grid_decimals`),
-    the locale's decimal separator, no runs of zeros: a value too small for the
-    grid's scale reads ``0``.
+    """Each cell of ``a`` ``(rows, cols)`` to the grid's scale (:func:`grid_decimals`,
+    :func:`grid_scale`), the locale's decimal separator, no runs of zeros: a value
+    too small for the grid's scale reads ``0``.
 
     >>> from convviz.i18n import translator
-    >>> shown_cells(np.array([[0.0398, -0.00123, 6e-21]]), translator("pt"))
+    >>> shown_cells(np.array([[0.0397887, -0.0012345, 6e-21]]), translator("pt"))
     [['0,0398', '-0,0012', '0']]
     >>> shown_cells(np.array([[181.0, -4.0]]), translator("en"))
     [['181', '-4']]
+    >>> shown_cells(np.array([[0.0397887, -0.0012345, 6e-21, 0, 0, 0, 0, 0]]), translator("en"))
+    [['40', '-1', '0', '0', '0', '0', '0', '0']]
     """
-    d, sep = grid_decimals(a), _sep(t)
-    return [[_plain(float(v), d, sep) for v in row] for row in np.asarray(a, dtype=np.float64)]
+    a = np.asarray(a, dtype=np.float64)
+    d, sep, k = grid_decimals(a), _sep(t), grid_scale(a)
+    if k:
+        a, d = a * 10.0**k, max(0, d - k)
+    return [[_plain(float(v), d, sep) for v in row] for row in a]
 
 
 def exact_cells(a: np.ndarray, t: Translator) -> list[list[str]]:
@@ -113,7 +144,10 @@ def exact_cells(a: np.ndarray, t: Translator) -> list[list[str]]:
     return [[one(float(v)) for v in row] for row in np.asarray(a, dtype=np.float64)]
 
 
-_GROUPED = {".": re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d*)?$"), ",": re.compile(r"^-?\d{1,3}(\.\d{3})+(,\d*)?$")}
+_GROUPED = {
+    ".": re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d*)?$"),
+    ",": re.compile(r"^-?\d{1,3}(\.\d{3})+(,\d*)?$"),
+}
 
 
 def _number(s: str, sep: str) -> float:
@@ -180,16 +214,17 @@ def cell_editor(
     t: Translator,
     bad: Iterable[tuple[int, int, str]] = (),
     edits: Mapping | None = None,
-    label: str = "",
 ) -> dict | None:
     """Draw the grid ``a`` ``(rows, cols)``; return its edits since it was mounted (or None).
 
     ``bad``: cells ``(row, col, message)`` whose typed text did not make a number:
     they show that text, marked, with the message as their tooltip. ``edits``: the
     edits Python holds (the widget's state), shown again after the frame reloads.
-    ``label`` names the grid for screen readers.
+    Its words (the grid's and the cells' names for screen readers, the keys'
+    hint under it) come from the ``editor`` catalogue.
     """
     a = np.asarray(a, dtype=np.float64)
+    k = grid_scale(a)
     edited = {}
     if isinstance(edits, Mapping):
         for r, cells in dict(edits.get("edited_rows", {})).items():
@@ -199,7 +234,13 @@ def cell_editor(
         "exact": exact_cells(a, t),
         "bad": [[int(r), int(c), str(m)] for r, c, m in bad],
         "edits": edited,
-        "label": label,
+        "label": t("editor.label", rows=a.shape[0], cols=a.shape[1]),
+        "cell_labels": [
+            [t("editor.cell", row=r + 1, col=c + 1) for c in range(a.shape[1])]
+            for r in range(a.shape[0])
+        ],
+        "hint": t("editor.hint"),
+        "scale": t("editor.scale", factor=_plain(10.0**-k, k, _sep(t))) if k else "",
         "lang": t.lang,
         "font": _font_url(),
     }
