@@ -5,6 +5,7 @@ machine on any page. Screenshots of Gabor 13x13 in the editor at 1280x720 and 19
 
 from __future__ import annotations
 
+import contextlib
 import re
 from urllib.parse import urlparse
 
@@ -56,6 +57,14 @@ def browser(server):
         yield b
 
 
+@contextlib.contextmanager
+def new_page(browser, width: int = 1280, height: int = 720):
+    """A fresh page with long timeouts: this machine is shared by many test runs."""
+    with chromium_page(width, height, browser) as page:
+        page.set_default_timeout(90_000)
+        yield page
+
+
 def output_map(page, shape: tuple[int, int]) -> np.ndarray:
     z = np.array(page.evaluate(OUTPUT_Z), dtype=float)
     rows = [r[np.isfinite(r)] for r in z if np.isfinite(r).any()]
@@ -76,15 +85,15 @@ def wait_map(page, expected: np.ndarray) -> np.ndarray:
                  got.every((v, i) => Math.abs(v - target[i]) <= 1e-6 * (1 + Math.abs(target[i])));
         }}""",
         arg=target,
-        timeout=30_000,
+        timeout=90_000,
     )
     return output_map(page, expected.shape)
 
 
 def test_typed_cells_repaint_the_map_with_the_conv_of_the_test(server, browser) -> None:
-    with chromium_page(1280, 720, browser) as page:
+    with new_page(browser) as page:
         page.goto(server)  # numbers mode: the classic 5x5 example
-        wait_ready(page)
+        wait_ready(page, 90_000)
         assert_no_exception(page)
         kernel = CLASSIC_KERNEL.copy()
         oracle = correlate2d(CLASSIC_INPUT, kernel, mode="valid")
@@ -102,28 +111,28 @@ def test_typed_cells_repaint_the_map_with_the_conv_of_the_test(server, browser) 
         got = wait_map(page, correlate2d(CLASSIC_INPUT, kernel, mode="valid"))
         np.testing.assert_allclose(got, correlate2d(CLASSIC_INPUT, kernel, mode="valid"))
         assert editor_cell(page, 1, 2).input_value() == "-0.5"
-        wait_ready(page)
+        wait_ready(page, 90_000)
         assert_no_exception(page)
 
         # A cell that is no number: a message, the cell marked, the map as it was.
         before = output_map(page, (3, 3))
         type_into_cell(page, 0, 0, "abc")
         warning = EN("conv.grid.kept", reason=EN("conv.grid.not_number", row=1, col=1), value="0")
-        page.get_by_text(warning).wait_for(timeout=30_000)
-        wait_ready(page)
+        page.get_by_text(warning).wait_for(timeout=90_000)
+        wait_ready(page, 90_000)
         np.testing.assert_array_equal(output_map(page, (3, 3)), before)
         cell = editor_cell(page, 0, 0)
         assert cell.get_attribute("aria-invalid") == "true" and cell.input_value() == "abc"
         # Beyond the documented range (convviz.shapes.VALUE_MAX): kept too.
         type_into_cell(page, 0, 0, "1e7")
-        page.get_by_text(re.compile(r"1,000,000")).first.wait_for(timeout=30_000)
-        wait_ready(page)
+        page.get_by_text(re.compile(r"1,000,000")).first.wait_for(timeout=90_000)
+        wait_ready(page, 90_000)
         np.testing.assert_array_equal(output_map(page, (3, 3)), before)
         # Fixed: the message goes, the map follows.
         type_into_cell(page, 0, 0, "1/4")
         kernel[0, 0] = 0.25
         wait_map(page, correlate2d(CLASSIC_INPUT, kernel, mode="valid"))
-        wait_ready(page)
+        wait_ready(page, 90_000)
         assert page.locator("[data-testid='stAlertContentWarning']").count() == 0
         assert cell.input_value() == "0.25"
         # The input grid is the same editor: its first cell feeds the map too.
@@ -135,14 +144,14 @@ def test_typed_cells_repaint_the_map_with_the_conv_of_the_test(server, browser) 
 
 
 def test_portuguese_decimals_in_and_out(server, browser) -> None:
-    with chromium_page(1280, 720, browser) as page:
+    with new_page(browser) as page:
         page.goto(f"{server}/?lang=pt")
-        wait_ready(page)
+        wait_ready(page, 90_000)
         type_into_cell(page, 0, 1, "0,5")
         kernel = CLASSIC_KERNEL.copy()
         kernel[0, 1] = 0.5
         wait_map(page, correlate2d(CLASSIC_INPUT, kernel, mode="valid"))
-        wait_ready(page)
+        wait_ready(page, 90_000)
         assert editor_cell(page, 0, 1).input_value() == "0,5"
         hint = editor_frame(page).locator("#hint").inner_text()
         assert hint == PT("editor.hint")
@@ -152,15 +161,15 @@ def test_portuguese_decimals_in_and_out(server, browser) -> None:
 def _choose_gabor(page) -> None:
     page.locator("[data-testid='stSelectbox']").filter(has_text=EN("conv.preset")).click()
     page.get_by_role("option", name=KERNELS["gabor"].label, exact=True).click()
-    editor_cell(page, 12, 12).wait_for(timeout=30_000)
-    wait_ready(page)
+    editor_cell(page, 12, 12).wait_for(timeout=90_000)
+    wait_ready(page, 90_000)
 
 
 @pytest.mark.parametrize("size", [(1280, 720), (1920, 1080)])
 def test_gabor_13x13_is_legible(server, browser, size: tuple[int, int]) -> None:
-    with chromium_page(*size, browser) as page:
+    with new_page(browser, *size) as page:
         page.goto(f"{server}/?source=sample&sample=Cameraman")
-        wait_ready(page)
+        wait_ready(page, 90_000)
         _choose_gabor(page)
         wait_painted(page)
         assert_no_exception(page)
@@ -176,10 +185,6 @@ def test_gabor_13x13_is_legible(server, browser, size: tuple[int, int]) -> None:
         assert frame.locator("#scale").inner_text() == EN("editor.scale", factor="0.001")
         top = int(np.argmax(weights))
         assert texts[top] == f"{weights.flat[top] * 1000:.0f}" == "40"
-        # Clicked, a cell shows its exact value to edit.
-        editor_cell(page, 6, 6).click()
-        assert editor_cell(page, 6, 6).input_value() == f"{weights[6, 6]:.10g}"
-        editor_cell(page, 6, 6).press("Escape")
         iframe = page.locator(IFRAME)
         iframe.scroll_into_view_if_needed()
         page.screenshot(path=str(SHOTS / f"convolution_gabor_{size[0]}x{size[1]}.png"))
@@ -187,11 +192,18 @@ def test_gabor_13x13_is_legible(server, browser, size: tuple[int, int]) -> None:
         box = iframe.bounding_box()
         scroll = frame.locator("#wrap").evaluate("e => e.scrollWidth - e.clientWidth")
         assert scroll <= 0 and box["x"] + box["width"] <= size[0]
+        # Clicked, a cell shows its exact value to edit.
+        editor_cell(page, 6, 6).click()
+        assert editor_cell(page, 6, 6).input_value() == f"{weights[6, 6]:.10g}"
+        status = frame.locator("#status").inner_text()
+        assert status == f"{EN('editor.cell', row=7, col=7)}: {weights[6, 6]:.10g}"
+        page.screenshot(path=str(SHOTS / f"convolution_gabor_{size[0]}x{size[1]}_editing.png"))
+        editor_cell(page, 6, 6).press("Escape")
 
 
 def test_no_request_leaves_the_machine(server, browser) -> None:
     for path in PAGES:
-        with chromium_page(1280, 720, browser) as page:
+        with new_page(browser) as page:
             seen: list[str] = []
             page.on("request", lambda r, seen=seen: seen.append(r.url))
             page.goto(f"{server}/{path}")
