@@ -36,3 +36,16 @@ def type_into_cell(page, row: int, col: int, text: str, index: int = 0, key: str
     cell.click()
     cell.fill(text)
     cell.press(key)
+
+
+def open_kernel_cell_editor(page, value: str, attempts: int = 10) -> None:
+    """Type ``value`` into the first grid's bottom-right cell, not committed yet.
+
+    A drop-in for ``tests.support.browser.open_kernel_cell_editor`` (written for
+    ``st.data_editor``'s canvas): the caller's ``page.keyboard.press("Enter")``
+    commits it, and the edit leaves at once.
+    """
+    del attempts  # the cells are plain inputs: no retries needed
+    cell = editor_frame(page).locator("input").last
+    cell.click()
+    cell.fill(value)
