@@ -223,3 +223,16 @@ def test_the_convolution_page_follows_typed_text(lang: str) -> None:
     assert kernel_args["shown"][1][1] == half and kernel_args["shown"][0][0] == t.num(-0.25, 2)
     assert numbers_args["shown"][4][4] == "-3" and numbers_args["shown"][0][0] == "128"
     assert math.isclose(float(kernel_args["exact"][1][1].replace(",", ".")), 0.5)
+
+
+def test_a_forged_editor_state_cannot_break_the_page() -> None:
+    """The editor's state comes from the browser: odd keys and values are ignored or
+    reported, never raised."""
+    at = grid_app([[1.0, 2.0]], limit=VALUE_MAX)
+    at.session_state["g_0_0"] = {
+        "edited_rows": {"x": {"0": 5}, "0": {"y": 5, "1": [1, 2], "0": "3"}, "7": {"0": 9}}
+    }
+    at.run()
+    assert not at.exception
+    assert at.session_state["read"].tolist() == [[3.0, 2.0]]
+    assert len(at.warning) == 1  # the list in cell (1, 2): not a number, 2 kept

@@ -126,13 +126,21 @@ def _read(edits: object, t: Translator) -> object:
     rows = edits.get("edited_rows", {})
     if not isinstance(rows, Mapping):
         return None
+    # The browser sends this: keep only cells named by whole numbers (merge_edits
+    # ignores those outside the grid), so a forged message cannot raise here.
     return {
         "edited_rows": {
-            r: {c: parse_cell(v, t) for c, v in cells.items()}
+            int(r): {int(c): parse_cell(v, t) for c, v in cells.items() if _index(c)}
             for r, cells in rows.items()
-            if isinstance(cells, Mapping)
+            if _index(r) and isinstance(cells, Mapping)
         }
     }
+
+
+def _index(k: object) -> bool:
+    return (isinstance(k, int) and not isinstance(k, bool)) or (
+        isinstance(k, str) and k.isascii() and k.isdigit() and len(k) < 6
+    )
 
 
 def _editor(
