@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from convviz.ui.common import persist_widget_state
@@ -12,7 +14,9 @@ from convviz.ui.server import tune_for_training
 
 
 def run() -> None:
-    st.set_page_config(page_title="convviz", page_icon=":material/blur_on:", layout="wide")
+    # A shipped image: a ":material/...:" icon made the browser fetch it from fonts.gstatic.com.
+    icon = Path(__file__).with_name("assets") / "static" / "favicon.png"  # i18n: not text
+    st.set_page_config(page_title="convviz", page_icon=str(icon), layout="wide")
     tune_for_training()  # once per process: training threads beside the web server
     # Widget values survive switching pages (Streamlit drops undrawn widgets' state).
     persist_widget_state(

@@ -484,9 +484,19 @@ def render() -> None:
         sources=("numbers", "sample", "upload"),
         allow_rgb=ss.get("conv_source") != "numbers",
     )
+    p = _sidebar(t)
+    _editable(t, state, image, source, colour, p)
+
+
+# [editor] A fragment: a kernel or numbers edit, a preset and the kernel's buttons
+# rerun only what they change (the grids, the map, the stepper), not the input
+# decode and the sidebar (widgets.cell_editor sends each edit at once).
+@st.fragment
+def _editable(
+    t: Translator, state: ConvState, image: np.ndarray | None, source: str, colour: str, p: dict
+) -> None:
     numbers = source == "numbers"
     rgb = image is not None and image.ndim == 3
-    p = _sidebar(t)
     kernel, kernel_problems = grid_value(KERNEL, state.kernel, limit=VALUE_MAX)
     number_problems = GridProblems()
     if numbers:

@@ -11,11 +11,18 @@ later, where they belong on the page. A new array (a preset, a resize) goes thro
 :meth:`GridState.replace`, which mounts fresh editors.
 
 A ``(C, rows, cols)`` array gets one editor per channel (in tabs).
+
+The editors are :func:`~convviz.ui.widgets.cell_editor.cell_editor` grids: each
+committed cell reaches Python at once (``st.data_editor`` waited ~150 ms after
+Enter), shown to the grid's scale in the reader's language; the text typed is
+read the locale's way (:func:`~convviz.ui.widgets.cell_editor.parse_cell`) and
+checked by :func:`convviz.ui.params.merge_edits`, the same function that read
+``st.data_editor``'s state (the editors' state has its shape).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,8 +30,9 @@ import pandas as pd
 import streamlit as st
 
 from convviz.i18n import Translator
-from convviz.ui.i18n import error_text
+from convviz.ui.i18n import error_text, tr
 from convviz.ui.params import CellProblem, merge_edits, sig
+from convviz.ui.widgets.cell_editor import cell_editor, parse_cell
 
 __all__ = ["GridState", "grid_editor", "grid_value"]
 
@@ -99,8 +107,10 @@ def grid_value(
         state.replace(state.value)
         base3 = state.base.reshape(base3.shape)
     merged, problems = [], []
+    t = tr()
     for c in range(n):
-        a, cells = merge_edits(base3[c], ss.get(editor_key(key, state, c)), limit=limit)
+        edits = _read(ss.get(editor_key(key, state, c)), t)
+        a, cells = merge_edits(base3[c], edits, limit=limit)
         merged.append(a)
         problems += [(c, p) for p in cells]
     value = _as_float(np.stack(merged).reshape(state.base.shape))
@@ -109,10 +119,35 @@ def grid_value(
     return state.value, GridProblems(tuple(problems))
 
 
-def _editor(a: np.ndarray, key: str) -> pd.DataFrame:
-    df = pd.DataFrame(a, columns=[str(j) for j in range(a.shape[1])])
-    config = {c: st.column_config.NumberColumn(c, width="small") for c in df.columns}
-    return st.data_editor(df, key=key, column_config=config, width="content")
+def _read(edits: object, t: Translator) -> object:
+    """The editors' state with each typed text read as a number the locale's way."""
+    if not isinstance(edits, Mapping):
+        return edits
+    rows = edits.get("edited_rows", {})
+    if not isinstance(rows, Mapping):
+        return None
+    # The browser sends this: keep only cells named by whole numbers (merge_edits
+    # ignores those outside the grid), so a forged message cannot raise here.
+    return {
+        "edited_rows": {
+            int(r): {int(c): parse_cell(v, t) for c, v in cells.items() if _index(c)}
+            for r, cells in rows.items()
+            if _index(r) and isinstance(cells, Mapping)
+        }
+    }
+
+
+def _index(k: object) -> bool:
+    return (isinstance(k, int) and not isinstance(k, bool)) or (
+        isinstance(k, str) and k.isascii() and k.isdigit() and len(k) < 6
+    )
+
+
+def _editor(
+    a: np.ndarray, key: str, t: Translator, bad: list[tuple[int, int, str]]
+) -> pd.DataFrame:
+    cell_editor(a, key=key, t=t, bad=bad, edits=st.session_state.get(key))
+    return pd.DataFrame(a, columns=[str(j) for j in range(a.shape[1])])
 
 
 def grid_editor(
@@ -133,20 +168,27 @@ def grid_editor(
     """
     n = state.channels()
     shown = list(range(n)) if channels is None else list(channels)
-    base3 = state.base.reshape(n, *state.base.shape[-2:])
+    value3 = state.value.reshape(n, *state.value.shape[-2:])
+    texts: dict[int, list[str]] = {}
+    bad: dict[int, list[tuple[int, int, str]]] = {c: [] for c in range(n)}
+    for c, p in problems.cells:
+        if c not in shown:
+            continue
+        text = t("conv.grid.kept", reason=error_text(p.error, t), value=sig(t, p.kept))
+        bad[c].append((int(p.error.params["row"]) - 1, int(p.error.params["col"]) - 1, text))
+        if len(shown) > 1:
+            text = t("conv.grid.in_channel", channel=channel_names[c], problem=text)
+        texts.setdefault(c, []).append(text)
     if len(shown) > 1:
         tabs = st.tabs([t("conv.grid.channel_tab", channel=channel_names[c]) for c in shown])
         frames = []
         for c, tab in zip(shown, tabs, strict=True):
             with tab:
-                frames.append(_editor(base3[c], editor_key(key, state, c)))
+                frames.append(_editor(value3[c], editor_key(key, state, c), t, bad[c]))
     else:
-        frames = [_editor(base3[shown[0]], editor_key(key, state, shown[0]))]
-    for c, p in problems.cells:
-        if c not in shown:
-            continue
-        text = t("conv.grid.kept", reason=error_text(p.error, t), value=sig(t, p.kept))
-        if len(shown) > 1:
-            text = t("conv.grid.in_channel", channel=channel_names[c], problem=text)
-        st.warning(text)
+        c = shown[0]
+        frames = [_editor(value3[c], editor_key(key, state, c), t, bad[c])]
+    for c in shown:
+        for text in texts.get(c, []):
+            st.warning(text)
     return frames
