@@ -27,6 +27,7 @@ from convviz.kernels import KERNELS
 from convviz.shapes import resolve_padding
 from convviz.ui.params import CLASSIC_INPUT, CLASSIC_KERNEL
 from convviz.ui.widgets.labels import kernel_description
+from tests.support.cell_editor import editor_args
 from tests.support.conv_apptest import edit_grid, english_left, kernel_key, numbers_key
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -320,7 +321,7 @@ def test_kernel_edits_survive_another_page() -> None:
     np.testing.assert_array_equal(at.session_state["conv"].kernel.value, k)
     np.testing.assert_allclose(heatmap_z(at, "conv_output_fig"), oracle_conv(CLASSIC_INPUT, k))
     # and the fresh editor shows it
-    assert at.dataframe[0].value.to_numpy().tolist() == k.tolist()
+    assert editor_args(at)[0]["exact"] == [[f"{v:.10g}" for v in row] for row in k]
 
 
 # --------------------------------------------------------------------------- uploads

@@ -28,6 +28,7 @@ from convviz.runs import RunOptions, get_manager
 from convviz.ui.pages import inside
 from convviz.ui.params import sig
 from tests.support.apptest import page_app
+from tests.support.cell_editor import editor_args
 from tests.test_app import chart, heatmap_z
 
 MODELS = Path(__file__).resolve().parents[1] / "assets" / "models"
@@ -577,7 +578,8 @@ def test_surgery_cell_by_cell_in_the_grid_then_undo_restores_the_learned_kernel_
     # The grid shows the learned values of the chosen filter.
     grid = at.session_state[P + "kernel_grid"]
     np.testing.assert_array_equal(grid.base, learned)
-    np.testing.assert_array_equal(at.dataframe[0].value.to_numpy(), learned)
+    shown = np.float32([[float(v) for v in r] for r in editor_args(at)[0]["exact"]])
+    np.testing.assert_array_equal(shown, learned.astype(np.float32))  # 10 digits: float32 exact
     before = {m.label: m.value for m in at.metric}[EN("inside.surgery.before", n=2000)]
     acc0, conf0 = independent(learned, f)
     assert before == EN.pct(acc0, 2)
@@ -617,7 +619,8 @@ def test_surgery_cell_by_cell_in_the_grid_then_undo_restores_the_learned_kernel_
     ok(at)
     np.testing.assert_array_equal(heatmap_z(at, P + "kernel_after"), learned)
     np.testing.assert_array_equal(at.session_state[P + "kernel_grid"].base, learned)
-    np.testing.assert_array_equal(at.dataframe[0].value.to_numpy(), learned)
+    shown = np.float32([[float(v) for v in r] for r in editor_args(at)[0]["exact"]])
+    np.testing.assert_array_equal(shown, learned.astype(np.float32))  # 10 digits: float32 exact
     done = at.session_state[P + "surgery_done"][2]
     baseline = inside._BENCHES[at.session_state[P + "edits"]["key"]].baseline
     assert done.loss == baseline.loss and done.acc == baseline.acc  # from the same logits

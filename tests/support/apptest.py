@@ -245,7 +245,7 @@ def english_left(
 HANDLED = {
     "button", "download_button", "checkbox", "toggle", "radio", "selectbox", "multiselect",
     "select_slider", "slider", "number_input", "text_input", "text_area", "color_picker",
-    "date_input", "button_group", "file_uploader", "data_editor",
+    "date_input", "button_group", "file_uploader", "data_editor", "cell_editor",
 }  # fmt: skip
 
 
@@ -397,7 +397,24 @@ def change(at: AppTest, kind: str, w, option: int | None = None) -> str | None:
         return f"upload a broken {name}"
     if t == "data_editor":
         return _edit_first_cell(at, w)
+    if t == "cell_editor":
+        return _edit_first_editor_cell(at, w)
     return None
+
+
+def _edit_first_editor_cell(at: AppTest, node) -> str | None:
+    """One edited cell of convviz's cell editor, as the component sends it (first cell + 1)."""
+    args = json.loads(node.proto.json_args)
+    key = getattr(node, "key", None) or node.proto.form_id or None
+    key = args.get("key") or key
+    if not key or args.get("disabled") or not args["exact"] or not args["exact"][0]:
+        return None
+    try:
+        value = float(args["exact"][0][0]) + 1
+    except ValueError:
+        return None
+    at.session_state[key] = {"edited_rows": {"0": {"0": value}}}
+    return "edit cell (0, 0)"
 
 
 def _edit_first_cell(at: AppTest, ed) -> str | None:
@@ -425,6 +442,10 @@ def _widgets(at: AppTest) -> Iterator[tuple[str, object]]:
         elif getattr(node, "type", "") == "dataframe" and not isinstance(node, Block):
             if node.editing_mode != "read_only":
                 yield "data_editor", node
+        elif getattr(node, "type", "") == "component_instance" and not isinstance(node, Block):
+            args = json.loads(node.proto.json_args or "{}")
+            if "shown" in args and "exact" in args:  # convviz's cell editor (a grid)
+                yield "cell_editor", node
 
 
 def _ident(kind: str, w) -> str:

@@ -172,29 +172,14 @@ def wait_painted(page, timeout: float = 60_000) -> None:
 
 
 def open_kernel_cell_editor(page, value: str, attempts: int = 10) -> None:
-    """Click the kernel grid's bottom-right cell and type ``value`` (not committed yet).
+    """Type ``value`` into the first grid's bottom-right cell (the caller's Enter commits it).
 
-    The grid is a canvas, so we click by position; retried while it is still
-    mounting (after a page load or a preset swaps the editor).
+    The grids are convviz's cell editor (plain inputs in a component frame); see
+    :func:`tests.support.cell_editor.open_kernel_cell_editor`.
     """
-    editor = page.locator("#portal input.gdg-input")
-    for i in range(attempts):
-        page.wait_for_timeout(300)
-        box = page.locator("[data-testid='stDataFrame']").first.bounding_box()
-        if box is None:
-            continue
-        x, y = box["x"] + box["width"] - 15, box["y"] + box["height"] - 15
-        if i % 2 == 0:  # select the cell, then typing opens its editor
-            page.mouse.click(x, y)
-            page.keyboard.type(value)
-        else:  # or open the editor directly and replace its text
-            page.mouse.dblclick(x, y)
-            if editor.count() == 1:
-                editor.fill(value)
-        if editor.count() == 1 and editor.input_value() == value:
-            return
-        page.keyboard.press("Escape")
-    raise AssertionError("could not open the kernel cell editor")
+    from tests.support.cell_editor import open_kernel_cell_editor as _open
+
+    _open(page, value, attempts)
 
 
 def assert_no_exception(page) -> None:
