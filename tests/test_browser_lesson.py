@@ -30,20 +30,29 @@ VIEWS = {
     "numbers": (
         "",
         "conv",
-        ("conv_step_input", "conv_step_kernel_0", "conv_step_products_0", "conv_step_sum")
-        + ("conv_step_value", "conv_step_output"),
+        (
+            *("conv_step_input", "conv_step_kernel_0", "conv_step_products_0"),
+            *("conv_step_sum", "conv_step_value", "conv_step_output"),
+        ),
     ),
     "image": (
         "source=sample",
         "conv",
-        ("conv_step_overview", "conv_step_patch_0", "conv_step_kernel_0")
-        + ("conv_step_products_0", "conv_step_sum", "conv_step_value", "conv_step_output"),
+        (
+            *("conv_step_overview", "conv_step_patch_0", "conv_step_kernel_0"),
+            *("conv_step_products_0", "conv_step_sum", "conv_step_value", "conv_step_output"),
+        ),
     ),
     "pooling": (
         "pooling",
         "pool",
-        ("pool_step_input", "pool_step_window", "pool_step_sum", "pool_step_value")
-        + ("pool_step_output",),
+        (
+            "pool_step_input",
+            "pool_step_window",
+            "pool_step_sum",
+            "pool_step_value",
+            "pool_step_output",
+        ),
     ),
 }
 
