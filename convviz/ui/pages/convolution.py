@@ -1,7 +1,13 @@
-"""Convolution page: input, kernel editor, parameters, result and the sliding-window stepper.
+"""Convolution page: the sliding-window lesson, the kernel editor, parameters and result.
 
 Thin: widgets -> :func:`convviz.conv.conv2d` -> :mod:`convviz.figures`; the grid
 editors and the stepper are widgets (:mod:`convviz.ui.widgets`).
+
+Layout, top to bottom: the lesson (the stepper with ``lesson=True``: the input with the
+window, kernel, products, the sum, the output cell and map, and the step controls, on one
+screen at 1280x720; ``tests/test_browser_lesson.py`` checks the boxes), then the editors
+(kernel, Numbers input, output-size formula), then the whole maps, histogram and
+downloads. The parameters live in the sidebar, reachable beside the lesson.
 
 One owner per value. :class:`ConvState` (``st.session_state["conv"]``) owns the
 kernel and the Numbers input (each a committed array in a
