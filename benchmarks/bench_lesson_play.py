@@ -41,7 +41,7 @@ def read(page) -> tuple[int, int] | None:
 def measure(page, speed: str, seconds: float) -> tuple[float, float, float]:
     """(asked windows/s, got windows/s, repaints/s) over ``seconds`` of Play."""
     # the speed slider: from "medium" one step left is slow, one right is fast
-    thumb = page.locator(".st-key-conv_speed [role='slider']").first
+    thumb = page.locator(".st-key-conv_speed input[type='range']").first
     thumb.focus()
     want = list(SPEEDS).index(speed) - list(SPEEDS).index("medium")
     for _ in range(abs(want)):

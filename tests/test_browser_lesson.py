@@ -77,6 +77,19 @@ def url_of(server: str, view: str, lang: str) -> str:
     return f"{server}/{path}" + (f"?{query}" if query else "")
 
 
+def wait_lesson(page, keys, timeout: float = 120_000) -> None:
+    """The run finished and the lesson's charts have drawn (the rest of the page may still
+    be painting below the fold: on these loaded 2-core machines that alone took over 60 s)."""
+    wait_ready(page, timeout)
+    charts = [k for k in keys if "sum" not in k and "value" not in k]
+    page.wait_for_function(
+        """(keys) => keys.every(k => document.querySelector(`.st-key-${k} .main-svg`))""",
+        arg=charts,
+        timeout=timeout,
+    )
+    page.wait_for_timeout(500)
+
+
 def box(page, key: str) -> dict:
     loc = page.locator(f".st-key-{key}").first
     loc.wait_for(timeout=20_000)
@@ -94,7 +107,7 @@ def test_the_lesson_fits_one_screen(server, browser, view: str, lang: str, size)
     SHOTS.mkdir(parents=True, exist_ok=True)
     with chromium_page(w, h, browser) as page:
         page.goto(url_of(server, view, lang))
-        wait_painted(page)
+        wait_lesson(page, keys)
         assert_no_exception(page)
         page.screenshot(path=str(SHOTS / f"{view}_{lang}_{w}x{h}.png"))
         outside = []
