@@ -62,7 +62,7 @@ TAP_COLOUR = "#d62728"  # the taps of a dilated kernel
 IMAGE_COLOUR = "#1f77b4"  # the real image inside its padding
 CLICK_MARKERS = 48  # at most this many click targets a side (a 512x512 map gets 1 per 11x11)
 LESSON_HEIGHT = 230  # px: the lesson's top row of small maps (1280x720 fits it all)
-IMAGE_LESSON_HEIGHT = 200  # px: the same on an image, whose sum line is longer
+IMAGE_LESSON_HEIGHT = 190  # px: the same on an image, whose sum line is longer
 MANY_WINDOWS = 100  # from this many windows on, Play offers a whole row or a fast sweep
 
 ss = st.session_state
