@@ -62,7 +62,7 @@ def measure(page, speed: str, seconds: float) -> tuple[float, float, float]:
         last = now
     elapsed = time.monotonic() - t0
     page.locator(".st-key-conv_playing label").first.click()
-    wait_ready(page)
+    wait_ready(page, 120_000)
     return 1.0 / SPEEDS[speed], moved / elapsed, frames / elapsed
 
 
