@@ -57,8 +57,11 @@ def measure(page, speed: str, seconds: float) -> tuple[float, float, float]:
         now = read(page)
         if now is None or last is None or now[0] == last[0]:
             continue
+        step = (now[0] - last[0]) % now[1]
+        if step > now[1] // 2:  # a stale caption of the run before (it moved back): skip it
+            continue
         frames += 1
-        moved += (now[0] - last[0]) % now[1]
+        moved += step
         last = now
     elapsed = time.monotonic() - t0
     page.locator(".st-key-conv_playing label").first.click()
