@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 from collections.abc import Callable
 from contextlib import contextmanager
 
@@ -13,6 +14,7 @@ import streamlit as st
 
 from convviz.figures import plot_config
 from convviz.images import SAMPLES, ImageLoadError, encode_png, load_image, sample_image
+from convviz.lesson import PLAY_MODES, advanced, moved
 from convviz.ui.i18n import error_text, tr
 
 _log = logging.getLogger(__name__)
@@ -43,8 +45,25 @@ def user_errors():
         st.error(tr()("app.error.generic"))
 
 
-def show_figure(fig: go.Figure, key: str, filename: str | None = None) -> None:
-    """``st.plotly_chart`` with the app's toolbar config (PNG download button)."""
+def show_figure(
+    fig: go.Figure, key: str, filename: str | None = None, *, clickable: bool = False
+) -> None:
+    """``st.plotly_chart`` with the app's toolbar config (PNG download button).
+
+    ``clickable``: a click on a point reruns the script with the selection in
+    ``st.session_state[key]`` (STYLE.md: a heatmap sends no click; give the figure a
+    near-transparent scatter of markers, as :func:`convviz.ui.widgets.stepper.click_layer`).
+    """
+    if clickable:
+        st.plotly_chart(
+            fig,
+            width="stretch",
+            key=key,
+            config=plot_config(filename or key),
+            on_select="rerun",
+            selection_mode="points",
+        )
+        return
     st.plotly_chart(fig, width="stretch", key=key, config=plot_config(filename or key))
 
 
@@ -171,13 +190,21 @@ def _decode_cached(data: bytes, colour: str, size: int) -> np.ndarray:
     return load_image(data, max_side=size, mode=colour)
 
 
-def play_controls(prefix: str) -> float | None:
-    """Play/pause toggle and speed; returns the fragment interval (None when paused)."""
+PLAY_BY = "play_by"  # <prefix>_play_by: how far one tick of Play moves (convviz.lesson)
+
+
+def play_controls(prefix: str, *, modes: bool = False) -> float | None:
+    """Play/pause toggle and speed; returns the fragment interval (None when paused).
+
+    ``modes`` adds a choice of how far each tick moves (one window, a whole output
+    row, a fast sweep: :data:`convviz.lesson.PLAY_MODES`), for maps with many windows.
+    """
     t = tr()
-    c1, c2 = st.columns([1, 2])
+    ss = st.session_state
+    c1, c2, c3 = st.columns([1, 2, 2] if modes else [1, 2, 0.01], vertical_alignment="center")
     playing = c1.toggle(t("app.play"), key=f"{prefix}_playing", help=t("app.play.help"))
-    if st.session_state.get(f"{prefix}_speed") not in SPEEDS:
-        st.session_state[f"{prefix}_speed"] = "medium"
+    if ss.get(f"{prefix}_speed") not in SPEEDS:
+        ss[f"{prefix}_speed"] = "medium"
     speed = c2.select_slider(
         t("app.speed"),
         list(SPEEDS),
@@ -185,34 +212,118 @@ def play_controls(prefix: str) -> float | None:
         format_func=lambda s: t(f"app.speed.{s}", seconds=SPEEDS[s]),
         label_visibility="collapsed",
     )
+    by = f"{prefix}_{PLAY_BY}"
+    if ss.get(by) not in PLAY_MODES:
+        ss[by] = PLAY_MODES[0]
+    if modes:
+        c3.segmented_control(
+            t("app.play.by"),
+            PLAY_MODES,
+            key=by,
+            format_func=lambda m: t(f"app.play.by.{m}"),
+            label_visibility="collapsed",
+            help=t("app.play.by.help"),
+        )
     return SPEEDS[speed] if playing else None
 
 
-def step_controls(prefix: str, n: int, playing: bool) -> int:
-    """◀ / ▶ buttons and a position slider over ``n`` raster positions; returns the index.
+def _ticks(prefix: str, interval: float | None) -> int:
+    """How many ticks of Play are due now, by the clock since Play started (1 on its first run).
 
-    Call inside the stepper fragment. While playing, every fragment run moves
-    one step on (and wraps around).
+    A repaint slower than the interval would otherwise slow Play down: the position
+    follows the clock (``floor(elapsed / interval) + 1`` ticks in all), so the
+    windows per second are the ones asked for even when frames are dropped.
+    """
+    ss = st.session_state
+    clock = f"{prefix}_clock"
+    if interval is None:
+        ss.pop(clock, None)
+        return 0
+    now = time.monotonic()
+    start, done, every = ss.get(clock, (now, 0, interval))
+    if every != interval:  # a new speed: count from here
+        start, done = now, 0
+    due = int((now - start) / interval) + 1
+    # 0 when a run comes early (queued reruns catching up): measured, counting at least 1
+    # a run overshot the speed asked by 1.5-1.9x on the 5x5 numbers page
+    ticks = due - done
+    ss[clock] = (start, due, interval)
+    return ticks
+
+
+ARROWS = {"prev": ("◀", "left"), "up": ("▲", "up"), "down": ("▼", "down"), "next": ("▶", "right")}
+
+
+def step_controls(
+    prefix: str,
+    n: int,
+    playing: bool | float | None,
+    *,
+    out_hw: tuple[int, int] | None = None,
+    placed: int | None = None,
+) -> int:
+    """◀ ▲ ▼ ▶ buttons (arrow keys too) and a position slider over ``n`` positions; returns
+    the index.
+
+    Call inside the stepper fragment. ``playing`` is the Play interval (None or False
+    when paused; True counts as one tick a run). While playing, each run moves on by
+    the ticks due (:func:`_ticks`) in the chosen mode, wrapping around. ``out_hw``
+    ``(Ho, Wo)`` adds ▲ ▼ (one output row; without it the map is one row of ``n``).
+    ``placed`` is a position the user just chose (a click): it wins over Play this run.
     """
     ss = st.session_state
     key = f"{prefix}_step"
+    hw = out_hw if out_hw is not None else (1, n)
     cur = int(ss.get(key, 0))
-    if playing:
-        cur += 1
-    ss[key] = min(max(cur, 0), n - 1) if not playing else cur % n
+    interval = 1.0 if playing is True else (playing or None)
+    ticks = _ticks(prefix, interval)
+    if placed is not None:
+        cur = placed
+    elif ticks:
+        mode = ss.get(f"{prefix}_{PLAY_BY}")  # None when a segmented control is unselected
+        cur = advanced(cur % n, mode if mode in PLAY_MODES else PLAY_MODES[0], hw, ticks)
+    ss[key] = min(max(cur, 0), n - 1)
 
-    def move(delta: int) -> None:
-        ss[key] = (int(ss[key]) + delta) % n
+    def move(direction: str) -> None:
+        ss[key] = moved(int(ss[key]), direction, hw)
 
     t = tr()
-    c1, c2, c3 = st.columns([1, 1, 10], vertical_alignment="bottom")
-    c1.button("◀", key=f"{prefix}_prev", on_click=move, args=(-1,), help=t("app.step.prev"))
-    c2.button("▶", key=f"{prefix}_next", on_click=move, args=(1,), help=t("app.step.next"))
-    if n > 1:
-        c3.slider(t("app.step.position"), 0, n - 1, key=key)
+    shown = ("prev", "up", "down", "next") if out_hw is not None else ("prev", "next")
+    widths = [1] * len(shown) + ([8] if out_hw is not None else [10])
+    cols = st.columns(widths, vertical_alignment="bottom")
+    for c, name in zip(cols, shown, strict=False):
+        label, direction = ARROWS[name]
+        c.button(
+            label,
+            key=f"{prefix}_{name}",
+            on_click=move,
+            args=(direction,),
+            help=t(f"app.step.{name}"),
+            shortcut=direction.capitalize(),  # i18n: not text (a key name)
+        )
+    if n > 1:  # beside the arrows in the lesson layout, where its label would cost a line
+        hide = "collapsed" if out_hw is not None else "visible"
+        cols[-1].slider(t("app.step.position"), 0, n - 1, key=key, label_visibility=hide)
     else:
-        c3.caption(t("app.step.only_one"))
+        cols[-1].caption(t("app.step.only_one"))
     return int(ss[key])
+
+
+# Streamlit's wide layout starts the page 6rem down and titles at 2.75rem: at 1280x720
+# that alone pushed the lesson's sum line below the fold. A style-only st.html takes no
+# room on the page.
+LESSON_CSS = (
+    "<style>"  # i18n: not text
+    "[data-testid='stMainBlockContainer']"  # i18n: not text
+    "{padding-top:2.25rem;padding-bottom:2rem}"  # i18n: not text
+    "[data-testid='stMainBlockContainer'] h1{font-size:2rem;padding:0 0 .25rem 0}"  # i18n: not text
+    "</style>"  # i18n: not text
+)
+
+
+def lesson_css() -> None:
+    """A tighter top of the page, so a lesson fits one screen (see LESSON_CSS)."""
+    st.html(LESSON_CSS)
 
 
 def persist_widget_state(keys: tuple[str, ...]) -> None:

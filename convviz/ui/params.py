@@ -4,8 +4,9 @@
   :func:`merge_edits` applies a grid editor's pending edits to the array it was
   mounted with (``st.data_editor`` gives NaN or None for a cleared cell and does
   not enforce number limits on the server: every edited cell is checked here).
-- :func:`resized`, :func:`random_kernel`, :func:`normalise_sum`: the new kernels the
-  page's buttons make.
+- :func:`resized`, :func:`resized_keeping`, :func:`random_kernel`, :func:`normalise_sum`:
+  the new kernels the page's buttons make (a resize keeps the centred values, and
+  the values of larger sizes it had: shrink to 1x1 and back gives the same kernel).
 - :class:`ConvSettings` with :func:`encode_query` / :func:`decode_query`: the
   state worth sharing, written into the URL so a link reproduces the view.
 - :func:`output_size_latex`: the output-size formula with the user's numbers;
@@ -48,6 +49,7 @@ __all__ = [
     "parse_grid",
     "random_kernel",
     "resized",
+    "resized_keeping",
     "sig",
 ]
 
@@ -212,6 +214,41 @@ def resized(a: np.ndarray, rows: int, cols: int) -> np.ndarray:
     dy, dx = (rows - h) // 2, (cols - w) // 2
     out[..., dy : dy + h, dx : dx + w] = a[..., sy : sy + h, sx : sx + w]
     return out
+
+
+def resized_keeping(
+    a: np.ndarray, rows: int, cols: int, canvas: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Resize ``a`` to ``(rows, cols)`` keeping every value it had at a larger size.
+
+    The rule: ``canvas`` remembers the grid at the largest size it has had since it
+    was last set (a preset, Random, a link). Resizing pastes ``a`` centred onto the
+    canvas (what the user typed wins), grows the canvas if the new size is larger, and
+    returns the canvas's centred ``(rows, cols)`` crop, with that canvas. So shrinking
+    to 1x1 and growing back gives the original kernel, and only cells no size has had
+    are 0. Centring is :func:`resized`'s (offset ``(big - small) // 2``) at every step;
+    a ``canvas`` of another shape on the leading axes (a per-channel switch) is dropped.
+
+    >>> k = np.arange(25.0).reshape(5, 5)
+    >>> one, canvas = resized_keeping(k, 1, 1)
+    >>> one.tolist(), np.array_equal(resized_keeping(one, 5, 5, canvas)[0], k)
+    ([[12.0]], True)
+    """
+    a = np.asarray(a, dtype=np.float64)
+    if (
+        canvas is None
+        or canvas.shape[:-2] != a.shape[:-2]
+        or any(c < s for c, s in zip(canvas.shape[-2:], a.shape[-2:], strict=True))
+    ):
+        canvas = a
+    canvas = np.array(canvas, dtype=np.float64)
+    h, w = a.shape[-2:]
+    dy, dx = (canvas.shape[-2] - h) // 2, (canvas.shape[-1] - w) // 2
+    canvas[..., dy : dy + h, dx : dx + w] = a
+    big = (max(rows, canvas.shape[-2]), max(cols, canvas.shape[-1]))
+    canvas = resized(canvas, *big)
+    canvas.setflags(write=False)
+    return resized(canvas, rows, cols), canvas
 
 
 def random_kernel(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:

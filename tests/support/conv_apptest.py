@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from convviz.i18n import LOCALE_DIR
 
-DOMAINS = ("convolution", "pooling")  # the catalogues these pages' words come from
+DOMAINS = ("convolution", "pooling", "app")  # the catalogues these pages' words come from
 
 
 def edits(cells: dict[tuple[int, int], object]) -> dict:
@@ -27,6 +27,13 @@ def edit_grid(at: AppTest, grid: str, cells: dict, channel: int = 0) -> AppTest:
     """Type ``cells`` into the Convolution page's ``grid`` ("kernel" or "numbers")."""
     state = getattr(at.session_state["conv"], grid)
     at.session_state[f"conv_{grid}_{state.version}_{channel}"] = edits(cells)
+    return at
+
+
+def click(at: AppTest, chart: str, row: float, col: float) -> AppTest:
+    """A click on cell ``(row, col)`` of the clickable chart ``chart``, as the browser sends
+    it: the chart's selection state holds the point (x is the column, y the row)."""
+    at.session_state[chart] = {"selection": {"points": [{"x": col, "y": row}]}}
     return at
 
 

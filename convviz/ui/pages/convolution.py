@@ -1,7 +1,13 @@
-"""Convolution page: input, kernel editor, parameters, result and the sliding-window stepper.
+"""Convolution page: the sliding-window lesson, the kernel editor, parameters and result.
 
 Thin: widgets -> :func:`convviz.conv.conv2d` -> :mod:`convviz.figures`; the grid
 editors and the stepper are widgets (:mod:`convviz.ui.widgets`).
+
+Layout, top to bottom: the lesson (the stepper with ``lesson=True``: the input with the
+window, kernel, products, the sum, the output cell and map, and the step controls, on one
+screen at 1280x720; ``tests/test_browser_lesson.py`` checks the boxes), then the editors
+(kernel, Numbers input, output-size formula), then the whole maps, histogram and
+downloads. The parameters live in the sidebar, reachable beside the lesson.
 
 One owner per value. :class:`ConvState` (``st.session_state["conv"]``) owns the
 kernel and the Numbers input (each a committed array in a
@@ -47,7 +53,7 @@ from convviz.shapes import (
     output_size,
     resolve_padding,
 )
-from convviz.ui.common import download_buttons, image_input, user_errors
+from convviz.ui.common import download_buttons, image_input, lesson_css, user_errors
 from convviz.ui.i18n import error_text, tr
 from convviz.ui.params import (
     ACTIVATION_NAMES,
@@ -63,7 +69,7 @@ from convviz.ui.params import (
     normalise_sum,
     output_size_latex,
     random_kernel,
-    resized,
+    resized_keeping,
     sig,
 )
 from convviz.ui.widgets.charts import show
@@ -87,6 +93,7 @@ STATE_KEYS = (
     "conv_activation",
     "conv_robust",
     "conv_speed",
+    "conv_play_by",
     "conv_step",
 )
 STATE = "conv"  # session key of the ConvState
@@ -107,6 +114,9 @@ class ConvState:
     url_problems: list[tuple[str, CodedError]] = field(default_factory=list)  # shown once
     message: CodedError | None = None  # from a callback, shown on the next run
     bias: float = 0.0  # the last valid bias: an out-of-range one typed is put back to it
+    # what a resize keeps: each grid at the largest size it had (params.resized_keeping)
+    kernel_canvas: np.ndarray | None = None
+    numbers_canvas: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -168,15 +178,21 @@ def _kernel() -> np.ndarray:
     return grid_value(KERNEL, ss[STATE].kernel, limit=VALUE_MAX)[0]
 
 
-def _new_kernel(k: np.ndarray, preset: str | None = None) -> None:
-    """Every new kernel goes through here: fresh editors show it."""
+def _new_kernel(k: np.ndarray, preset: str | None = None, canvas: np.ndarray | None = None) -> None:
+    """Every new kernel goes through here: fresh editors show it. ``canvas`` is what a
+    resize remembers (None: a new kernel, nothing larger to remember)."""
     state = ss[STATE]
     state.kernel.replace(k)
     state.preset = preset
+    state.kernel_canvas = canvas
 
 
 def _on_size(rows_key: str, cols_key: str) -> None:
-    _new_kernel(resized(_kernel(), int(ss[rows_key]), int(ss[cols_key])))
+    state = ss[STATE]
+    k, canvas = resized_keeping(
+        _kernel(), int(ss[rows_key]), int(ss[cols_key]), state.kernel_canvas
+    )
+    _new_kernel(k, canvas=canvas)
 
 
 def _on_preset(key: str) -> None:
@@ -210,7 +226,10 @@ def _on_per_channel(key: str) -> None:
 def _on_numbers_size(rows_key: str, cols_key: str) -> None:
     state = ss[STATE]
     a = grid_value(NUMBERS, state.numbers, limit=VALUE_MAX)[0]
-    state.numbers.replace(resized(a, int(ss[rows_key]), int(ss[cols_key])))
+    a, state.numbers_canvas = resized_keeping(
+        a, int(ss[rows_key]), int(ss[cols_key]), state.numbers_canvas
+    )
+    state.numbers.replace(a)
 
 
 # --------------------------------------------------------------------------- widgets
@@ -363,12 +382,29 @@ def _geometry(in_hw: tuple[int, int], s: ConvSettings) -> Geometry:
 
 
 def _formula(t: Translator, g: Geometry, s: ConvSettings) -> None:
+    """The output-size formula per axis with the user's numbers; where no window fits,
+    the reason in words (the formula would end in a size of 0 or less)."""
     st.markdown(t("conv.formula"))
     out = t("conv.formula.out")
-    for axis, i in (("H", 0), ("W", 1)):
-        st.latex(
-            output_size_latex(
-                g.in_hw[i], g.k_hw[i], s.stride, g.pad[i], s.dilation, axis, t=t, out=out
+    for axis, i in (("H", 0), ("W", 1)):  # i18n: not text (axis letters of the formula)
+        if g.out_hw[i] >= 1:
+            st.latex(
+                output_size_latex(
+                    g.in_hw[i], g.k_hw[i], s.stride, g.pad[i], s.dilation, axis, t=t, out=out
+                )
+            )
+            continue
+        pad = sum(g.pad[i])
+        st.markdown(
+            t(
+                "conv.formula.none",
+                axis=axis,
+                extent=s.dilation * (g.k_hw[i] - 1) + 1,
+                d=s.dilation,
+                k=g.k_hw[i],
+                padded=g.in_hw[i] + pad,
+                n=g.in_hw[i],
+                pad=pad,
             )
         )
 
@@ -376,14 +412,9 @@ def _formula(t: Translator, g: Geometry, s: ConvSettings) -> None:
 # --------------------------------------------------------------------------- result
 
 
-def _result(
-    t: Translator, image: np.ndarray, x: np.ndarray, s: ConvSettings, numbers: bool, robust: bool
-) -> np.ndarray | None:
-    """Convolve; the input and the feature map side by side at the same scale.
-
-    ``image`` is ``(H, W)`` or ``(H, W, 3)``, ``x`` the same as ``(H, W)`` or
-    ``(3, H, W)``. Returns the raw map, or None when the core refused the settings.
-    """
+def _convolve(x: np.ndarray, s: ConvSettings) -> tuple[np.ndarray, np.ndarray] | None:
+    """The raw map and the map after the activation; None (an error shown) when the core
+    refused the settings. ``x`` is ``(H, W)`` or ``(3, H, W)``."""
     with user_errors() as ok:
         out = conv2d(x, s.kernel, s.bias, **s.conv_kwargs()).astype(np.float64)
     if not ok[0]:
@@ -392,9 +423,17 @@ def _result(
         act = ACTIVATIONS[s.activation](out)
     if not ok[0]:
         return None
+    return out, act
+
+
+def _result(
+    t: Translator, image: np.ndarray, act: np.ndarray, s: ConvSettings, numbers: bool, robust: bool
+) -> None:
+    """The input and the feature map side by side at the same scale, its histogram and
+    downloads. ``image`` is ``(H, W)`` or ``(H, W, 3)``, ``act`` the map to show."""
     st.subheader(t("conv.result"))
     h, w = image.shape[:2]
-    extent = (max(h, out.shape[0]), max(w, out.shape[1]))
+    extent = (max(h, act.shape[0]), max(w, act.shape[1]))
     lo, hi, scale = value_range(act, robust=robust)
     if s.activation == "none":
         title = t("conv.result.map")
@@ -464,7 +503,6 @@ def _result(
         download_buttons(act, "feature_map", "conv_dl", vmin=lo, vmax=hi)
         st.caption(t("conv.result.download.help"))
     ss[FEATURE_MAP] = FeatureMap(act, (int(s.kernel.shape[-2]), int(s.kernel.shape[-1])))
-    return out
 
 
 # --------------------------------------------------------------------------- page
@@ -473,6 +511,7 @@ def _result(
 def render() -> None:
     t = tr()
     state = _state()
+    lesson_css()
     st.title(t("conv.title"))
     st.caption(t("conv.intro"))
     for name, err in state.url_problems:
@@ -515,28 +554,36 @@ def _editable(
         activation=p["activation"],
     )
 
+    # The lesson first, on one screen: the window, kernel, products, sum and output cell
+    # with the step controls; the editors and the whole maps below it.
+    lesson = st.container(key="conv_lesson")
     top_left, top_right = st.columns(2, gap="large")
     below = st.container()  # under the editors on the page, drawn before them
-    x = out = g = None
+    x = g = None
     if image is not None:
         x = np.moveaxis(image, -1, 0) if rgb else image  # (3, H, W) or (H, W)
         g = _geometry(image.shape[:2], s)
-        with below:
-            if not g.fits():
+        if not g.fits():
+            with lesson:
                 st.error(t("conv.error.too_big", **g.extent(s.dilation)))
-            else:
-                # Latency: the feature map goes out before the editors (see widgets.grid).
-                out = _result(t, image, x, s, numbers, p["robust"])
+        else:
+            maps = _convolve(x, s)
+            if maps is not None:
+                out, act = maps
+                # Latency: the maps go out before the editors (see widgets.grid).
+                with lesson:
+                    start = None if numbers else (source, s.sample, colour, image.shape,
+                                                  round(float(image.sum()), 3))  # fmt: skip
+                    conv_stepper(t, x, s, out, g.pad, numbers=numbers, lesson=True, start=start)
+                with below:
+                    _result(t, image, act, s, numbers, p["robust"])
     with top_left:
-        _kernel_section(t, state, rgb, kernel_problems)
+        _kernel_section(t, state, rgb, kernel_problems)  # the kernel grid editor
     with top_right:
         if numbers:
-            _numbers_section(t, state, number_problems)
+            _numbers_section(t, state, number_problems)  # the Numbers grid editor
         if g is not None:
             _formula(t, g, s)
-    if out is not None:
-        with below:
-            conv_stepper(t, x, s, out, g.pad, numbers=numbers)
     # A link reproduces this view; other parameters (the language) stay.
     now = st.query_params.to_dict()
     query = {k: v for k, v in now.items() if k not in QUERY_KEYS} | encode_query(s)

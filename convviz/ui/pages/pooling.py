@@ -18,7 +18,7 @@ from convviz.figures import activation_curves_figure, histogram_figure, map_figu
 from convviz.i18n import Translator
 from convviz.pool import POOL_MODES, check_settings, pool2d
 from convviz.shapes import SLOPE_MAX, WINDOW_MAX, output_size
-from convviz.ui.common import download_buttons, image_input, user_errors
+from convviz.ui.common import download_buttons, image_input, lesson_css, user_errors
 from convviz.ui.i18n import tr
 from convviz.ui.widgets.charts import show
 from convviz.ui.widgets.labels import act_label, pool_mode_label
@@ -35,6 +35,7 @@ STATE_KEYS = (
     "pool_stride",
     "pool_padding",
     "pool_speed",
+    "pool_play_by",
     "pool_step",
     "pool_activation",
     "pool_alpha",
@@ -67,8 +68,8 @@ EXAMPLE.setflags(write=False)
 ss = st.session_state
 
 
-def _input(t: Translator) -> tuple[np.ndarray | None, str, bool]:
-    """The map to pool: ``(array (H, W), caption, small)``."""
+def _input(t: Translator) -> tuple[np.ndarray | None, str, bool, str]:
+    """The map to pool: ``(array (H, W), caption, small, source)``."""
     fm = ss.get(FEATURE_MAP)
     sources = ("example", "sample", "upload")
     if fm is not None:
@@ -78,14 +79,15 @@ def _input(t: Translator) -> tuple[np.ndarray | None, str, bool]:
     image, _, source, _ = image_input("pool", sources=sources, allow_rgb=False, default_size=256)
     if source == "feature_map":
         kh, kw = fm.kernel_shape
-        return np.asarray(fm.values, np.float64), t("pool.input.feature_map", kh=kh, kw=kw), False
+        caption = t("pool.input.feature_map", kh=kh, kw=kw)
+        return np.asarray(fm.values, np.float64), caption, False, source
     if source == "example":
-        return EXAMPLE, t("pool.input.example"), True
+        return EXAMPLE, t("pool.input.example"), True, source
     if fm is None:
         st.sidebar.caption(t("pool.tip"))
     if image is not None and image.ndim == 3:  # an RGB upload: pool its grey version
         image = image.mean(axis=-1)
-    return image, "", False
+    return image, "", False, source
 
 
 def _on_size() -> None:
@@ -191,9 +193,10 @@ def render() -> None:
     t = tr()
     for key, value in DEFAULTS.items():
         ss.setdefault(key, value)
+    lesson_css()
     st.title(t("pool.title"))
     st.caption(t("pool.intro"))
-    x, caption, small = _input(t)
+    x, caption, small, source = _input(t)
     if x is None:
         return
     x = np.asarray(x, dtype=np.float64)
@@ -214,6 +217,12 @@ def render() -> None:
         out = pool2d(x, p["size"], stride=p["stride"], padding=p["padding"], mode=p["mode"])
     if not ok[0]:
         return
+    # The lesson first, on one screen (window, values, pooled value, output map, controls);
+    # an image's window opens where the map varies most (the example's on its corner).
+    st.caption(t(f"pool.step.caption.{p['mode']}"))
+    start = None if small else (source, x.shape, round(float(x.sum()), 3))
+    with st.container(key="pool_lesson"):
+        pool_stepper(t, x, out, small=small, lesson=True, start=start, **p)
     st.subheader(
         t("pool.heading", mode=pool_mode_label(t, p["mode"]), size=p["size"], stride=p["stride"])
     )
@@ -230,5 +239,4 @@ def render() -> None:
         show(t, map_figure(out, title=t("pool.pooled"), **same, t=t), "pool_out", "pooled")
         st.caption(t("pool.pooled.size", h=out.shape[0], w=out.shape[1]))
         download_buttons(out, "pooled", "pool_dl", vmin=lo, vmax=hi)
-    pool_stepper(t, x, out, small=small, **p)
     _activations(t, x)

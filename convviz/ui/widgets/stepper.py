@@ -1,16 +1,20 @@
 """The sliding-window stepper: one window at a time, for convolution and pooling.
 
-:func:`run_stepper` is the frame both share (play/pause, ◀ ▶, the position
-slider, in a fragment so a step reruns only the stepper); :func:`progress_view`
-is the output map with the cells computed so far. :func:`conv_stepper` shows a
-convolution window (input and window, kernel, products, sum, bias, activation and
-output cell); :func:`pool_stepper` a pooling window (its values, the winner, the
-pooled value). The numbers shown are the fields of the core's ``ConvStep`` /
+:func:`run_stepper` is the frame both share (play/pause, ◀ ▲ ▼ ▶ and the arrow keys,
+the position slider, a click on a map, in a fragment so a step reruns only the
+stepper); :func:`progress_view` is the output map with the cells computed so far.
+``lesson=True`` lays one window out for a projector (1280x720 and up: the input with
+the window, kernel, products, the sum and the output cell on one screen, with the step
+controls above them); without it, the stacked layout the Inside page uses.
+:func:`conv_stepper` shows a convolution window (input and window, kernel, products,
+sum, bias, activation and output cell); :func:`pool_stepper` a pooling window (its
+values, the winner, the pooled value). The numbers shown are the fields of the core's ``ConvStep`` /
 ``PoolStep``, so what is shown is the tested arithmetic.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -31,20 +35,24 @@ from convviz.figures import (
     window_shape,
 )
 from convviz.i18n import Translator
+from convviz.lesson import busiest_window, window_at
 from convviz.pool import pool2d_step
 from convviz.shapes import PAD_MODES
-from convviz.ui.common import play_controls, step_controls, user_errors
+from convviz.ui.common import play_controls, show_figure, step_controls, user_errors
 from convviz.ui.params import ConvSettings, sig
 from convviz.ui.widgets.charts import show
 from convviz.ui.widgets.labels import act_label
 
 __all__ = [
     "CHANNELS",
+    "Click",
+    "click_layer",
     "conv_stepper",
     "padded",
     "pool_stepper",
     "progress_view",
     "run_stepper",
+    "start_window",
 ]
 
 CHANNELS = ("r", "g", "b")  # catalogue: conv.channel.<c>
@@ -52,25 +60,118 @@ SMALL_PADDED = 24  # padded inputs up to 24x24 are drawn whole, with numbers
 ZOOM_MARGIN = 2  # cells around the window in the zoomed neighbourhood
 TAP_COLOUR = "#d62728"  # the taps of a dilated kernel
 IMAGE_COLOUR = "#1f77b4"  # the real image inside its padding
+CLICK_MARKERS = 48  # at most this many click targets a side (a 512x512 map gets 1 per 11x11)
+LESSON_HEIGHT = 230  # px: the lesson's top row of small maps (1280x720 fits it all)
+IMAGE_LESSON_HEIGHT = 190  # px: the same on an image, whose sum line is longer
+MANY_WINDOWS = 100  # from this many windows on, Play offers a whole row or a fast sweep
+
+ss = st.session_state
+
+# A click maps a chart's (row, col) to a raster index: {chart key: map}.
+Click = dict[str, Callable[[float, float], int]]
 
 
 # --------------------------------------------------------------------------- shared frame
 
 
-def run_stepper(prefix: str, n: int, draw: Callable[[int], None]) -> None:
-    """Play controls, then a fragment with ◀ ▶ and the slider that calls ``draw(index)``.
+def run_stepper(
+    prefix: str,
+    n: int,
+    draw: Callable[[int], None],
+    *,
+    out_hw: tuple[int, int] | None = None,
+    clicks: Click | None = None,
+) -> None:
+    """Play controls, then a fragment with ◀ ▶ (▲ ▼) and the slider that calls ``draw(index)``.
 
     ``prefix`` names the widget keys (``<prefix>_step``, ``<prefix>_playing``, ...).
+    ``out_hw`` ``(Ho, Wo)`` adds ▲ ▼ and, for maps of ``MANY_WINDOWS`` windows or
+    more, Play's whole-row and fast modes. ``clicks`` maps the keys of clickable
+    charts ``draw`` shows to their (row, col) -> index rule: a new click there moves
+    the window (:func:`clicked`).
     """
-    interval = play_controls(prefix)
+    interval = play_controls(prefix, modes=out_hw is not None and n >= MANY_WINDOWS)
 
     @st.fragment(run_every=interval)
     def frag() -> None:
-        idx = step_controls(prefix, n, playing=interval is not None)
+        placed = clicked(clicks or {})
+        idx = step_controls(prefix, n, interval, out_hw=out_hw, placed=placed)
         with user_errors():
             draw(idx)
 
     frag()
+
+
+def _points(state: object) -> list[dict]:
+    try:
+        points = state["selection"]["points"]  # type: ignore[index]
+    except (KeyError, TypeError):
+        return []
+    return [p for p in points if isinstance(p, dict) and "x" in p and "y" in p]
+
+
+def clicked(clicks: Click) -> int | None:
+    """The raster index of a click made since the last run, if any.
+
+    A clickable chart keeps its selection in its widget state across runs, so a
+    click counts once: the points handled are remembered (``<key>_seen``).
+    """
+    placed = None
+    for key, to_index in clicks.items():
+        points = _points(ss.get(key))
+        seen = tuple((p["x"], p["y"]) for p in points)
+        if points and seen != ss.get(f"{key}_seen"):
+            p = points[-1]
+            placed = int(to_index(float(p["y"]), float(p["x"])))
+        ss[f"{key}_seen"] = seen
+    return placed
+
+
+def click_layer(
+    fig: go.Figure, shape: tuple[int, int], origin: tuple[int, int] = (0, 0)
+) -> go.Figure:
+    """Add near-transparent markers over a map's cells, so a click selects one.
+
+    STYLE.md: a click on a heatmap or an image sends no selection; one on a scatter
+    marker does. Up to ``CLICK_MARKERS`` a side, each on the centre of the block of
+    cells it stands for (a big map snaps a click to about 1/48 of its side; ◀ ▶ ▲ ▼
+    then move a cell at a time). The markers are small and ``hoverdistance=-1`` makes
+    every point a candidate, so a click anywhere selects the nearest centre: measured,
+    markers as large as a cell overlapped when the plot came out smaller than guessed,
+    and a click on row 1 selected row 2.
+    """
+    h, w = shape
+    r0, c0 = origin
+    step = max(1, math.ceil(max(h, w) / CLICK_MARKERS))
+    rows = r0 + np.minimum(np.arange(0, h, step) + (step - 1) // 2, h - 1)
+    cols = c0 + np.minimum(np.arange(0, w, step) + (step - 1) // 2, w - 1)
+    yy, xx = np.meshgrid(rows, cols, indexing="ij")
+    fig.add_trace(
+        go.Scatter(
+            x=xx.ravel(),
+            y=yy.ravel(),
+            mode="markers",
+            marker={"symbol": "square", "size": 4, "opacity": 0.01, "color": "#000"},
+            selected={"marker": {"opacity": 0.01}},
+            unselected={"marker": {"opacity": 0.01}},
+            hoverinfo="none",
+            showlegend=False,
+        )
+    )
+    fig.layout.hoverdistance = -1
+    return fig
+
+
+def start_window(prefix: str, signature: object, index: Callable[[], int]) -> None:
+    """Put the window at ``index()`` when the input is new (its ``signature`` changed).
+
+    The page passes what identifies its input (source, size, a checksum); a kernel
+    or parameter change keeps the window where the user left it.
+    """
+    key = f"{prefix}_start"
+    if ss.get(key) != signature:
+        ss[key] = signature
+        ss[f"{prefix}_step"] = int(index())
 
 
 def progress_view(
@@ -79,12 +180,16 @@ def progress_view(
     index: tuple[int, int],
     key: str,
     vrange: tuple[float, float, object] | None = None,
+    *,
+    height: int | None = None,
+    clickable: bool = False,
 ) -> None:
     """The output map with the cells computed so far (raster order up to ``index``).
 
     Small maps are a heatmap with the computed numbers; big ones the whole map
     (a cached PNG) under grey veils, so stepping re-encodes nothing.
     ``vrange`` is ``(vmin, vmax, colorscale)``, by default the map's own.
+    ``clickable``: a click on a cell puts the window there (:func:`click_layer`).
     """
     oy, ox = index
     vmin, vmax, scale = value_range(out) if vrange is None else vrange
@@ -94,14 +199,32 @@ def progress_view(
         done = np.arange(out.size).reshape(out.shape) <= oy * out.shape[1] + ox
         fig = heatmap_figure(
             out, title=title, mask=done, vmin=vmin, vmax=vmax, colorscale=scale, digits=4,
-            shapes=here,t=t
+            shapes=here, height=height, t=t
         )  # fmt: skip
     else:
         fig = image_figure(
-            out, title=title, vmin=vmin, vmax=vmax, colorscale=scale,
+            out, title=title, vmin=vmin, vmax=vmax, colorscale=scale, height=height,
             shapes=not_yet_shapes(out.shape, oy, ox) + crosshair_shapes(oy, ox) + here,t=t
         )  # fmt: skip
-    show(t, fig, key, "output_progress")
+    _show(t, fig, key, "output_progress", out.shape if clickable else None, height=height)
+
+
+def _show(
+    t: Translator,
+    fig: go.Figure,
+    key: str,
+    filename: str,
+    click_shape: tuple[int, int] | None = None,
+    origin: tuple[int, int] = (0, 0),
+    height: int | None = None,
+) -> None:
+    """:func:`show`, or with a click layer over ``click_shape`` cells from ``origin``."""
+    if click_shape is None:
+        show(t, fig, key, filename)
+        return
+    click_layer(fig, click_shape, origin)
+    fig.layout.separators = t.separators
+    show_figure(fig, key, filename, clickable=True)
 
 
 def _arith(t: Translator, v: float) -> str:
@@ -276,6 +399,114 @@ def conv_step_view(
         m2.metric(t("conv.step.after", activation=act_label(t, activation)), sig(t, a))
 
 
+def _channel_title(t: Translator, key: str, name: str | None) -> str:
+    text = t(key)
+    return t("conv.step.in_channel", channel=name, title=text) if name else text
+
+
+def _triple(
+    t: Translator, step: ConvStep, ch: int, name: str | None, *, flip: bool, in_range, height
+) -> tuple[go.Figure, go.Figure, go.Figure]:
+    """The window's values, the kernel and their products for channel ``ch``."""
+    patch = heatmap_figure(
+        step.patch[ch], title=_channel_title(t, "conv.step.patch", name), colorscale=GREYS,
+        vmin=in_range[0], vmax=in_range[1], digits=4, text=True,
+        shapes=pad_shapes(~step.inside), height=height, colorbar=False, t=t
+    )  # fmt: skip
+    kernel_key = "conv.step.kernel_flipped" if flip else "conv.step.kernel"
+    kernel = heatmap_figure(
+        step.kernel[ch], title=_channel_title(t, kernel_key, name), digits=4, text=True,
+        height=height, colorbar=False, t=t
+    )  # fmt: skip
+    products = heatmap_figure(
+        step.products[ch], title=_channel_title(t, "conv.step.products", name), digits=4,
+        text=True, height=height, colorbar=False, t=t
+    )  # fmt: skip
+    return patch, kernel, products
+
+
+def conv_lesson_view(
+    t: Translator,
+    step: ConvStep,
+    xp: np.ndarray,
+    out: np.ndarray,
+    *,
+    numbers: bool,
+    dilated: bool,
+    flip: bool,
+    activation: str,
+    in_range: tuple[float, float],
+) -> None:
+    """One convolution window laid out as a lesson, on one screen at 1280x720.
+
+    Small inputs (numbers): the whole padded input with its numbers and the window,
+    the kernel, the products and the output map side by side, the sum and the output
+    cell below. Images: the input with the window, the window's values, the kernel
+    and the products side by side; the sum, the output cell and the output map below.
+    The input and the output map take clicks (:func:`click_layer`).
+    """
+    c = step.patch.shape[0]
+    h = LESSON_HEIGHT
+    small = c == 1 and (numbers or (xp.shape[1] <= SMALL_PADDED and xp.shape[2] <= SMALL_PADDED))
+    window = _window_shapes(step, dilated)
+    if small:
+        a, b, k, d = st.columns([4, 3, 3, 3])
+        with a:
+            fig = heatmap_figure(
+                xp[0], title=t("conv.step.input"), colorscale=GREYS, digits=4, text=True,
+                colorbar=False, shapes=pad_shapes(_padding_mask(xp.shape[1:], step.pad)) + window,
+                height=h, t=t
+            )  # fmt: skip
+            _show(t, fig, "conv_step_input", "window", xp.shape[1:], height=h)
+        _, kernel, products = _triple(t, step, 0, None, flip=flip, in_range=in_range, height=h)
+        with b:
+            show(t, kernel, "conv_step_kernel_0", "kernel")
+        with k:
+            show(t, products, "conv_step_products_0", "products")
+        with d:
+            progress_view(t, out, step.index, "conv_step_output", height=h, clickable=True)
+        s1, s2 = st.columns([3, 1])
+        with s1, st.container(key="conv_step_sum"):
+            st.code(_arithmetic(t, step), language=None, wrap_lines=True)
+        with s2:
+            _value_metrics(t, step, activation, st.container(key="conv_step_value"))
+        return
+    h = IMAGE_LESSON_HEIGHT  # the sum wraps to 3 lines here: smaller maps keep it on screen
+    a, rest = st.columns([1, 3])
+    with a:
+        fig = _overview(t, xp, step)
+        fig.layout.height = h
+        _show(t, fig, "conv_step_overview", "window", xp.shape[1:], height=h)
+    with rest:
+        names = [t(f"conv.channel.{n}") for n in CHANNELS]
+        tabs = st.tabs(names) if c == 3 else [st.container()]
+        for ch, tab in enumerate(tabs):
+            name = names[ch] if c == 3 else None
+            figs = _triple(t, step, ch, name, flip=flip, in_range=in_range, height=h - 10 * c)
+            with tab:
+                for col, fig, what in zip(
+                    st.columns(3), figs, ("patch", "kernel", "products"), strict=True
+                ):
+                    with col:
+                        show(t, fig, f"conv_step_{what}_{ch}", what)
+    s1, s2 = st.columns([3, 2])
+    with s1:
+        with st.container(key="conv_step_sum"):
+            st.code(_arithmetic(t, step), language=None, wrap_lines=True)
+        _value_metrics(t, step, activation, st.container(key="conv_step_value"))
+    with s2:
+        progress_view(t, out, step.index, "conv_step_output", height=h - 30, clickable=True)
+
+
+def _value_metrics(t: Translator, step: ConvStep, activation: str, where) -> None:
+    oy, ox = step.index
+    m1, m2 = where.columns(2) if activation != "none" else (where, None)
+    m1.metric(t("conv.step.value_at", row=oy, col=ox), sig(t, step.value))
+    if m2 is not None:
+        a = float(ACTIVATIONS[activation](np.array([step.value]))[0])
+        m2.metric(t("conv.step.after", activation=act_label(t, activation)), sig(t, a))
+
+
 def conv_stepper(
     t: Translator,
     x: np.ndarray,
@@ -286,8 +517,16 @@ def conv_stepper(
     numbers: bool,
     prefix: str = "conv",
     step_at: Callable[[int], ConvStep] | None = None,
+    lesson: bool = False,
+    start: object = None,
 ) -> None:
     """The convolution stepper over ``x`` ``(H, W)`` or ``(C, H, W)``.
+
+    ``lesson`` lays it out for one screen (:func:`conv_lesson_view`), with ▲ ▼, clicks
+    on the input and the output map, and Play's modes. ``start``: a signature of the
+    input; when it changes the window moves to where the input has the most structure
+    (:func:`convviz.lesson.busiest_window`). None keeps the position (the Numbers mode
+    opens on cell (0, 0), the classic example's 181).
 
     ``pad`` is the page's resolved padding (:func:`convviz.shapes.resolve_padding`),
     ``out`` the map :func:`convviz.conv.conv2d` made with the same settings.
@@ -296,10 +535,21 @@ def conv_stepper(
     from elsewhere (a network layer's own cell arithmetic); by default
     :func:`convviz.conv.conv2d_step` with ``settings``.
     """
-    st.subheader(t("conv.step.title"))
-    st.caption(t("conv.step.caption"))
+    if not lesson:
+        st.subheader(t("conv.step.title"))
+        st.caption(t("conv.step.caption"))
     x3 = x[None] if x.ndim == 2 else x
     xp = padded(x3, pad, settings.pad_mode)
+    out_hw = (int(out.shape[0]), int(out.shape[1]))
+    kh, kw = settings.kernel.shape[-2:]
+    d, s_ = settings.dilation, settings.stride
+    if start is not None:
+        extent = (d * (kh - 1) + 1, d * (kw - 1) + 1)
+        start_window(
+            prefix,
+            start,
+            lambda: int(np.ravel_multi_index(busiest_window(xp, extent, (s_, s_), out_hw), out_hw)),
+        )
     # patches share the input's colour scale, so the same grey means the same value
     lo = float(x.min())
     in_range = (lo, max(float(x.max()), lo + 1e-9)) if numbers else (0.0, 1.0)
@@ -323,12 +573,28 @@ def conv_stepper(
                 pcol=step.position[1],
             )
         )
-        conv_step_view(
+        view = conv_lesson_view if lesson else conv_step_view
+        view(
             t, step, xp, out, numbers=numbers, dilated=settings.dilation > 1, flip=settings.flip,
             activation=settings.activation, in_range=in_range,
         )  # fmt: skip
 
-    run_stepper(prefix, n, draw)
+    if not lesson:
+        run_stepper(prefix, n, draw)
+        return
+
+    def on_input(row: float, col: float) -> int:
+        oy, ox = window_at(row, col, (kh, kw), (s_, s_), (d, d), out_hw)
+        return oy * out_hw[1] + ox
+
+    def on_output(row: float, col: float) -> int:
+        oy = min(max(round(row), 0), out_hw[0] - 1)
+        ox = min(max(round(col), 0), out_hw[1] - 1)
+        return oy * out_hw[1] + ox
+
+    clicks = {"conv_step_input": on_input, "conv_step_overview": on_input}
+    clicks["conv_step_output"] = on_output
+    run_stepper(prefix, n, draw, out_hw=out_hw, clicks=clicks)
 
 
 # --------------------------------------------------------------------------- pooling
@@ -344,15 +610,34 @@ def pool_stepper(
     padding: int,
     mode: str,
     small: bool,
+    lesson: bool = False,
+    start: object = None,
 ) -> None:
     """The pooling stepper over ``x`` ``(H, W)``; ``out`` is :func:`convviz.pool.pool2d`'s map.
 
-    ``small`` draws the whole input with its numbers (else an image of it).
+    ``small`` draws the whole input with its numbers (else an image of it). ``lesson``:
+    the window, its values, the pooled value and the output map on one screen, with
+    ▲ ▼, clicks on the input and output, and Play's modes; ``start`` as for
+    :func:`conv_stepper` (the window opens where the input varies most).
     """
-    st.subheader(t("pool.step.title"))
-    st.caption(t(f"pool.step.caption.{mode}"))
+    if not lesson:
+        st.subheader(t("pool.step.title"))
+        st.caption(t(f"pool.step.caption.{mode}"))
     vrange = value_range(x)  # the input's scale, as in the maps above
     n = out.size
+    out_hw = (int(out.shape[0]), int(out.shape[1]))
+    h = LESSON_HEIGHT if lesson else None
+    if start is not None:
+        xp = np.pad(x, padding, mode="edge") if padding else x
+        start_window(
+            "pool",
+            start,
+            lambda: int(
+                np.ravel_multi_index(
+                    busiest_window(xp, (size, size), (stride, stride), out_hw), out_hw
+                )
+            ),
+        )
 
     def draw(idx: int) -> None:
         step = pool2d_step(x, size, index=idx, stride=stride, padding=padding, mode=mode)
@@ -363,35 +648,56 @@ def pool_stepper(
         st.caption(t("pool.step.position", i=idx + 1, n=n, row=oy, col=ox))
         window = [window_shape(y0, x0, kh, kw)]
         c1, c2, c3 = st.columns([3, 2, 3])
+        padded_hw = (x.shape[0] + 2 * ph, x.shape[1] + 2 * pw)
         with c1:
             if small:
                 xp = np.pad(x, ((ph, ph), (pw, pw)), constant_values=np.nan)
                 fig = heatmap_figure(
                     np.nan_to_num(xp), title=t("pool.step.input"), digits=3, text=True,
-                    mask=~np.isnan(xp) if ph or pw else None, colorbar=False, shapes=window,t=t
+                    mask=~np.isnan(xp) if ph or pw else None, colorbar=False, shapes=window,
+                    height=h, t=t
                 )  # fmt: skip
             else:
                 lo, hi, scale = vrange
                 fig = image_figure(
                     np.pad(x, ((ph, ph), (pw, pw)), constant_values=lo),
                     title=t("pool.step.overview"), vmin=lo, vmax=hi, colorscale=scale,
-                    colorbar=False, shapes=window,t=t
+                    colorbar=False, shapes=window, height=h, t=t
                 )  # fmt: skip
-            show(t, fig, "pool_step_input", "pool_window")
+            _show(t, fig, "pool_step_input", "pool_window", padded_hw if lesson else None, height=h)
         with c2:
             winner = [window_shape(*step.winner, 1, 1)] if step.winner is not None else []
             fig = heatmap_figure(
                 np.nan_to_num(np.where(step.inside, step.window, np.nan)),
                 title=t("pool.step.window"), digits=4, text=True, mask=step.inside,
-                colorbar=False, shapes=pad_shapes(~step.inside) + winner,t=t
+                colorbar=False, shapes=pad_shapes(~step.inside) + winner,
+                height=None if h is None else h - 90, t=t
             )  # fmt: skip
             show(t, fig, "pool_step_window", "pool_window_values")
-            st.code(_pool_arithmetic(t, step, mode), language=None, wrap_lines=True)
-            st.metric(t("pool.step.value_at", row=oy, col=ox), sig(t, step.value))
+            with st.container(key="pool_step_sum"):
+                st.code(_pool_arithmetic(t, step, mode), language=None, wrap_lines=True)
+            with st.container(key="pool_step_value"):
+                st.metric(t("pool.step.value_at", row=oy, col=ox), sig(t, step.value))
         with c3:
-            progress_view(t, out, step.index, "pool_step_output", vrange)
+            progress_view(
+                t, out, step.index, "pool_step_output", vrange, height=h, clickable=lesson
+            )
 
-    run_stepper("pool", n, draw)
+    if not lesson:
+        run_stepper("pool", n, draw)
+        return
+
+    def on_input(row: float, col: float) -> int:
+        oy, ox = window_at(row, col, (size, size), (stride, stride), (1, 1), out_hw)
+        return oy * out_hw[1] + ox
+
+    def on_output(row: float, col: float) -> int:
+        oy = min(max(round(row), 0), out_hw[0] - 1)
+        ox = min(max(round(col), 0), out_hw[1] - 1)
+        return oy * out_hw[1] + ox
+
+    clicks = {"pool_step_input": on_input, "pool_step_output": on_output}
+    run_stepper("pool", n, draw, out_hw=out_hw, clicks=clicks)
 
 
 def _pool_arithmetic(t: Translator, step, mode: str) -> str:
