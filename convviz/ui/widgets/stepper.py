@@ -654,7 +654,8 @@ def pool_stepper(
                 xp = np.pad(x, ((ph, ph), (pw, pw)), constant_values=np.nan)
                 fig = heatmap_figure(
                     np.nan_to_num(xp), title=t("pool.step.input"), digits=3, text=True,
-                    mask=~np.isnan(xp) if ph or pw else None, colorbar=False, shapes=window,
+                    mask=~np.isnan(xp) if ph or pw else None, colorbar=False,
+                    shapes=pad_shapes(np.isnan(xp)) + window,  # hatched, as on every page
                     height=h, t=t
                 )  # fmt: skip
             else:
