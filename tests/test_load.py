@@ -78,6 +78,9 @@ class Session:
 
     async def open(self, path: str):
         self.context = await self.browser.new_context(viewport={"width": 1280, "height": 900})
+        # Generous: twelve sessions opening at once on two shared cores took 30+ s to load.
+        self.context.set_default_timeout(120_000)
+        self.context.set_default_navigation_timeout(120_000)
         self.page = await self.context.new_page()
         self.page.on("pageerror", lambda e: self.problems.append(f"{self.name}: {e}"))
         await self.page.goto(f"{self.url}/{path}")
@@ -92,7 +95,8 @@ class Session:
         await self.context.close()
 
 
-async def explore(browser, url, i, problems, latencies, deadline) -> None:
+async def explore(browser, url, i, problems, latencies, deadline, steps=STEPS, delay=0.0):
+    await asyncio.sleep(delay)  # students do not all click in the same millisecond
     s = Session(browser, url, f"explorer {i}", problems)
     page = await s.open("?source=upload")
     await page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(
@@ -102,7 +106,7 @@ async def explore(browser, url, i, problems, latencies, deadline) -> None:
     await _ready(page)
     await s.check("the upload")
     nxt = page.get_by_role("button", name="▶", exact=True)
-    for k in range(1, STEPS + 1):
+    for k in range(1, steps + 1):
         if time.monotonic() > deadline:
             break
         t0 = time.monotonic()
@@ -114,7 +118,8 @@ async def explore(browser, url, i, problems, latencies, deadline) -> None:
     return s
 
 
-async def train(browser, url, i, problems, states) -> Session:
+async def train(browser, url, i, problems, states, delay=0.0) -> Session:
+    await asyncio.sleep(delay)
     s = Session(browser, url, f"trainer {i}", problems)
     page = await s.open("train")
     box = page.get_by_role("spinbutton", name="Epochs", exact=True)
@@ -133,7 +138,7 @@ async def train(browser, url, i, problems, states) -> Session:
 async def warm_up(browser, url, problems) -> None:
     """One student's visit: upload and step, then train a little; then leave."""
     latencies: list[float] = []
-    s = await explore(browser, url, 99, problems, latencies, time.monotonic() + 60)
+    s = await explore(browser, url, 99, problems, latencies, time.monotonic() + 60, steps=2)
     await s.close()
     t = await train(browser, url, 99, problems, [])
     await t.page.wait_for_timeout(5000)
@@ -159,9 +164,12 @@ async def scenario(url: str, sampler: Sampler) -> dict:
             deadline = time.monotonic() + LOAD_DEADLINE_S
             latencies: list[float] = []
             states: list[str] = []
-            trainers = [train(browser, url, i, problems, states) for i in range(TRAINERS)]
+            trainers = [
+                train(browser, url, i, problems, states, delay=0.5 * i) for i in range(TRAINERS)
+            ]
             explorers = [
-                explore(browser, url, i, problems, latencies, deadline) for i in range(EXPLORERS)
+                explore(browser, url, i, problems, latencies, deadline, delay=0.5 * i)
+                for i in range(EXPLORERS)
             ]
             sessions = await asyncio.gather(*trainers, *explorers)
             load_peak = max(sampler.values("load"))
