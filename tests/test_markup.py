@@ -425,6 +425,8 @@ def _literal_or_renamed(shown: list[str], where: str) -> None:
     "_" or the layer names' U+2044 (see ``hostile_model``), or its export-safe stem."""
     variants = [" ".join(PAYLOADS)]
     variants += [variants[0].replace("/", "_"), variants[0].replace("/", chr(0x2044))]
+    # Chromium sends a file name's quotes as %22 (the multipart encoding): shown as it came.
+    variants += [variants[1].replace('"', "%22")]
     for text in shown:
         # The uploader shortens a long file name to "start...end.npz": each part is literal.
         if re.fullmatch(r"[\w.\- ]+", text):
