@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 from pathlib import Path
 
@@ -441,4 +440,4 @@ def test_hostile_case_count_is_reported(capsys):
     counts = hostile_case_count()
     with capsys.disabled():
         print("\nhostile markup cases:", json.dumps(counts), "total", sum(counts.values()))
-    assert sum(counts.values()) > 1000 or os.environ.get("CI") is None
+    assert sum(counts.values()) == 1030
