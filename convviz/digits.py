@@ -47,6 +47,7 @@ from convviz.errors import CodedError
 __all__ = [
     "BOX",
     "INK_THRESHOLD",
+    "MAX_PIXELS",
     "MIN_CONTRAST",
     "MIN_INK_FRACTION",
     "SIDE",
@@ -72,6 +73,10 @@ MIN_INK_FRACTION = 0.001
 #: touch a few border pixels (a high percentile of the border would be ink there).
 _PAPER_SPREAD = 3.0
 _LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R 601-2, Pillow's "L"
+#: Largest picture accepted (H * W). Every stage keeps full-size float64 copies (grey,
+#: ink and their temporaries: ~5 x 8 bytes a pixel), so 2048 x 2048 costs ~170 MB; the
+#: pages pass at most 512 x 512 (load_image's max_side) or the canvas's 280 x 280.
+MAX_PIXELS = 2048 * 2048
 
 #: Catalogue keys of the stages' captions (domain ``inside_core``); the second picture is
 #: captioned ``inverted`` or ``ink`` depending on whether the paper was light.
@@ -158,6 +163,14 @@ def _as_grey(image: object) -> np.ndarray:
         raise CodedError("err.digit.shape", shape=str(a.shape))
     if a.shape[0] < 1 or a.shape[1] < 1:
         raise CodedError("err.digit.shape", shape=str(a.shape))
+    if a.shape[0] * a.shape[1] > MAX_PIXELS:  # checked before any float copy is made
+        raise CodedError(
+            "err.image.too_many_pixels",
+            width=str(a.shape[1]),
+            height=str(a.shape[0]),
+            limit=MAX_PIXELS,
+            megapixels=round(MAX_PIXELS / 1e6, 1),
+        )
     if a.dtype == np.uint8:
         f = a.astype(np.float64) / 255.0
     elif a.dtype == np.bool_:
@@ -256,7 +269,8 @@ def preprocess_digit(image: np.ndarray) -> DigitStages:
         ``err.digit.shape`` (not one of the shapes above), ``err.digit.dtype``,
         ``err.digit.range`` (floats outside [0, 1] or not finite), ``err.digit.empty``
         (no ink: contrast below :data:`MIN_CONTRAST`, or fewer ink pixels than
-        :data:`MIN_INK_FRACTION` of the image).
+        :data:`MIN_INK_FRACTION` of the image), ``err.image.too_many_pixels`` (more
+        than :data:`MAX_PIXELS`, refused before any copy).
     """
     grey = _as_grey(image)  # (H, W)
     ink, inverted, paper = _ink(grey)  # (H, W)

@@ -13,7 +13,18 @@ Untrusted uploads are handled defensively, in this order:
    any pixel data is decoded (Pillow's own decompression-bomb warning and
    error are turned into the same refusal, without touching global Pillow
    state);
-4. decode fully inside the guard, so truncated files fail here and not later.
+4. refuse images whose *decoded* pixels would take more than ``max_decoded_bytes``
+   (:func:`decoded_bytes`: width x height x bytes per pixel of the mode the header
+   declares, 16-bit and palette and alpha modes included, plus the full-size copy
+   the conversion makes), again from the header alone: a 70 KB 16-bit PNG of
+   6000 x 6000 pixels declares 216 MB of work and is refused unread (before this
+   check it took a process from 35 MB to 997 MB);
+5. decode fully inside the guard, so truncated files fail here and not later.
+
+Memory: nothing of full size is ever held in float64. The picture is converted in
+Pillow (8-bit, or 32-bit float for 16-bit data), resized there, and only the
+resized picture (at most ``max_side`` on its longer side) becomes a NumPy array, so
+the peak is about ``decoded_bytes`` plus a few copies of the output.
 
 Turning arrays back into pixels (``to_display``, ``to_uint8``, ``encode_png``,
 ``symmetric_range``) is :mod:`convviz.render`'s job; the names are re-exported here.
@@ -36,7 +47,8 @@ from collections.abc import Callable
 from typing import IO, Literal
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
+from PIL import ImageMode as _pil_modes
 
 from convviz.errors import CodedError
 
@@ -47,9 +59,11 @@ from convviz.shapes import check_choice, shown
 __all__ = [
     "ALLOWED_FORMATS",
     "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_DECODED_BYTES",
     "DEFAULT_MAX_PIXELS",
     "SAMPLES",
     "ImageLoadError",
+    "decoded_bytes",
     "encode_png",
     "load_image",
     "sample_image",
@@ -62,6 +76,10 @@ _log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024  # 20 MiB: well above any photo a phone uploads
 DEFAULT_MAX_PIXELS = 40_000_000  # 40 megapixels: ~160 MB decoded as RGBA
+#: Decoded-pixel budget per image (see :func:`decoded_bytes`): 16 megapixels of RGB(A),
+#: 13 of palette colour, 11 of 16-bit grey. Phone photos are JPEGs, which libjpeg
+#: decodes at 1/2, 1/4 or 1/8 scale first, so a 48-megapixel photo costs 12 MB here.
+DEFAULT_MAX_DECODED_BYTES = 64 * 2**20
 
 # Pillow plugins allowed to identify the bytes (passed as `Image.open(formats=...)`).
 ALLOWED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF")
@@ -212,14 +230,83 @@ def _target_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _decode(im: Image.Image, max_side: int) -> Image.Image:
-    """First frame, fully decoded, upright."""
+def _pixel_bytes(mode: str) -> int:
+    """Bytes Pillow holds per pixel of ``mode``: 1 for "1", "L" and "P", 4 for every other
+    8-bit mode (Pillow stores RGB as RGBX), 2 for "I;16*", 4 for "I" and "F"."""
+    info = _pil_modes.getmode(mode)
+    itemsize = int(info.typestr[-1])
+    if itemsize == 1 or mode == "1":
+        return 1 if len(info.bands) == 1 else 4
+    return itemsize * len(info.bands)
+
+
+# Bytes per pixel of the full-size copies made after decoding (see _to_channels): a
+# conversion to a mode _to_channels works in, and for float data NumPy's working arrays.
+# LA and RGBA: Pillow's resize premultiplies alpha into a full-size copy.
+_CONVERT_BYTES = {"1": 1, "L": 0, "LA": 4, "RGB": 0, "RGBA": 4, "F": 9}
+_CONVERT_BYTES_16 = 4  # "I;16*" -> "F"
+_CONVERT_BYTES_I = 12  # "I" -> int32 copy clipped in place -> float32 -> "F"
+_CONVERT_BYTES_OTHER = 8  # P, PA, La, RGBa, CMYK, YCbCr, LAB, HSV, RGBX -> RGB(A) or LA,
+# and the premultiplied copy when that has alpha
+# Decoders that hold a full-size buffer of their own besides Pillow's (libwebp's RGBA,
+# libtiff's strip or RGBA buffer), measured with the peak-RSS test in test_images.
+_FORMAT_BYTES = {"WEBP": 8, "TIFF": 4}
+
+
+def decoded_bytes(mode: str, width: int, height: int, fmt: str | None = None) -> int:
+    """Bytes of the full-size pixels :func:`load_image` holds for a ``width x height`` image.
+
+    ``width * height`` times the bytes per pixel of the decoded ``mode`` (Pillow's
+    storage: 1 for "L", "P" and "1", 4 for RGB, RGBA, LA and CMYK, 2 for 16-bit
+    grey, 4 for 32-bit) plus those of the conversion's full-size copy (palette to
+    RGB(A): 4; 16-bit to float: 4) and of the decoder's own buffer (WebP, TIFF: 4).
+    Known from the header alone, so it is checked before any pixel is decoded.
+
+    >>> decoded_bytes("I;16", 6000, 6000) / 1e6  # the 70 KB PNG of issue 17
+    216.0
+    >>> decoded_bytes("RGB", 4000, 3000) / 2**20
+    45.7763671875
+    """
+    if mode.startswith("I;16"):
+        extra = _CONVERT_BYTES_16
+    elif mode == "I":
+        extra = _CONVERT_BYTES_I
+    else:
+        extra = _CONVERT_BYTES.get(mode, _CONVERT_BYTES_OTHER)
+    try:
+        own = _pixel_bytes(mode)
+    except KeyError:  # a mode Pillow does not list: assume the widest
+        own = 16
+    return int(width) * int(height) * (own + extra + _FORMAT_BYTES.get(fmt or "", 0))
+
+
+def _check_budget(im: Image.Image, max_decoded_bytes: int) -> None:
+    """Refuse, from the header (after JPEG's draft scaling), what would cost too much."""
+    width, height = im.size
+    need = decoded_bytes(im.mode, width, height, im.format)
+    if need > max_decoded_bytes:
+        raise ImageLoadError(
+            "err.image.too_much_memory",
+            width=str(width),
+            height=str(height),
+            megabytes=shown(float(f"{need / 2**20:.3g}")),
+            limit=shown(float(f"{max_decoded_bytes / 2**20:.3g}")),
+        )
+
+
+def _decode(im: Image.Image, max_side: int, max_decoded_bytes: int) -> int:
+    """Decode the first frame in place, within the budget; return its EXIF orientation."""
     try:
         im.seek(0)  # first frame of animated GIF/WebP and multi-page TIFF
         if im.format in ("JPEG", "MPO"):
             # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when that still leaves
             # at least the final size: big phone photos decode several times faster.
             im.draft(None, _target_size(*im.size, max_side))
+    except Exception:
+        _log.debug("image header could not be prepared", exc_info=True)
+        raise ImageLoadError(_MSG_DAMAGED) from None
+    _check_budget(im, max_decoded_bytes)  # im.size and im.mode are final now, nothing decoded
+    try:
         im.load()
     except MemoryError:
         raise ImageLoadError(_MSG_TOO_BIG_TO_PROCESS) from None
@@ -227,55 +314,77 @@ def _decode(im: Image.Image, max_side: int) -> Image.Image:
         _log.debug("image data could not be decoded", exc_info=True)
         raise ImageLoadError(_MSG_DAMAGED) from None
     try:
-        return ImageOps.exif_transpose(im)
+        orientation = int(im.getexif().get(0x0112, 1))
     except Exception:
         # Broken EXIF metadata should not cost the user a good picture.
-        _log.debug("EXIF orientation could not be applied", exc_info=True)
-        return im
+        _log.debug("EXIF orientation could not be read", exc_info=True)
+        orientation = 1
+    return orientation if orientation in _ORIENT else 1
 
 
-def _resize_float(channels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Lanczos-resize float channels ``(H, W, C)`` to ``size`` = (width, height)."""
-    out = [
-        np.asarray(
-            Image.fromarray(np.ascontiguousarray(channels[..., c], dtype=np.float32)).resize(
-                size, Image.Resampling.LANCZOS
-            )
-        )
-        for c in range(channels.shape[-1])
-    ]
-    return np.stack(out, axis=-1).astype(np.float64)
+# EXIF orientation -> the transpose that shows the picture upright (ImageOps.exif_transpose's
+# table), applied to the resized picture: it commutes with resizing, and costs nothing there.
+_ORIENT = {
+    1: None,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
-def _high_precision_gray(im: Image.Image) -> np.ndarray:
-    """Mode "I;16*", "I" or "F" -> float64 ``(H, W)`` in [0, 1] (before resizing)."""
-    a = np.asarray(im).astype(np.float64)  # (H, W)
-    if im.mode == "F":
-        # Float images: values already in [0, 1] pass through unchanged; any other
-        # range is stretched min-max so the picture is visible rather than saturated.
-        a = np.where(np.isfinite(a), a, np.nan)
-        lo, hi = np.nanmin(a, initial=np.inf), np.nanmax(a, initial=-np.inf)
-        if np.isfinite(lo) and (lo < 0.0 or hi > 1.0):
-            a = (a - lo) / (hi - lo) if hi > lo else np.clip(a, 0.0, 1.0)
-        return np.nan_to_num(a, nan=0.0)
-    # 16-bit (and 32-bit "I", assumed to hold 16-bit data, as Pillow used to open
-    # 16-bit PNGs): full scale is 65535, never 255.
-    return np.clip(a / 65535.0, 0.0, 1.0)
+def _float_image(im: Image.Image) -> Image.Image:
+    """Mode "I;16*", "I" or "F" -> mode "F" in [0, 1] scale units (full size, float32).
+
+    16-bit data keeps its 0..65535 values (exact in float32; divided by 65535 after
+    resizing, which is linear); "I" is clipped to 16 bits first; "F" in [0, 1] passes
+    through, other ranges are stretched min-max (non-finite values become 0).
+    """
+    if im.mode.startswith("I;16"):
+        return im.convert("F")
+    if im.mode == "I":
+        a = np.array(im, dtype=np.int32)  # (H, W), 32-bit assumed to hold 16-bit data
+        np.clip(a, 0, 65535, out=a)
+        return Image.fromarray(a.astype(np.float32), "F")
+    a = np.array(im, dtype=np.float32)  # (H, W) writeable copy
+    bad = ~np.isfinite(a)
+    a[bad] = np.nan
+    lo, hi = np.nanmin(a, initial=np.inf), np.nanmax(a, initial=-np.inf)
+    if np.isfinite(lo) and (lo < 0.0 or hi > 1.0):
+        if hi > lo:
+            a -= lo
+            a /= hi - lo
+        else:
+            np.clip(a, 0.0, 1.0, out=a)
+    a[bad] = 0.0
+    del bad
+    # Scaled to 65535 so every float path divides by the same full scale afterwards.
+    a *= 65535.0
+    return Image.fromarray(a, "F")
 
 
-def _to_float_channels(im: Image.Image, max_side: int) -> np.ndarray:
-    """Decoded Pillow image -> float64 ``(H, W, 1)`` or ``(H, W, 3)`` in [0, 1].
+def _to_float_channels(im: Image.Image, max_side: int, orientation: int = 1) -> np.ndarray:
+    """Decoded Pillow image -> float32 ``(h, w, 1)`` or ``(h, w, 3)`` in [0, 1].
 
-    Alpha is composited onto white; the image is resized so that its longer side
-    is at most ``max_side``.
+    Alpha is composited onto white; the image is resized (in Pillow, before it
+    becomes an array) so that its longer side is at most ``max_side``, then turned
+    upright by its EXIF ``orientation``.
     """
     size = _target_size(*im.size, max_side)
+    transpose = _ORIENT.get(orientation)
     mode = im.mode
     if mode.startswith("I") or mode == "F":
-        a = _high_precision_gray(im)[..., None]  # (H, W, 1)
-        if size != im.size:
-            a = _resize_float(a, size)
-        return np.clip(a, 0.0, 1.0)
+        f = _float_image(im)
+        if size != f.size:
+            f = f.resize(size, Image.Resampling.LANCZOS)
+        if transpose is not None:
+            f = f.transpose(transpose)
+        a = np.array(f, dtype=np.float32)[..., None]  # (h, w, 1)
+        a /= np.float32(65535.0)
+        return np.clip(a, 0.0, 1.0, out=a)
 
     # 8-bit family: bring everything to L, LA, RGB or RGBA first.
     if mode == "P":
@@ -293,12 +402,20 @@ def _to_float_channels(im: Image.Image, max_side: int) -> np.ndarray:
     if size != im.size:
         # Pillow premultiplies alpha while resizing LA/RGBA, so edges stay clean.
         im = im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
-    a = np.asarray(im, dtype=np.float64) / 255.0
+    if transpose is not None:
+        im = im.transpose(transpose)
+    # float32 and in place from here: the output stage of a 1024 x 1024 RGBA picture
+    # took 93 MB in float64 copies, 33 MB this way.
+    a = np.array(im, dtype=np.float32)  # (h, w) or (h, w, C), a fresh writeable array
+    a /= np.float32(255.0)
     if a.ndim == 2:
         a = a[..., None]
     if mode in ("LA", "RGBA"):
         alpha = a[..., -1:]
-        a = alpha * a[..., :-1] + (1.0 - alpha)  # composite on white
+        colour = a[..., :-1]
+        colour *= alpha
+        colour += 1.0 - alpha  # composite on white: a * c + (1 - a)
+        a = colour
     return a
 
 
@@ -308,12 +425,13 @@ def _finish(channels: np.ndarray, mode: str) -> np.ndarray:
         out = channels[..., 0] if channels.shape[-1] == 1 else channels @ _LUMA
     else:
         out = np.repeat(channels, 3, axis=-1) if channels.shape[-1] == 1 else channels
-    out = np.clip(np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
-    return np.ascontiguousarray(out, dtype=np.float32)
+    out = np.ascontiguousarray(out, dtype=np.float32)
+    np.nan_to_num(out, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
-def _from_pil(im: Image.Image, mode: str, max_side: int) -> np.ndarray:
-    return _finish(_to_float_channels(im, max_side), mode)
+def _from_pil(im: Image.Image, mode: str, max_side: int, orientation: int = 1) -> np.ndarray:
+    return _finish(_to_float_channels(im, max_side, orientation), mode)
 
 
 def load_image(
@@ -323,6 +441,7 @@ def load_image(
     mode: ImageMode = "gray",
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
 ) -> np.ndarray:
     """Decode an image safely into a float array in ``[0, 1]``.
 
@@ -342,6 +461,10 @@ def load_image(
         before any pixel data is decoded.
     max_bytes : int, default 20 MiB
         Largest accepted encoded size.
+    max_decoded_bytes : int, default 64 MiB
+        Largest accepted :func:`decoded_bytes` (pixels decoded at full size, by bit
+        depth and channels, and the conversion's copy); checked from the header,
+        after JPEG's draft scaling, before any pixel data is decoded.
 
     Returns
     -------
@@ -351,8 +474,9 @@ def load_image(
     Raises
     ------
     ImageLoadError
-        Empty, too large, not an allowed format (PNG, JPEG, GIF, WebP, BMP,
-        TIFF -- detected from the bytes, not the name), damaged or truncated.
+        Empty, too large (bytes, pixels or decoded bytes), not an allowed format
+        (PNG, JPEG, GIF, WebP, BMP, TIFF -- detected from the bytes, not the name),
+        damaged or truncated.
     ValueError
         Invalid arguments (``ImageLoadError`` is a ``ValueError`` too).
     TypeError
@@ -388,13 +512,14 @@ def load_image(
     max_side = _check_int(max_side, "max_side", 1)
     max_pixels = _check_int(max_pixels, "max_pixels", 1)
     max_bytes = _check_int(max_bytes, "max_bytes", 1)
+    max_decoded_bytes = _check_int(max_decoded_bytes, "max_decoded_bytes", 1)
 
     data = _read_source(source, max_bytes)
     im = _open_checked(data, max_pixels)
     try:
-        decoded = _decode(im, max_side)
+        orientation = _decode(im, max_side, max_decoded_bytes)
         try:
-            return _from_pil(decoded, mode, max_side)
+            return _from_pil(im, mode, max_side, orientation)
         except MemoryError:
             raise ImageLoadError(_MSG_TOO_BIG_TO_PROCESS) from None
         except ImageLoadError:

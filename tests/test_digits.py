@@ -282,3 +282,19 @@ def test_bad_input_raises_a_coded_error(image: np.ndarray, code: str) -> None:
     with pytest.raises(CodedError) as exc:
         preprocess_digit(image)
     assert _code(exc) == code
+
+
+def test_a_picture_over_the_pixel_budget_is_refused_before_any_copy() -> None:
+    from convviz import digits
+
+    # A read-only broadcast view: 4097 x 4096 "pixels" that occupy 1 byte of memory, so
+    # any float copy of it (what the budget prevents) would allocate 134 MB.
+    huge = np.broadcast_to(np.uint8(255), (4097, 4096))
+    with pytest.raises(CodedError) as e:
+        preprocess_digit(huge)
+    assert e.value.code == "err.image.too_many_pixels"
+    assert e.value.params["width"] == "4096" and e.value.params["height"] == "4097"
+    side = np.zeros((2048, 2048), np.uint8)
+    side[500:1500, 900:1100] = 255
+    assert preprocess_digit(side).digit.shape == (28, 28)  # exactly at the budget: accepted
+    assert digits.MAX_PIXELS == 2048 * 2048

@@ -142,7 +142,7 @@ def test_broken_exif_does_not_lose_the_picture(monkeypatch):
     def broken(im):
         raise SyntaxError("bad EXIF in /internal/path")
 
-    monkeypatch.setattr(images.ImageOps, "exif_transpose", broken)
+    monkeypatch.setattr(Image.Image, "getexif", broken)
     arr = gray_pattern(3, 4)
     np.testing.assert_array_equal(load_image(encode(Image.fromarray(arr), "PNG")), f32(arr / 255))
 
@@ -727,3 +727,187 @@ def test_symmetric_range():
     assert symmetric_range(np.array([[0.5, 2.0]])) == (-2.0, 2.0)
     for a in (np.zeros((2, 2)), np.zeros((0, 3)), np.full((2, 2), np.nan)):
         assert symmetric_range(a) == (-1.0, 1.0)
+
+
+# --------------------------------------------------------------------------- orientation
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("max_side", [64, 16], ids=["full-size", "resized"])
+def test_every_exif_orientation_matches_pillow_exif_transpose(orientation, max_side):
+    # The transpose is applied after resizing (it commutes with it); Pillow's
+    # ImageOps.exif_transpose on the full picture, then the same resize, is the oracle.
+    from PIL import ImageOps
+
+    arr = gray_pattern(24, 40)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode(Image.fromarray(arr), "PNG", exif=exif)
+    ref_im = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+    size = images._target_size(*ref_im.size, max_side)
+    ref = np.asarray(ref_im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)) / 255
+    out = load_image(data, max_side=max_side)
+    check_contract(out, ref.shape)
+    np.testing.assert_allclose(out, ref, atol=0 if max_side == 64 else 2 * U8)
+
+
+# --------------------------------------------------------------------------- memory budgets
+
+
+def _status_mb(key: str) -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(key)
+
+
+# Runs in a fresh interpreter: VmHWM (the peak RSS) starts at that process's own baseline
+# (ru_maxrss would not: Linux keeps the parent's across exec).
+_PEAK_SCRIPT = """
+import sys
+from convviz.images import load_image, ImageLoadError
+def mb(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) / 1024
+data = open(sys.argv[1], "rb").read()
+base = mb("VmRSS")
+try:
+    out = load_image(data, max_side=1024)
+    result = "ok"
+except ImageLoadError as exc:
+    result = exc.code
+print(result, base, mb("VmHWM"))
+"""
+
+
+def peak_growth(tmp_path, data: bytes) -> tuple[str, float]:
+    """(result, MB the peak RSS grew by) of ``load_image(data)`` in a fresh process."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = tmp_path / "case.bin"
+    path.write_bytes(data)
+    root = Path(images.__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", _PEAK_SCRIPT, str(path)],
+        capture_output=True, text=True, check=True, cwd=root, timeout=120,
+    ).stdout.split()  # fmt: skip
+    return out[0], float(out[2]) - float(out[1])
+
+
+def sixteen_bit_png(side: int) -> bytes:
+    """A 16-bit grey PNG of ``side`` squared pixels that compresses to almost nothing."""
+    a = np.zeros((side, side), np.uint16)
+    a[::97, :] = 40000
+    return encode(Image.fromarray(a), "PNG", optimize=True)
+
+
+def test_decoded_bytes_by_mode_depth_and_channels():
+    # Pillow's storage per pixel, then the conversion's full-size copy, then the decoder's.
+    w, h = 100, 50
+    px = w * h
+    table = {
+        "L": 1, "1": 1 + 1, "P": 1 + 8, "LA": 4 + 4, "RGB": 4, "RGBA": 4 + 4, "CMYK": 4 + 8,
+        "I;16": 2 + 4, "I;16B": 2 + 4, "I": 4 + 12, "F": 4 + 9,
+    }  # fmt: skip
+    for mode, per in table.items():
+        assert images.decoded_bytes(mode, w, h) == per * px, mode
+    assert images.decoded_bytes("RGB", w, h, "WEBP") == (4 + 8) * px
+    assert images.decoded_bytes("RGB", w, h, "TIFF") == (4 + 4) * px
+    # 16-bit data costs more than 8-bit, not the same: bit depth counts, not only pixels.
+    assert images.decoded_bytes("I;16", w, h) > images.decoded_bytes("L", w, h)
+
+
+def test_issue_17_sixteen_bit_png_is_refused_from_its_header(tmp_path, monkeypatch):
+    """Issue 17: a 90 KB 16-bit PNG took the server from ~250 MB to 1.3 GB.
+
+    This one is 6000 x 6000 (70 KB): 216 MB of decoded work. Before the budget it
+    took a fresh process from 35 MB to 997 MB (measured with this test's script); now
+    it is refused from its header, and the peak grows by a few MB.
+    """
+    data = sixteen_bit_png(6000)
+    assert len(data) < 100_000
+    with pytest.raises(ImageLoadError) as ei:
+        load_image(data)
+    err = ei.value
+    assert err.code == "err.image.too_much_memory"
+    assert "6000 x 6000" in check_friendly(err) and "64 MB" in str(err)
+    assert translator("pt")(err.code, **err.params).startswith("Esta imagem precisaria")
+
+    # Refused before any pixel is decoded: a decoder that fails would have said "damaged".
+    def never(self):
+        raise AssertionError("decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", never)
+    with pytest.raises(ImageLoadError, match="too much memory"):
+        load_image(data)
+    monkeypatch.undo()
+
+    result, growth = peak_growth(tmp_path, data)
+    assert result == "err.image.too_much_memory"
+    assert growth < 20, f"peak RSS grew by {growth:.0f} MB for a refused image"
+
+
+@pytest.mark.parametrize(
+    ("mode", "fmt"),
+    [("I;16", "PNG"), ("P", "PNG"), ("RGBA", "PNG"), ("RGB", "PNG"), ("RGB", "WEBP")],
+)
+def test_image_just_under_the_budget_stays_within_it(tmp_path, mode, fmt):
+    """Accepted images cost about their decoded bytes: the peak is bounded by the budget,
+    plus Pillow's resize intermediate (max_side columns by the full height: a quarter of
+    the budget here) and the output stage (a 1024 x 1024 picture in float32: ~30 MB).
+    Measured growth at the budget (2 cores, 2026-12-02): I;16 82 MB, P 51, RGBA 80,
+    RGB 87-115, WebP 94-125; the bound is 1.25 x 64 + 48 = 128 MB."""
+    budget = images.DEFAULT_MAX_DECODED_BYTES
+    per = images.decoded_bytes(mode, 1, 1, fmt)
+    side = int((budget / per) ** 0.5) - 4
+    ramp = (np.add.outer(np.arange(side), np.arange(side)) % 251).astype(np.uint8)
+    if mode == "I;16":
+        im = Image.fromarray(ramp.astype(np.uint16) * 257)
+    elif mode == "P":
+        im = Image.fromarray(ramp).convert("P")
+        im.info["transparency"] = 0  # palette with transparency: converted to RGBA
+    else:
+        im = Image.fromarray(np.repeat(ramp[..., None], len(mode), axis=2))
+    data = encode(im, fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+    del im, ramp
+    result, growth = peak_growth(tmp_path, data)
+    assert result == "ok"
+    assert growth < 1.25 * budget / 2**20 + 48, f"{mode} {fmt}: peak grew by {growth:.0f} MB"
+    # One row more and it is over the budget: refused.
+    assert images.decoded_bytes(mode, side + 5, side + 5, fmt) > budget
+
+
+def test_decoded_budget_is_a_parameter_and_checked_after_jpeg_draft():
+    rgb = np.zeros((3000, 4000, 3), np.uint8)
+    rgb[:, 2000:] = (200, 40, 90)
+    data = encode(Image.fromarray(rgb), "JPEG", quality=80)
+    del rgb
+    # 12 MP of RGB = 46 MiB at full size; libjpeg's 1/2 draft leaves 2000 x 1500 = 11 MiB.
+    assert images.decoded_bytes("RGB", 4000, 3000) > 40 * 2**20
+    assert load_image(data, max_side=1024, max_decoded_bytes=12 * 2**20).shape == (768, 1024)
+    with pytest.raises(ImageLoadError) as ei:
+        load_image(data, max_side=4000, max_decoded_bytes=12 * 2**20)
+    assert ei.value.code == "err.image.too_much_memory"
+    small = encode(Image.new("RGB", (100, 50)), "PNG")
+    assert load_image(small, max_decoded_bytes=100 * 50 * 4).shape == (50, 100)
+    with pytest.raises(ImageLoadError, match="100 x 50 pixels"):
+        load_image(small, max_decoded_bytes=100 * 50 * 4 - 1)
+    with pytest.raises(ValueError, match="`max_decoded_bytes` must be >= 1"):
+        load_image(small, max_decoded_bytes=0)
+
+
+def test_upload_limit_matches_streamlit_config():
+    """convviz's own size check equals the server's `maxUploadSize` (MB, as Streamlit counts)."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(images.__file__).resolve().parents[1]
+    config = tomllib.loads((root / ".streamlit" / "config.toml").read_text())
+    assert images.DEFAULT_MAX_BYTES == config["server"]["maxUploadSize"] * 2**20
+    just_over = b"\x89PNG" + bytes(images.DEFAULT_MAX_BYTES - 3)
+    with pytest.raises(ImageLoadError) as ei:
+        load_image(just_over)
+    assert ei.value.code == "err.image.file_too_large"

@@ -393,3 +393,225 @@ def test_tiny_reaches_98_percent_after_one_epoch():
         opt.step()
     accuracy = float(np.mean(model.predict(x_test) == y_test))
     assert accuracy >= 0.98, f"test accuracy {accuracy:.4f} after one epoch"
+
+
+# ------------------------------------------------------------------ budgets before building
+from convviz.nn import model as model_module  # noqa: E402
+from convviz.nn.layers import AvgPool2D, LeakyReLU, Rescaling, Sigmoid, Tanh  # noqa: E402
+from convviz.nn.registry import LAYER_CLASSES  # noqa: E402
+
+
+def _walk(layers):
+    for layer in layers:
+        yield layer
+        if hasattr(layer, "children"):
+            yield from _walk(layer.children())
+
+
+def _check_plan_against_build(layers_factory, input_shape):
+    """The plan (no arrays) against the real build: both fail, or agree on everything."""
+    try:
+        built = Sequential(layers_factory(), input_shape=input_shape, initialize=False)
+    except ValueError:
+        built = None
+    try:
+        planned = model_module.plan(layers_factory(), input_shape)
+    except ValueError:
+        planned = None
+    assert (built is None) == (planned is None), (built, planned)
+    if built is None:
+        return None
+    assert planned.count == built.count_params()
+    assert planned.output_shape == built.output_shape
+    # The largest value count: every layer's output, and every conv's im2col unfolding
+    # (computed here from the built layers' own shapes, the oracle).
+    sizes = [int(np.prod(layer.output_shape)) for layer in _walk(built.layers)]
+    for layer in _walk(built.layers):
+        if isinstance(layer, Conv2D):
+            ho, wo, _ = layer.output_shape
+            kh, kw = layer.kernel_size
+            sizes.append(ho * wo * kh * kw * layer.input_shape[-1])
+    assert planned.values == max(sizes)
+    return planned
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_plan_matches_the_built_presets(name):
+    built = build_model(name)
+    planned = _check_plan_against_build(lambda: build_model(name).layers, built.input_shape)
+    assert planned.values < model_module.MAX_VALUES_PER_EXAMPLE / 3
+
+
+def test_plan_matches_builds_of_random_architectures():
+    """300 random stacks of every layer kind (many of them invalid: shapes that do not
+    chain, kernels larger than the input): the plan fails exactly when the build does."""
+    rng = np.random.default_rng(17)
+
+    def spatial():
+        k = int(rng.integers(1, 5))
+        pick = int(rng.integers(0, 9))
+        if pick == 0:
+            return Conv2D(int(rng.integers(1, 6)), k, strides=int(rng.integers(1, 3)),
+                          padding=str(rng.choice(["valid", "same"])),
+                          use_bias=bool(rng.integers(0, 2)))  # fmt: skip
+        if pick == 1:
+            return MaxPool2D(k, strides=int(rng.integers(1, 3)))
+        if pick == 2:
+            return AvgPool2D(k)
+        if pick == 3:
+            return BatchNorm()
+        if pick == 4:
+            return Residual([Conv2D(int(rng.integers(1, 5)), k, padding="same",
+                                    strides=int(rng.integers(1, 3)))],
+                            projection=[True, False, "auto"][int(rng.integers(0, 3))])  # fmt: skip
+        if pick == 5:
+            return Concat(
+                [
+                    [Identity()],
+                    [
+                        Conv2D(
+                            int(rng.integers(1, 4)), k, padding=str(rng.choice(["valid", "same"]))
+                        )
+                    ],
+                ]
+            )
+        return [ReLU(), LeakyReLU(0.1), Sigmoid(), Tanh(), Rescaling(2.0), Dropout(0.2)][
+            int(rng.integers(0, 6))
+        ]
+
+    ok = 0
+    for _ in range(300):
+        seed = int(rng.integers(2**31))
+
+        def factory(seed=seed):
+            r = np.random.default_rng(seed)
+            nonlocal rng
+            saved, rng = rng, r
+            try:
+                layers = [spatial() for _ in range(int(r.integers(1, 6)))]
+                if r.random() < 0.7:
+                    layers += [Flatten(), Dense(int(r.integers(1, 12)))]
+                if r.random() < 0.2:
+                    layers.insert(int(r.integers(0, len(layers))), Dense(3))  # often invalid
+                return layers
+            finally:
+                rng = saved
+
+        side = int(rng.integers(3, 12))
+        shape = (side, int(rng.integers(3, 12)), int(rng.integers(1, 4)))
+        ok += _check_plan_against_build(factory, shape) is not None
+    assert 100 < ok < 300  # both outcomes were exercised
+
+
+def test_every_registered_layer_has_a_planning_rule():
+    examples = {
+        "Conv2D": Conv2D(2, 3), "MaxPool2D": MaxPool2D(2), "AvgPool2D": AvgPool2D(2),
+        "ReLU": ReLU(), "LeakyReLU": LeakyReLU(), "Sigmoid": Sigmoid(), "Tanh": Tanh(),
+        "Rescaling": Rescaling(2.0), "Identity": Identity(), "Flatten": Flatten(),
+        "Dense": Dense(2), "Dropout": Dropout(0.1), "BatchNorm": BatchNorm(),
+        "Residual": Residual([Conv2D(2, 3, padding="same")]),
+        "Concat": Concat([[Identity()], [Conv2D(2, 1)]]),
+    }  # fmt: skip
+    assert set(examples) == set(LAYER_CLASSES), "a new layer needs a rule in model.plan"
+    for name, layer in examples.items():
+        shape = (4,) if name == "Dense" else (6, 6, 2)
+        assert model_module.plan([layer], shape).output_shape, name
+
+
+def _declared(layers, input_shape=(28, 28, 1), name="m") -> bytes:
+    """A model file that only DECLARES ``layers`` (no weights): tiny, whatever it claims."""
+    config = {
+        "format": "convviz.nn/1", "name": name, "input_shape": list(input_shape), "seed": 0,
+        "dtype": "float32", "layers": [layer.to_spec() for layer in layers],
+    }  # fmt: skip
+    buf = io.BytesIO()  # compressed, as an attacker would: the JSON is UTF-32 in a .npy
+    np.savez_compressed(buf, architecture=np.array(json.dumps(config)), metadata=np.array("{}"))
+    return buf.getvalue()
+
+
+def _never_built(monkeypatch):
+    def refuse(self, *a, **k):
+        raise AssertionError("a layer was built")
+
+    monkeypatch.setattr(model_module.Sequential, "__init__", refuse)
+
+
+@pytest.mark.parametrize("count", [5 * 10**7, 10**9])
+def test_issue_17_a_tiny_file_claiming_many_weights_is_refused_unbuilt(monkeypatch, count):
+    """Issue 17: a 1.5 KB file claiming 5*10^7 weights cost 570 MB before its refusal."""
+    units = count // 784
+    data = _declared([Flatten(), Dense(units), Dense(10)])
+    assert len(data) < 1500
+    _never_built(monkeypatch)
+    with pytest.raises(ModelFileError) as e:
+        load_model(io.BytesIO(data), max_params=2_000_000)
+    assert e.value.code == "err.nn.too_many_params"
+    assert e.value.params["count"] == 784 * units + units + units * 10 + 10
+
+
+def test_issue_17_refusal_costs_no_memory(tmp_path):
+    """Peak RSS of refusing a file declaring 10^9 weights, in a fresh process: a few MB."""
+    path = tmp_path / "huge.npz"
+    path.write_bytes(_declared([Flatten(), Dense(10**9 // 784), Dense(10)]))
+    script = (
+        "import sys\n"
+        "from convviz.nn.model import load_model, ModelFileError\n"
+        "def mb(k):\n"
+        "    return next(int(x.split()[1]) / 1024 for x in open('/proc/self/status')"
+        " if x.startswith(k))\n"
+        "base = mb('VmRSS')\n"
+        "try:\n"
+        "    load_model(sys.argv[1], max_params=2_000_000)\n"
+        "except ModelFileError as e:\n"
+        "    print(e.code, mb('VmHWM') - base)\n"
+    )
+    root = Path(model_module.__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True,
+                         text=True, check=True, cwd=root, timeout=120).stdout.split()  # fmt: skip
+    assert out[0] == "err.nn.too_many_params"
+    assert float(out[1]) < 20, f"refusing grew the peak RSS by {out[1]} MB"
+
+
+def test_few_weights_but_huge_activations_are_refused_unbuilt(monkeypatch):
+    # 2*10^6 weights pass the page's cap, but one image's output is 7.8*10^8 values (3 GB).
+    layers = [Conv2D(10**6, 1), MaxPool2D(28), Flatten(), Dense(10)]
+    planned = model_module.plan(layers, (28, 28, 1))
+    assert planned.count < 2 * 10**7 and planned.values == 28 * 28 * 10**6
+    data = _declared(layers, name="[x](http://evil) <img src=x onerror=alert(1)>")
+    _never_built(monkeypatch)
+    with pytest.raises(ModelFileError) as e:
+        load_model(io.BytesIO(data), max_params=10**8)
+    err = e.value
+    assert err.code == "err.model.activations_too_large"
+    assert err.params == {"index": 1, "layer": "Conv2D", "count": 28 * 28 * 10**6,
+                          "limit": model_module.MAX_VALUES_PER_EXAMPLE}  # fmt: skip
+    assert translator("pt")(err.code, **err.params).startswith("Este modelo é grande demais")
+    # A conv whose im2col unfolding is the problem, not its output (a 27x27 kernel).
+    with pytest.raises(ModelFileError, match=r"layer 1 \(Conv2D\)"):
+        load_model(io.BytesIO(_declared([Conv2D(1, 27, padding="same"), Flatten(), Dense(10)])))
+
+
+def test_too_many_layers_and_deep_nesting_are_refused(monkeypatch):
+    data = _declared([ReLU() for _ in range(model_module.MAX_LAYERS)] + [Flatten(), Dense(10)])
+    _never_built(monkeypatch)
+    with pytest.raises(ModelFileError) as e:
+        load_model(io.BytesIO(data))
+    assert e.value.code == "err.model.too_many_layers"
+    monkeypatch.undo()
+    # Blocks nested 3,000 deep: refused with a coded error, never a RecursionError.
+    deep = '{"class_name": "Residual", "config": {"layers": [' * 3000
+    deep += '{"class_name": "ReLU", "config": {}}' + "]}}" * 3000
+    text = '{"format": "convviz.nn/1", "name": "m", "input_shape": [4, 4, 1], "seed": 0, '
+    text += '"layers": [' + deep + "]}"
+    data = _npz(architecture=np.array(text), metadata=np.array("{}"))
+    with pytest.raises(ModelFileError) as e:
+        load_model(io.BytesIO(data))
+    assert e.value.code in ("err.model.too_many_layers", "err.nn.not_a_model")
+
+
+def test_output_shape_is_checked_from_the_plan(monkeypatch):
+    data = _declared([Flatten(), Dense(7)])
+    _never_built(monkeypatch)
+    with pytest.raises(ModelFileError) as e:
+        load_model(io.BytesIO(data), output_shape=(10,))
+    assert e.value.code == "err.nn.output_shape" and e.value.params["got"] == "(7,)"

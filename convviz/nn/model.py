@@ -7,17 +7,46 @@ Batches are NHWC ``(N, H, W, C)`` float32 in [0, 1]; the model returns LOGITS
 from __future__ import annotations
 
 import json
+import math
 import os
+from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
 
 from convviz.errors import CodedError
-from convviz.nn.layers import Dense, Layer, assign_names
+from convviz.nn import functional as F
+from convviz.nn.blocks import Concat, Residual
+from convviz.nn.layers import (
+    AvgPool2D,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    Identity,
+    Layer,
+    LeakyReLU,
+    MaxPool2D,
+    ReLU,
+    Rescaling,
+    Sigmoid,
+    Tanh,
+    assign_names,
+)
 from convviz.nn.losses import softmax
 from convviz.nn.registry import layer_from_config
+from convviz.shapes import output_size
 
-__all__ = ["ModelFileError", "Sequential", "load_model"]
+__all__ = [
+    "MAX_LAYERS",
+    "MAX_VALUES_PER_EXAMPLE",
+    "ModelFileError",
+    "Plan",
+    "Sequential",
+    "load_model",
+    "plan",
+]
 
 _FORMAT = "convviz.nn/1"
 
@@ -286,13 +315,163 @@ class Sequential:
             np.savez(fh, **arrays)
 
 
+# ------------------------------------------------------------------ planning (no arrays)
+
+#: Most layers (blocks' children included) a model file may declare: the presets have
+#: 8-22; a 16 MiB architecture could otherwise declare ~700,000 ReLUs (~1 GB of objects).
+MAX_LAYERS = 1000
+#: Most values per example any layer may produce or any conv may unfold (im2col's
+#: Ho*Wo*kh*kw*C): 3x the largest preset (classic's second conv unfolds 165,888). A
+#: 28x28 conv with 10^6 1x1 filters has 2*10^6 parameters but 7.8*10^8 outputs: 3 GB
+#: for ONE image, so the parameter count alone does not bound a model's memory.
+MAX_VALUES_PER_EXAMPLE = 1 << 19
+
+# Shape-preserving layers without parameters.
+_ELEMENTWISE = (ReLU, LeakyReLU, Sigmoid, Tanh, Rescaling, Identity, Dropout)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a model will be, known from its layers' configuration alone (no array made)."""
+
+    output_shape: tuple[int, ...]
+    count: int  # weights, as Sequential.count_params (BatchNorm's moving statistics included)
+    values: int  # the most values per example a layer produces or a conv unfolds
+    where: tuple[int, str]  # (1-based top-level index, class name) of that layer
+
+
+def _conv_plan(filters, kernel_size, strides, padding, use_bias, shape):
+    if len(shape) != 3:
+        raise ValueError(f"`input_shape` must be (H, W, C) for Conv2D, got {shape}")
+    h, w, c = shape
+    kh, kw = kernel_size
+    pads = F.conv_padding(padding, (h, w), (kh, kw), tuple(strides))
+    ho = output_size(h, kh, strides[0], pads[0])
+    wo = output_size(w, kw, strides[1], pads[1])
+    if ho < 1 or wo < 1:
+        raise ValueError(f"`kernel_size` {kernel_size} is larger than the input {h}x{w}")
+    count = kh * kw * c * filters + (filters if use_bias else 0)
+    unfolded = ho * wo * kh * kw * c
+    return (ho, wo, filters), count, max(unfolded, ho * wo * filters)
+
+
+def _plan_chain(chain, shape):
+    """(shape, count, values) after ``chain``: Python integers, nothing allocated."""
+    count = values = 0
+    for layer in chain:
+        shape, n, v = _plan_layer(layer, shape)
+        count, values = count + n, max(values, v)
+    return shape, count, values
+
+
+def _plan_layer(layer, shape):
+    """The rules of each layer's ``_build``, on shapes only (``test_nn_model`` checks them
+    against real builds of every preset and of random architectures)."""
+    shape = tuple(int(d) for d in shape)
+    kind = type(layer)
+    if kind is Conv2D:
+        return _conv_plan(
+            layer.filters, layer.kernel_size, layer.strides, layer.padding, layer.use_bias, shape
+        )
+    if kind in (MaxPool2D, AvgPool2D):
+        if len(shape) != 3:
+            raise ValueError(f"`input_shape` must be (H, W, C) for pooling, got {shape}")
+        h, w, c = shape
+        ho = output_size(h, layer.pool_size[0], layer.strides[0])
+        wo = output_size(w, layer.pool_size[1], layer.strides[1])
+        if ho < 1 or wo < 1:
+            raise ValueError(f"`pool_size` {layer.pool_size} is larger than the input {h}x{w}")
+        return (ho, wo, c), 0, ho * wo * c
+    if kind is Flatten:
+        d = math.prod(shape)
+        return (d,), 0, d
+    if kind is Dense:
+        if len(shape) != 1:
+            raise ValueError(f"`input_shape` must be (D,) for Dense, got {shape}")
+        d, u = shape[0], layer.units
+        return (u,), d * u + (u if layer.use_bias else 0), u
+    if kind is BatchNorm:
+        if len(shape) not in (1, 3):
+            raise ValueError(f"`input_shape` must be (D,) or (H, W, C), got {shape}")
+        return shape, 4 * shape[-1], math.prod(shape)
+    if kind in _ELEMENTWISE:
+        return shape, 0, math.prod(shape)
+    if kind is Residual:
+        out, count, values = _plan_chain(layer.layers, shape)
+        if layer.projection is True or (layer.projection == "auto" and out != shape):
+            if len(out) != 3 or len(shape) != 3:
+                raise ValueError("`projection` needs (H, W, C) shapes at both ends of the block")
+            strides = (math.ceil(shape[0] / out[0]), math.ceil(shape[1] / out[1]))
+            proj, n, v = _conv_plan(out[2], (1, 1), strides, "valid", True, shape)
+            if proj != out:
+                raise ValueError(f"`layers` map {shape} to {out}, no 1x1 projection matches")
+            count, values = count + n, max(values, v)
+        elif out != shape:
+            raise ValueError(f"`projection` is False but `layers` change {shape} -> {out}")
+        return out, count, max(values, math.prod(out))
+    if kind is Concat:
+        outs, count, values = [], 0, 0
+        for chain in layer.branches:
+            out, n, v = _plan_chain(chain, shape)
+            outs.append(out)
+            count, values = count + n, max(values, v)
+        if len({o[:-1] for o in outs}) != 1:
+            raise ValueError(f"`branches` must agree on all but the channel axis, got {outs}")
+        out = (*outs[0][:-1], sum(o[-1] for o in outs))
+        return out, count, max(values, math.prod(out))
+    # A layer class added without a rule here: refuse rather than guess its cost.
+    raise ValueError(f"no planning rule for {kind.__name__}")
+
+
+def plan(layers: list[Layer], input_shape: tuple[int, ...]) -> Plan:
+    """Output shape, weight count and largest per-example size of ``layers``, unbuilt.
+
+    Raises ``ValueError`` where :class:`Sequential` would fail to build (shapes that do
+    not chain). Nothing is allocated, so a file declaring 10^9 weights costs nothing.
+
+    >>> from convviz.nn.layers import Conv2D, Flatten, Dense
+    >>> p = plan([Conv2D(32, 3), Flatten(), Dense(10)], (28, 28, 1))
+    >>> p.output_shape, p.count, p.values
+    ((10,), 216650, 21632)
+    """
+    shape = tuple(int(d) for d in input_shape)
+    count = values = 0
+    where = (0, "")
+    for i, layer in enumerate(layers, 1):
+        shape, n, v = _plan_layer(layer, shape)
+        count += n
+        if v > values:
+            values, where = v, (i, type(layer).__name__)
+    return Plan(shape, count, values, where)
+
+
+def _count_specs(specs) -> int:
+    """Layers declared in an architecture's ``layers`` list, nested blocks included
+    (iterative: a deeply nested file cannot exhaust the stack)."""
+    todo, count = [specs], 0
+    while todo:
+        item = todo.pop()
+        if isinstance(item, list):
+            todo.extend(item)
+        elif isinstance(item, dict):
+            count += 1
+            if count > MAX_LAYERS:
+                return count
+            config = item.get("config")
+            if isinstance(config, dict):
+                todo.extend(config.get(k) for k in ("layers", "branches") if k in config)
+    return count
+
+
 class ModelFileError(CodedError):
     """A file that :func:`load_model` cannot turn into a model (a ``ValueError``).
 
     Its code says why (``err.nn.not_a_model``, ``err.nn.model_format``,
     ``err.nn.model_damaged``, ``err.nn.model_too_large``, ``err.nn.too_many_params``,
-    ``err.nn.input_shape``, ``err.nn.output_shape``); its parameters are numbers and
-    shapes, never text from the file. The underlying error, if any, is chained.
+    ``err.nn.input_shape``, ``err.nn.output_shape``, ``err.model.activations_too_large``,
+    ``err.model.too_many_layers``); its parameters are numbers, shapes and class
+    names from convviz's registry, never text from the file. The underlying error, if
+    any, is chained.
     """
 
 
@@ -324,6 +503,7 @@ def load_model(
     input_shape: tuple[int, ...] | None = None,
     output_shape: tuple[int, ...] | None = None,
     max_params: int | None = None,
+    max_values: int = MAX_VALUES_PER_EXAMPLE,
 ) -> Sequential:
     """Rebuild a :class:`Sequential` written by :meth:`Sequential.save`.
 
@@ -335,9 +515,13 @@ def load_model(
         Shapes the model must have (one example, no batch axis), e.g.
         ``(28, 28, 1)`` and ``(10,)`` for MNIST; checked before any weight is read.
     max_params : int, optional
-        Refuse models with more weights (``count_params``) than this, before
-        copying any; the model is first built with zero weights, which costs no
-        memory until written.
+        Refuse models with more weights (``count_params``) than this. The count
+        comes from :func:`plan`, on the architecture's settings alone, before any
+        layer is built (a file declaring 10^9 weights costs nothing to refuse).
+    max_values : int, default :data:`MAX_VALUES_PER_EXAMPLE`
+        Refuse models in which any layer produces (or a conv unfolds) more values
+        per example than this: what bounds a forward pass's memory. Also from the
+        plan, and so is ``output_shape``. At most :data:`MAX_LAYERS` layers.
 
     Returns
     -------
@@ -354,7 +538,11 @@ def load_model(
     if not hasattr(file, "read"):
         with open(file, "rb") as fh:
             return load_model(
-                fh, input_shape=input_shape, output_shape=output_shape, max_params=max_params
+                fh,
+                input_shape=input_shape,
+                output_shape=output_shape,
+                max_params=max_params,
+                max_values=max_values,
             )
     try:
         data = np.load(file, allow_pickle=False)
@@ -383,8 +571,39 @@ def load_model(
             raise ModelFileError(
                 "err.nn.input_shape", want=_shape_text(input_shape), got=_shape_text(shape)
             )
+        specs = config.get("layers")
+        if not isinstance(specs, list):
+            raise ModelFileError("err.nn.model_damaged")
+        n_layers = _count_specs(specs)
+        if n_layers > MAX_LAYERS:
+            raise ModelFileError("err.model.too_many_layers", limit=MAX_LAYERS)
         try:
-            layers = [layer_from_config(spec) for spec in config["layers"]]
+            # Layer objects hold only their settings until built: nothing is allocated yet.
+            layers = [layer_from_config(spec) for spec in specs]
+            planned = plan(layers, shape)
+        except Exception as exc:  # unknown layers, bad arguments, shapes that do not chain
+            raise ModelFileError("err.nn.model_damaged") from exc
+        # Every budget from the plan, before any layer is built or any weight read.
+        if max_params is not None and planned.count > max_params:
+            raise ModelFileError(
+                "err.nn.too_many_params", count=planned.count, limit=int(max_params)
+            )
+        if planned.values > max_values:
+            index, kind = planned.where
+            raise ModelFileError(
+                "err.model.activations_too_large",
+                index=index,
+                layer=kind,  # the class name from the registry, never text from the file
+                count=planned.values,
+                limit=int(max_values),
+            )
+        if output_shape is not None and planned.output_shape != tuple(output_shape):
+            raise ModelFileError(
+                "err.nn.output_shape",
+                want=_shape_text(output_shape),
+                got=_shape_text(planned.output_shape),
+            )
+        try:
             model = Sequential(
                 layers,
                 input_shape=shape,
@@ -393,20 +612,13 @@ def load_model(
                 initialize=False,  # zeros: no memory is touched until the weights are copied
             )
         except MemoryError as exc:
-            if max_params is None:
-                raise
-            raise ModelFileError("err.nn.model_too_large", limit=int(max_params)) from exc
-        except Exception as exc:  # unknown layers, bad arguments, shapes that do not chain
-            raise ModelFileError("err.nn.model_damaged") from exc
-        count = model.count_params()
-        if max_params is not None and count > max_params:
-            raise ModelFileError("err.nn.too_many_params", count=count, limit=int(max_params))
-        if output_shape is not None and tuple(model.output_shape) != tuple(output_shape):
             raise ModelFileError(
-                "err.nn.output_shape",
-                want=_shape_text(output_shape),
-                got=_shape_text(model.output_shape),
-            )
+                "err.nn.model_too_large", limit=int(max_params or planned.count)
+            ) from exc
+        except Exception as exc:
+            raise ModelFileError("err.nn.model_damaged") from exc
+        if model.count_params() != planned.count or model.output_shape != planned.output_shape:
+            raise ModelFileError("err.nn.model_damaged")  # the plan's rules missed a layer
         model.astype(dtype)
         try:
             for kind, pairs in (("param", model.parameters()), ("buffer", model.buffers())):
