@@ -93,10 +93,8 @@ def test_convolution_map_legend_says_the_rule() -> None:
             note.scroll_into_view_if_needed()
             page.wait_for_timeout(500)
             assert _legend_box(page, words)["height"] > 0
-            # robust by default: 1% of this edge map lies beyond its range, and it says so
-            lines = note.evaluate(
-                "n => Array.from(n.querySelectorAll('tspan.line')).map(t => t.textContent)"
-            )
-            text = " ".join(lines) if lines else note.text_content()
-            assert "1,0% das células ficam fora da faixa" in text, text
+            # Robust by default: 1% of this edge map lies beyond its range, and the map's
+            # legend says so (the lesson's small maps above it keep ±max: every cell counts).
+            beyond = page.get_by_text("1,0% das células ficam fora da faixa").first
+            beyond.wait_for(timeout=60_000)  # only a robust range leaves cells beyond it
             page.screenshot(path=str(SHOTS / "convolution_pt_1280x720_legend.png"))

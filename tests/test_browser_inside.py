@@ -127,7 +127,9 @@ def test_draw_a_digit_get_a_prediction_and_step_a_learned_filter(server, browser
         wait_ready(page)
         # Type a weight into the learned kernel's grid: it becomes filter 0's kernel.
         page.get_by_text(EN("inside.surgery.cells", f=0)).scroll_into_view_if_needed()
-        page.locator("iframe[title='convviz.ui.widgets.cell_editor.cell_editor']").first.scroll_into_view_if_needed()
+        page.locator(
+            "iframe[title='convviz.ui.widgets.cell_editor.cell_editor']"
+        ).first.scroll_into_view_if_needed()
         open_kernel_cell_editor(page, "5")  # the only grid on the page: bottom-right cell
         page.keyboard.press("Enter")
         page.get_by_text(re.compile(re.escape("1 filter(s) edited"))).wait_for(timeout=30_000)
