@@ -231,3 +231,17 @@ def test_plan_validation():
         plan.backward(np.zeros((3, 3)))
     with pytest.raises(ValueError, match="`x`"):
         plan.forward(np.zeros((4, 8, 9, 2)))
+
+
+def test_slices_run_on_the_calling_thread_once_the_pools_are_shut_down(monkeypatch):
+    """At interpreter exit the thread pools refuse work; a training step in flight then
+    finishes on its own thread instead of failing the run (the restored-after-restart
+    run came back "failed" when the server stopped mid-chunk)."""
+    import convviz.nn.fast as fast
+
+    class Closed:
+        def submit(self, fn):
+            raise RuntimeError("cannot schedule new futures after shutdown")
+
+    monkeypatch.setattr(fast, "_pool", lambda workers: Closed())
+    assert fast._run_slices(lambda i: i * i, 5, 2) == [0, 1, 4, 9, 16]

@@ -526,7 +526,12 @@ def _run_slices(fn, k: int, workers: int) -> list:
             results[i] = fn(i)
 
     _blas_for(1)
-    futures = [_pool(workers).submit(drain) for _ in range(min(workers, k) - 1)]
+    futures = []
+    for _ in range(min(workers, k) - 1):
+        try:
+            futures.append(_pool(workers).submit(drain))
+        except RuntimeError:  # the interpreter is exiting (pools shut down): go on alone
+            break
     drain()
     for f in futures:
         f.result()
