@@ -203,10 +203,13 @@ def colour_legend(
     return " ".join(parts)
 
 
+_TICKS_PX = 18  # the x axis's tick labels under a plot (11-12 px text and its padding)
+
+
 def _legend_layout(text: str, base: dict) -> dict:
     """An annotation under the plot with ``text`` wrapped, and the room for it."""
     lines = textwrap.wrap(text, LEGEND_WRAP) or [""]
-    room = _LEGEND_LINE_PX * len(lines) + 6
+    room = _LEGEND_LINE_PX * len(lines) + 6 + _TICKS_PX
     margin = {**base["margin"], "b": base["margin"]["b"] + room}
     note = {
         "text": "<br>".join(lines),
@@ -216,7 +219,7 @@ def _legend_layout(text: str, base: dict) -> dict:
         "y": 0,
         "xanchor": "left",
         "yanchor": "top",
-        "yshift": -4,
+        "yshift": -4 - _TICKS_PX,  # below the x axis's tick labels, not over them
         "align": "left",
         "showarrow": False,
         "font": {"size": 11, "color": "#444"},

@@ -126,8 +126,11 @@ def test_scrub_reload_and_scrub_again(server):
         scrub(page, "End")
         wait_step(page, "158")
         page.get_by_role("button", name="Play", exact=True).click()
-        seen: list[str] = []
         deadline = time.monotonic() + 240  # 11 frames, 0.6 s each; slower on a busy machine
+        while metrics(page).get("Step") == "158":  # until the rerun that starts playing
+            assert time.monotonic() < deadline, "playing did not start"
+            page.wait_for_timeout(50)
+        seen: list[str] = []
         while (s := metrics(page).get("Step")) != "158" or len(seen) < 2:
             assert time.monotonic() < deadline, f"playing did not reach the end: {seen}"
             if s and (not seen or seen[-1] != s):
