@@ -73,6 +73,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_healthy(proc, url: str, timeout: float) -> None:
+    """Wait until the ``streamlit run`` process ``proc`` answers ``/_stcore/health``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited early with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("streamlit did not become healthy in time")
+        time.sleep(0.25)
+
+
 @contextlib.contextmanager
 def streamlit_server(timeout: float = 60.0, script: Path | None = None) -> Iterator[str]:
     """``streamlit run app.py`` (or ``script``) on a free port; yield its URL; always stop it."""
@@ -95,19 +112,7 @@ def streamlit_server(timeout: float = 60.0, script: Path | None = None) -> Itera
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited early with code {proc.returncode}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("streamlit did not become healthy in time")
-            time.sleep(0.25)
+        wait_healthy(proc, url, timeout)
         yield url
     finally:
         proc.terminate()

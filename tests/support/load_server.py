@@ -13,12 +13,11 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.browser import ROOT, free_port
+from tests.support.browser import ROOT, free_port, wait_healthy
 
 
 def rss_mb(pid: int) -> float | None:
@@ -91,19 +90,7 @@ def app_server(env: dict[str, str] | None = None, timeout: float = 90.0) -> Iter
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited early with code {proc.returncode}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("streamlit did not become healthy in time")
-            time.sleep(0.25)
+        wait_healthy(proc, url, timeout)
         yield url, proc
     finally:
         proc.terminate()
