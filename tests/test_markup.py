@@ -35,20 +35,21 @@ from PIL import Image
 
 from tests.support.apptest import page_app
 
-# One marker per payload (``Qz`` + a digit): never a word, found in any rendering.
+# One marker per payload (``Qzmark`` + a digit), found in any rendering: never a word,
+# nor a likely run of a random token (``Qz`` + a digit once matched a run's owner token).
 PAYLOADS = [
-    "[Qz0 link](http://evil.example/a)",
-    "![Qz1 image](http://evil.example/p.png)",
-    '<img src="http://evil.example/x.png" onerror="window.__pwned=1">Qz2',
-    '<a href="http://evil.example/h">Qz3 anchor</a>',
-    ":red[Qz4 red] :material/warning:",
-    "$\\frac{Qz5}{2}$ and $$Qz5^2$$",
-    "# Qz6 heading",
-    "&lt;b&gt;Qz7&amp;amp;&#x41;",
-    "**Qz8 bold** _it_ `code`",
-    "<script>window.__pwned=2</script>Qz9",
+    "[Qzmark0 link](http://evil.example/a)",
+    "![Qzmark1 image](http://evil.example/p.png)",
+    '<img src="http://evil.example/x.png" onerror="window.__pwned=1">Qzmark2',
+    '<a href="http://evil.example/h">Qzmark3 anchor</a>',
+    ":red[Qzmark4 red] :material/warning:",
+    "$\\frac{Qzmark5}{2}$ and $$Qzmark5^2$$",
+    "# Qzmark6 heading",
+    "&lt;b&gt;Qzmark7&amp;amp;&#x41;",
+    "**Qzmark8 bold** _it_ `code`",
+    "<script>window.__pwned=2</script>Qzmark9",
 ]
-MARKERS = [f"Qz{i}" for i in range(len(PAYLOADS))]
+MARKERS = [f"Qzmark{i}" for i in range(len(PAYLOADS))]
 # Every query parameter some page reads.
 QUERY_KEYS = [
     "lang", "run", "kernel", "bias", "stride", "padding", "pad_mode", "dilation", "flip",
@@ -212,7 +213,7 @@ def test_the_scan_sees_markdown_when_a_page_does_render_data():
 
     script = f"import streamlit as st\np = {PAYLOADS[0]!r}\nst.text(p)\nst.code(p)\nst.warning(p)\n"
     at = AppTest.from_string(script).run()
-    kinds = {k for k, s in rendered_as_markdown(at) if "Qz0" in s}
+    kinds = {k for k, s in rendered_as_markdown(at) if "Qzmark0" in s}
     assert kinds == {"warning"}
 
 
