@@ -74,6 +74,7 @@ __all__ = [
     "image_figure",
     "kernel_figure",
     "map_figure",
+    "narrow_legend",
     "not_yet_shapes",
     "num_text",
     "pad_shapes",
@@ -203,13 +204,19 @@ def colour_legend(
     return " ".join(parts)
 
 
-_TICKS_PX = 18  # the x axis's tick labels under a plot (11-12 px text and its padding)
+# The x axis's tick labels under a plot: measured in Chromium under Streamlit's plotly
+# theme, their text spans 14-30 px below the plot's bottom edge.
+_TICKS_PX = 28
 
 
-def _legend_layout(text: str, base: dict) -> dict:
+def _legend_room(lines: int) -> int:
+    return _LEGEND_LINE_PX * lines + 6 + _TICKS_PX
+
+
+def _legend_layout(text: str, base: dict, wrap: int = LEGEND_WRAP) -> dict:
     """An annotation under the plot with ``text`` wrapped, and the room for it."""
-    lines = textwrap.wrap(text, LEGEND_WRAP) or [""]
-    room = _LEGEND_LINE_PX * len(lines) + 6 + _TICKS_PX
+    lines = textwrap.wrap(text, wrap) or [""]
+    room = _legend_room(len(lines))
     margin = {**base["margin"], "b": base["margin"]["b"] + room}
     note = {
         "text": "<br>".join(lines),
@@ -229,8 +236,34 @@ def _legend_layout(text: str, base: dict) -> dict:
         "margin": margin,
         "annotations": [note],
         "height": height + room if height else None,
-        "meta": {"legend": text},  # the words, for tests and for a page's caption
+        "meta": {"legend": text, "legend_room": room},  # the words, for tests and pages
     }
+
+
+def narrow_legend(fig: go.Figure, wrap: int) -> go.Figure:
+    """Rewrap ``fig``'s colour legend to ``wrap`` characters a line, in place, for a map
+    drawn in a narrow column (plotly annotations do not wrap by themselves); the figure
+    grows by the lines it gains. A figure without a legend is returned as it is.
+
+    >>> from convviz.render import colour_scale
+    >>> fig = heatmap_figure(np.arange(4.0).reshape(2, 2), height=200)
+    >>> fig.layout.height
+    249
+    >>> narrow_legend(fig, 20).layout.height, fig.layout.annotations[-1].text.count("<br>")
+    (279, 2)
+    """
+    meta = fig.layout.meta
+    if not isinstance(meta, dict) or "legend" not in meta or not fig.layout.annotations:
+        return fig
+    text, old = meta["legend"], meta["legend_room"]
+    lines = textwrap.wrap(text, wrap) or [""]
+    room = _legend_room(len(lines))
+    fig.layout.annotations[-1].text = "<br>".join(lines)  # the legend comes last
+    fig.layout.margin.b = fig.layout.margin.b - old + room
+    if fig.layout.height:
+        fig.layout.height = fig.layout.height - old + room
+    fig.layout.meta = {**meta, "legend_room": room}
+    return fig
 
 
 def _has_padding(shapes: Sequence[dict]) -> bool:

@@ -29,6 +29,7 @@ from convviz.figures import (
     crosshair_shapes,
     heatmap_figure,
     image_figure,
+    narrow_legend,
     not_yet_shapes,
     pad_shapes,
     value_range,
@@ -62,7 +63,8 @@ TAP_COLOUR = "#d62728"  # the taps of a dilated kernel
 IMAGE_COLOUR = "#1f77b4"  # the real image inside its padding
 CLICK_MARKERS = 48  # at most this many click targets a side (a 512x512 map gets 1 per 11x11)
 LESSON_HEIGHT = 230  # px: the lesson's top row of small maps (1280x720 fits it all)
-IMAGE_LESSON_HEIGHT = 190  # px: the same on an image, whose sum line is longer
+IMAGE_LESSON_HEIGHT = 160  # px: the same on an image, whose sum line is longer
+LESSON_LEGEND_WRAP = 34  # characters a legend line in the lesson's columns (~190 px at 1280)
 MANY_WINDOWS = 100  # from this many windows on, Play offers a whole row or a fast sweep
 
 ss = st.session_state
@@ -183,13 +185,15 @@ def progress_view(
     *,
     height: int | None = None,
     clickable: bool = False,
+    legend_wrap: int | None = None,
 ) -> None:
     """The output map with the cells computed so far (raster order up to ``index``).
 
     Small maps are a heatmap with the computed numbers; big ones the whole map
     (a cached PNG) under grey veils, so stepping re-encodes nothing.
     ``vrange`` is ``(vmin, vmax, colorscale)``, by default the map's own.
-    ``clickable``: a click on a cell puts the window there (:func:`click_layer`).
+    ``clickable``: a click on a cell puts the window there (:func:`click_layer`);
+    ``legend_wrap``: characters a legend line, for a narrow column (:func:`narrow_legend`).
     """
     oy, ox = index
     vmin, vmax, scale = value_range(out) if vrange is None else vrange
@@ -206,6 +210,8 @@ def progress_view(
             out, title=title, vmin=vmin, vmax=vmax, colorscale=scale, height=height,
             shapes=not_yet_shapes(out.shape, oy, ox) + crosshair_shapes(oy, ox) + here,t=t
         )  # fmt: skip
+    if legend_wrap:
+        narrow_legend(fig, legend_wrap)
     _show(t, fig, key, "output_progress", out.shape if clickable else None, height=height)
 
 
@@ -259,7 +265,9 @@ def _window_shapes(step: ConvStep, dilated: bool) -> list[dict]:
     return shapes
 
 
-def _overview(t: Translator, xp: np.ndarray, step: ConvStep) -> go.Figure:
+def _overview(
+    t: Translator, xp: np.ndarray, step: ConvStep, height: int | None = None
+) -> go.Figure:
     # The PNG is cached by content, so redrawing this on every step is cheap.
     shapes = _window_shapes(step, False)
     (top, bottom), (left, right) = step.pad
@@ -268,10 +276,11 @@ def _overview(t: Translator, xp: np.ndarray, step: ConvStep) -> go.Figure:
         shapes.append(window_shape(top, left, h, w, colour=IMAGE_COLOUR, dash="dash"))
     title = t("conv.step.overview")
     if xp.shape[0] == 3:
-        return image_figure(np.moveaxis(xp, 0, -1), title=title, shapes=shapes, t=t)
+        return image_figure(np.moveaxis(xp, 0, -1), title=title, shapes=shapes, height=height, t=t)
     return image_figure(
-        xp[0], title=title, vmin=0, vmax=1, colorscale=GREYS, colorbar=False, shapes=shapes, t=t
-    )
+        xp[0], title=title, vmin=0, vmax=1, colorscale=GREYS, colorbar=False, shapes=shapes,
+        height=height, t=t
+    )  # fmt: skip
 
 
 def _window_views(
@@ -422,6 +431,8 @@ def _triple(
         step.products[ch], title=_channel_title(t, "conv.step.products", name), digits=4,
         text=True, height=height, colorbar=False, t=t
     )  # fmt: skip
+    for fig in (patch, kernel, products):
+        narrow_legend(fig, LESSON_LEGEND_WRAP)
     return patch, kernel, products
 
 
@@ -457,6 +468,7 @@ def conv_lesson_view(
                 colorbar=False, shapes=pad_shapes(_padding_mask(xp.shape[1:], step.pad)) + window,
                 height=h, t=t
             )  # fmt: skip
+            narrow_legend(fig, LESSON_LEGEND_WRAP)
             _show(t, fig, "conv_step_input", "window", xp.shape[1:], height=h)
         _, kernel, products = _triple(t, step, 0, None, flip=flip, in_range=in_range, height=h)
         with b:
@@ -464,7 +476,10 @@ def conv_lesson_view(
         with k:
             show(t, products, "conv_step_products_0", "products")
         with d:
-            progress_view(t, out, step.index, "conv_step_output", height=h, clickable=True)
+            progress_view(
+                t, out, step.index, "conv_step_output", height=h, clickable=True,
+                legend_wrap=LESSON_LEGEND_WRAP,
+            )  # fmt: skip
         s1, s2 = st.columns([3, 1])
         with s1, st.container(key="conv_step_sum"):
             st.code(_arithmetic(t, step), language=None, wrap_lines=True)
@@ -474,8 +489,8 @@ def conv_lesson_view(
     h = IMAGE_LESSON_HEIGHT  # the sum wraps to 3 lines here: smaller maps keep it on screen
     a, rest = st.columns([1, 3])
     with a:
-        fig = _overview(t, xp, step)
-        fig.layout.height = h
+        fig = _overview(t, xp, step, height=h)
+        narrow_legend(fig, LESSON_LEGEND_WRAP)
         _show(t, fig, "conv_step_overview", "window", xp.shape[1:], height=h)
     with rest:
         names = [t(f"conv.channel.{n}") for n in CHANNELS]
@@ -495,7 +510,10 @@ def conv_lesson_view(
             st.code(_arithmetic(t, step), language=None, wrap_lines=True)
         _value_metrics(t, step, activation, st.container(key="conv_step_value"))
     with s2:
-        progress_view(t, out, step.index, "conv_step_output", height=h - 30, clickable=True)
+        progress_view(
+            t, out, step.index, "conv_step_output", height=h - 40, clickable=True,
+            legend_wrap=2 * LESSON_LEGEND_WRAP,
+        )  # fmt: skip
 
 
 def _value_metrics(t: Translator, step: ConvStep, activation: str, where) -> None:
