@@ -192,6 +192,7 @@ def test_page_renders_without_a_run(at):
 
 def test_controls_drive_the_run(at):
     small(at)
+    at.sidebar.selectbox(key="train_schedule").set_value("none")  # lr below: the base lr as set
     at.sidebar.number_input(key="train_epochs").set_value(20)  # still training when paused
     at.button(key="train_start").click().run()
     assert not at.exception
@@ -298,7 +299,7 @@ def test_new_run_takes_the_sidebar_s_current_settings(at):
     expected = page.Settings(
         model="classic",
         optimizer="sgd",
-        lr=1e-3,
+        lr=page.DEFAULTS.lr,  # not changed above
         batch=32,
         epochs=2,
         train_size=1_000,
@@ -315,9 +316,10 @@ def test_new_run_takes_the_sidebar_s_current_settings(at):
 
 
 def test_settings_come_from_the_widget_keys_and_build_the_config():
-    s = page.Settings(train_size=0, lr=0.01)
+    s = page.Settings(train_size=0, lr=0.01, batch=32, epochs=5, schedule="cosine")
     c = s.config()
-    assert (c.train_size, c.lr, c.batch_size, c.epochs, c.model) == (None, 0.01, 64, 5, "tiny")
+    assert (c.train_size, c.lr, c.batch_size, c.epochs, c.model) == (None, 0.01, 32, 5, "tiny")
+    assert c.schedule == "cosine"
     assert page.STATE_KEYS == tuple(f"train_{f}" for f in page.Settings.__dataclass_fields__)
 
 
@@ -528,3 +530,55 @@ def test_tune_for_training_shortens_the_gil_switch_interval():
         assert sys.getswitchinterval() == pytest.approx(0.0001, rel=0.05)
     finally:
         sys.setswitchinterval(old)
+
+
+def _recipe_widgets(app: AppTest) -> tuple:
+    sb = app.sidebar
+    return (
+        sb.selectbox(key="train_optimizer").value,
+        sb.select_slider(key="train_lr").value,
+        sb.selectbox(key="train_schedule").value,
+        sb.select_slider(key="train_batch").value,
+        sb.number_input(key="train_epochs").value,
+        sb.select_slider(key="train_train_size").value,
+    )
+
+
+def test_the_first_run_is_tinys_best_recipe_and_the_recipe_buttons_set_the_widgets(at):
+    # Written out, not read from convviz.nn.recipes: what the README and the CLI promise.
+    assert _recipe_widgets(at) == ("adam", 4e-3, "onecycle", 64, 5, 5_000)
+    at.button(key="train_recipe_best").click().run()  # tiny's whole recipe
+    assert _recipe_widgets(at) == ("adam", 4e-3, "onecycle", 128, 1, 0)
+    small(at)
+    at.button(key="train_recipe_keras").click().run()
+    assert not at.exception
+    assert _recipe_widgets(at) == ("rmsprop", 1e-3, "none", 64, 5, 0)
+    at.sidebar.selectbox(key="train_model").set_value("classic").run()
+    at.button(key="train_recipe_best").click().run()
+    assert _recipe_widgets(at) == ("adam", 4e-3, "onecycle", 128, 3, 0)
+    at.sidebar.selectbox(key="train_schedule").set_value("cosine")
+    at.sidebar.select_slider(key="train_train_size").set_value(1_000)
+    at.button(key="train_start").click().run()
+    assert not at.exception
+    c = the_run(at).config
+    assert (c.model, c.optimizer, c.lr, c.schedule, c.batch_size, c.epochs) == (
+        "classic", "adam", 4e-3, "cosine", 128, 3
+    )  # fmt: skip
+
+
+def test_the_recipe_and_schedule_controls_speak_portuguese(at_pt):
+    sb = at_pt.sidebar
+    assert sb.selectbox(key="train_schedule").label == PT("train.schedule")
+    assert sb.selectbox(key="train_schedule").format_func("onecycle") == "ciclo único"
+    labels = {b.key: b.label for b in at_pt.button}
+    assert labels["train_recipe_best"] == "Melhor receita"
+    assert labels["train_recipe_keras"] == "Receita do livro do Keras"
+
+
+def test_every_recipes_rate_is_on_the_slider():
+    from convviz.nn.presets import PRESETS
+    from convviz.nn.recipes import RECIPE_NAMES, recipe
+
+    for model in PRESETS:
+        for name in RECIPE_NAMES:
+            assert recipe(model, name).lr in page.LRS, (model, name)

@@ -273,7 +273,7 @@ def test_runs_side_by_side_keep_old_runs_and_their_histories(at):
     assert pick.value == [first.id, second.id]
     labels = [pick.format_func(i) for i in pick.value]
     assert labels == [
-        "#1 tiny · adam · lr 0.001 · batch 64",
+        "#1 tiny · adam · lr 0.004 · batch 64",
         "#2 tiny + BN · adam · lr 0.003 · batch 64",
     ]
     traces = compare_traces(at)
@@ -311,8 +311,8 @@ def test_comparison_in_portuguese_and_a_reload_keeps_the_session_s_runs(at_pt):
     pick = at.multiselect(key="train_cmp_pick")
     assert pick.label == PT("train.cmp.pick")
     assert [pick.format_func(i) for i in pick.value] == [
-        "nº 1 tiny · adam · taxa 0,001 · lote 64",
-        "nº 2 tiny + dropout · sgd · taxa 0,001 · lote 64",
+        "nº 1 tiny · adam · taxa 0,004 · lote 64",
+        "nº 2 tiny + dropout · sgd · taxa 0,004 · lote 64",
     ]
     assert any(s.value == PT("train.cmp.header") for s in at.subheader)
     # The owner's reload: a new session with the same owner token (its cookie) finds both.

@@ -1,0 +1,148 @@
+"""Where a training step of ``classic`` spends its time (issue 18: "profile first").
+
+Times each part of one optimizer step of the fast path (:class:`convviz.nn.fast.FastPlan`)
+on one thread (``workers=1``, BLAS at one thread), so every millisecond is attributed to one
+part: each layer's forward and backward, the loss, the optimizer update, and what is left
+(slicing, bookkeeping). Then the same step with the default two workers, for scale.
+
+    .venv/bin/python benchmarks/profile_train.py [--batch 64] [--steps 40] [--optimizer adam]
+
+The matmul-heavy parts are compared with what the float32 GEMMs inside them would take at
+the machine's single-thread matmul rate (measured here, same process): the gap is the
+memory-bound work around them (im2col, col2im, masks, pooling) that no BLAS speeds up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, HERE)
+
+from honest import load_line  # noqa: E402
+
+
+def _single_thread_gflops(n: int = 1024, reps: int = 5) -> float:
+    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+    out = np.empty_like(a)
+    np.matmul(a, a, out=out)
+    best = np.inf
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        np.matmul(a, a, out=out)
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n**3 / best / 1e9
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--optimizer", choices=("sgd", "adam"), default="adam")
+    args = ap.parse_args()
+
+    from convviz.nn import fast
+    from convviz.nn.losses import softmax_cross_entropy
+    from convviz.nn.optim import make_optimizer
+    from convviz.nn.presets import build_model
+
+    fast.blas_threads(1)
+    gflops1 = _single_thread_gflops()
+    model = build_model("classic", seed=0)
+    plan = fast.FastPlan(model, workers=1)
+    opt = make_optimizer(args.optimizer, model.parameters(), lr=1e-3)
+    rng = np.random.default_rng(0)
+    x = rng.random((args.batch, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, args.batch)
+
+    times: dict[str, float] = collections.defaultdict(float)
+
+    def timed(name, fn):
+        def wrapper(*a, **k):
+            t0 = time.perf_counter()
+            out = fn(*a, **k)
+            times[name] += time.perf_counter() - t0
+            return out
+
+        return wrapper
+
+    plan.forward(x, training=True)  # builds the chain
+    chain = plan._get_chains(True, 1)[0]
+    for i, twin in enumerate(chain):
+        name = f"{i} {type(twin).__name__.lstrip('_')}({getattr(twin, 'layer', twin).name})"
+        twin.forward = timed(name + " forward", twin.forward)
+        twin.backward = timed(name + " backward", twin.backward)
+    loss = timed("loss (softmax + cross-entropy)", softmax_cross_entropy)
+    update = timed(f"optimizer ({args.optimizer}) update", opt.step)
+
+    def step():
+        logits = plan.forward(x, training=True)
+        _, d = loss(logits, y)
+        plan.backward(d)
+        update()
+
+    for _ in range(5):
+        step()
+    times.clear()
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    total = time.perf_counter() - t0
+    parts = sum(times.values())
+    times["rest (chain, slicing, bookkeeping)"] = total - parts
+
+    print(f"# classic, batch {args.batch}, {args.optimizer}, {args.steps} steps, one thread")
+    print(f"# {load_line()}")
+    print(f"# single-thread float32 matmul: {gflops1:.0f} GFLOP/s")
+    per = total / args.steps * 1e3
+    print(f"step: {per:.2f} ms = {args.batch / (total / args.steps):,.0f} img/s on one thread")
+    for name, s in sorted(times.items(), key=lambda kv: -kv[1]):
+        print(f"  {s / args.steps * 1e3:7.2f} ms  {100 * s / total:5.1f}%  {name}")
+
+    # The GEMMs of the two big convs, alone, at their shapes: what BLAS needs for them.
+    n = args.batch
+    gemms = {
+        "conv1 (im2col 9 -> 32), fwd + dW": [(n * 13 * 13 * 4, 9, 32), (9, n * 13 * 13 * 4, 32)],
+        "conv2 (288 -> 64), fwd + dW + dX": [
+            (n * 10 * 10, 288, 64), (288, n * 10 * 10, 64), (n * 10 * 10, 64, 288)
+        ],
+    }  # fmt: skip
+    print("GEMMs alone at the same shapes (one thread):")
+    for name, shapes in gemms.items():
+        t = 0.0
+        for m, k, f in shapes:
+            a = rng.random((m, k), dtype=np.float32)
+            b = rng.random((k, f), dtype=np.float32)
+            o = np.empty((m, f), np.float32)
+            np.matmul(a, b, out=o)
+            t0 = time.perf_counter()
+            for _ in range(10):
+                np.matmul(a, b, out=o)
+            t += (time.perf_counter() - t0) / 10
+        print(f"  {t * 1e3:7.2f} ms  {name}")
+
+    fast.blas_threads(None)
+    plan2 = fast.FastPlan(model)
+    for _ in range(3):
+        logits = plan2.forward(x, training=True)
+        plan2.backward(softmax_cross_entropy(logits, y)[1])
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+        logits = plan2.forward(x, training=True)
+        plan2.backward(softmax_cross_entropy(logits, y)[1])
+        opt.step()
+    two = (time.perf_counter() - t0) / args.steps
+    print(f"the same step with {plan2.workers} workers: {two * 1e3:.2f} ms "
+          f"({args.batch / two:,.0f} img/s, {per / (two * 1e3):.2f}x one thread)")  # fmt: skip
+    print(f"# {load_line()}")
+
+
+if __name__ == "__main__":
+    main()
