@@ -310,6 +310,7 @@ def test_comparison_in_portuguese_and_a_reload_keeps_the_session_s_runs(at_pt):
     at.run()
     pick = at.multiselect(key="train_cmp_pick")
     assert pick.label == PT("train.cmp.pick")
+    assert pick.placeholder == "Escolha os treinos a comparar"  # not Streamlit's English
     assert [pick.format_func(i) for i in pick.value] == [
         "nº 1 tiny · adam · taxa 0,004 · lote 64",
         "nº 2 tiny + dropout · sgd · taxa 0,004 · lote 64",

@@ -922,8 +922,9 @@ def _compare() -> None:
     st.subheader(t("train.cmp.header"))
     st.caption(t("train.cmp.intro") if len(ids) > 1 else t("train.cmp.one"))
     chosen = st.multiselect(
-        t("train.cmp.pick"), ids, key=CMP, format_func=labels.get, help=t("train.cmp.pick.help")
-    )
+        t("train.cmp.pick"), ids, key=CMP, format_func=labels.get, help=t("train.cmp.pick.help"),
+        placeholder=t("train.cmp.placeholder"),  # Streamlit's own is English ("Choose options")
+    )  # fmt: skip
     if not chosen:
         st.caption(t("train.cmp.nothing"))
         return
