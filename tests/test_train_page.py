@@ -555,14 +555,14 @@ def test_the_first_run_is_tinys_best_recipe_and_the_recipe_buttons_set_the_widge
     assert _recipe_widgets(at) == ("rmsprop", 1e-3, "none", 64, 5, 0)
     at.sidebar.selectbox(key="train_model").set_value("classic").run()
     at.button(key="train_recipe_best").click().run()
-    assert _recipe_widgets(at) == ("adam", 4e-3, "onecycle", 128, 3, 0)
+    assert _recipe_widgets(at) == ("adam", 5e-3, "onecycle", 128, 3, 0)
     at.sidebar.selectbox(key="train_schedule").set_value("cosine")
     at.sidebar.select_slider(key="train_train_size").set_value(1_000)
     at.button(key="train_start").click().run()
     assert not at.exception
     c = the_run(at).config
     assert (c.model, c.optimizer, c.lr, c.schedule, c.batch_size, c.epochs) == (
-        "classic", "adam", 4e-3, "cosine", 128, 3
+        "classic", "adam", 5e-3, "cosine", 128, 3
     )  # fmt: skip
 
 
