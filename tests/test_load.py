@@ -116,7 +116,10 @@ async def explore(browser, url, i, problems, latencies, deadline, steps=STEPS, d
         if time.monotonic() > deadline:
             break
         t0 = time.monotonic()
-        await nxt.click()
+        # A DOM click: with 4+ pages open on the loaded 2-core machine, Playwright's
+        # click() hung at "attempting click action" for its whole 120 s (its actionability
+        # checks wait on the page's animation frames); the warm-up's lone page clicked fine.
+        await nxt.dispatch_event("click")
         await page.get_by_text(f"Position {start + k:,} of ").first.wait_for(timeout=60_000)
         latencies.append(time.monotonic() - t0)
         await _ready(page)
