@@ -1,6 +1,7 @@
 """UI latency in headless Chromium, against the Streamlit floor measured in the same run.
 
-Run: ``.venv/bin/python benchmarks/bench_ui.py [--edits 20] [--presets 20] [--loads 20]``
+Run: ``.venv/bin/python benchmarks/bench_ui.py [--edits 20] [--presets 20] [--loads 20]
+[--pages '' pooling ...]`` (``--pages`` alone: no page's first paint, the floor's still)
 
 Prints p50 and p90 (n >= 20 each) of:
 
@@ -84,7 +85,7 @@ def _pct(xs: list[float], q: float) -> float:
 def report(label: str, times: list[float], floor: list[float] | None = None) -> None:
     p50, p90 = _pct(times, 50), _pct(times, 90)
     line = f"{label:<40} p50 {p50:6.0f} ms   p90 {p90:6.0f} ms   (n={len(times)})"
-    if floor:
+    if floor and len(floor) >= 2:
         line += f"   {p50 / _pct(floor, 50):4.1f}x floor"
     print(line, flush=True)
 
@@ -151,6 +152,13 @@ def main() -> int:
     ap.add_argument("--presets", type=int, default=20)
     ap.add_argument("--loads", type=int, default=20, help="fresh tabs per page")
     ap.add_argument("--paint-only", action="store_true", help="only the first paints")
+    ap.add_argument(
+        "--pages",
+        nargs="*",
+        default=list(PAGES),
+        metavar="PATH",
+        help="pages whose first paint is timed ('' is the Convolution page; none: no pages)",
+    )
     args = ap.parse_args()
     reason = browser_missing_reason()
     if reason:
@@ -166,12 +174,13 @@ def main() -> int:
         floor_paint = time_first_paint(browser, url, args.loads)
     if floor:
         report("floor: 3x3 editor + 510x510 PNG, edit", floor)
-    report("floor: first paint, shown", floor_paint[0])
-    report("floor: first paint, drawn", floor_paint[1])
+    if len(floor_paint[0]) >= 2:  # --loads 0 or 1: no first paints
+        report("floor: first paint, shown", floor_paint[0])
+        report("floor: first paint, drawn", floor_paint[1])
     with streamlit_server() as url, chromium_browser() as browser:
         if not args.paint_only:
             edits_and_presets(browser, url, args, floor)
-        for path in PAGES:
+        for path in args.pages:
             shown, drawn = time_first_paint(browser, f"{url}/{path}", args.loads)
             if len(shown) >= 2:
                 report(f"first paint /{path}, shown", shown, floor_paint[0])

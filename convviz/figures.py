@@ -735,7 +735,7 @@ def feature_grid_figure(
         horizontal_spacing=0.02,
         vertical_spacing=0.06 if nrows > 1 else 0.0,
     )
-    scales = []
+    scales, traces = [], []
     for i, m in enumerate(maps):
         cs = colour_scale(m, signed=signed, robust=True)
         scales.append(cs)
@@ -744,26 +744,35 @@ def feature_grid_figure(
             span = t("fig.legend.grid_hover_signed", m=_num(hi, t))
         else:
             span = t("fig.legend.grid_hover_unsigned", lo=_num(lo, t), hi=_num(hi, t))
-        fig.add_trace(
+        traces.append(
             go.Image(
                 source=png_data_url(png_from_map(m, lo, hi, scale)),
                 hovertemplate=hover + "<br>" + span + "<extra>" + titles[i] + "</extra>",
-            ),
-            row=i // ncols + 1,
-            col=i % ncols + 1,
+            )
         )
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed")
-    for i in range(len(maps)):
+    if traces:
+        rows = [i // ncols + 1 for i in range(len(traces))]
+        fig.add_traces(traces, rows=rows, cols=[i % ncols + 1 for i in range(len(traces))])
+    # The whole layout in one update: plotly validates the layout on each update_* call,
+    # and one call per map's axis took 0.9 s of a 19-map grid's 1.4 s (cProfile).
+    plain = {"showticklabels": False, "showgrid": False, "zeroline": False}
+    layout: dict = {}
+    for i in range(nrows * ncols):
         suffix = "" if i == 0 else str(i + 1)
-        fig.update_layout({f"yaxis{suffix}": {"scaleanchor": f"x{suffix}"}})
-    fig.update_annotations(font_size=12)
+        layout[f"xaxis{suffix}"] = dict(plain)
+        layout[f"yaxis{suffix}"] = {**plain, "autorange": "reversed"}
+        if i < len(maps):
+            layout[f"yaxis{suffix}"]["scaleanchor"] = f"x{suffix}"
+    titles_notes = [{**a.to_plotly_json(), "font": {"size": 12}} for a in fig.layout.annotations]
     base = {"height": cell_height * nrows + 30, "margin": {"l": 5, "r": 5, "t": 30, "b": 5}}
-    extra = {}
+    extra: dict = {"annotations": titles_notes}
     if legend and scales:
         kinds = sorted({cs.colorscale == DIVERGING for cs in scales}, reverse=True)
         keys = {True: "fig.legend.each_signed", False: "fig.legend.each_unsigned"}
         extra = _legend_layout(" ".join(t(keys[k]) for k in kinds), base)
-        extra["annotations"] = [*fig.layout.annotations, *extra["annotations"]]
-    fig.update_layout({**base, **extra}, showlegend=False, separators=t.separators)
+        extra["annotations"] = [*titles_notes, *extra["annotations"]]
+    # assigned, not updated: an update with a longer list kept the titles' old font
+    fig.layout.annotations = extra.pop("annotations")
+    layout |= {**base, **extra, "showlegend": False, "separators": t.separators}
+    fig.update_layout(layout)
     return fig

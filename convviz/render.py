@@ -14,7 +14,9 @@ Three layers, each used by :mod:`convviz.images`, :mod:`convviz.figures`,
   costs a hash on a rerun, not an encode; :func:`png_data_url` wraps the bytes
   for plotly's ``go.Image`` and HTML. Maps are written as palette PNGs (one
   byte per pixel: a third of the RGB work to encode and ship) at
-  ``compress_level=1`` (encoding speed matters more than bytes on a local app).
+  ``compress_level=0`` (maps: measured on a 510x510 edge map, zlib's level 1 saved
+  28% of the bytes for 13x the time, 9.4 ms instead of 0.7 ms, once per edit) or 1
+  (pictures, encoded once). Speed matters more than bytes on a local app.
   :func:`png_bytes` and :func:`encode_png` are the two conveniences the pages use.
 
 Nothing here imports streamlit or plotly's figure machinery (only
@@ -281,7 +283,8 @@ def colour_scale(
     (-3.0, 3.0, 'RdBu_r')
     """
     x = np.asarray(a, dtype=np.float64)
-    x = x[np.isfinite(x)]
+    finite = np.isfinite(x)
+    x = x.ravel() if finite.all() else x[finite]  # a view when all are finite (the usual)
     if vmin is not None and vmax is not None:  # the caller's limits: only say why
         is_signed = bool(x.size and x.min() < 0) if signed is None else bool(signed)
         lo, hi = float(vmin), float(vmax)
@@ -293,15 +296,20 @@ def colour_scale(
     else:
         is_signed = bool(x.min() < 0) if signed is None else bool(signed)
         if is_signed:
-            absx = np.abs(x)
+            absx = np.abs(x)  # our own copy: the percentile may reorder it in place
             m, rule = 0.0, "p99_abs"
             if x.size > SMALL_MAP_VALUES if robust is None else robust:
-                m = float(np.percentile(absx, ROBUST_PERCENTILE))
+                # overwrite_input: no second copy to partition (7.9 -> 3 ms on 510x510)
+                m = float(np.percentile(absx, ROBUST_PERCENTILE, overwrite_input=True))
             if m <= 0:
                 m, rule = float(absx.max()), "max_abs"
             if m <= 0:
                 m, rule = 1.0, "constant"
             lo, hi, scale = -m, m, DIVERGING
+            if vmin is None and vmax is None and colorscale is None:
+                # x < -m or x > m is |x| > m: one pass over |x| instead of three
+                clipped = float(np.count_nonzero(absx > m)) / x.size
+                return ColourScale(lo, hi, scale, is_signed, rule, clipped)
         else:
             if robust:  # unsigned maps are exact unless asked (an image is its own range)
                 lo, hi = (float(v) for v in np.percentile(x, [1, 99]))
@@ -343,9 +351,14 @@ def to_indices(a: np.ndarray, vmin: float, vmax: float) -> np.ndarray:
     >>> to_indices(np.array([[0.0, 0.5, 1.0, np.nan]]), 0.0, 1.0).tolist()
     [[0, 128, 255, 0]]
     """
-    t = (np.asarray(a, dtype=np.float64) - vmin) * (255.0 / (vmax - vmin))
-    t = np.nan_to_num(t, nan=0.0, posinf=255.0, neginf=0.0)
-    return np.clip(np.rint(t), 0, 255).astype(np.uint8)
+    # One float64 buffer worked in place: the same numbers as nan_to_num/rint/clip on
+    # copies, measured 0.6 ms instead of 7.9 ms for a 510x510 map (once per edit).
+    t = np.subtract(a, vmin, dtype=np.float64)
+    t *= 255.0 / (vmax - vmin)
+    np.clip(t, 0.0, 255.0, out=t)  # +inf -> 255, -inf -> 0
+    np.rint(t, out=t)
+    np.copyto(t, 0.0, where=np.isnan(t))
+    return t.astype(np.uint8)
 
 
 # --------------------------------------------------------------------------- colour maps
@@ -467,14 +480,14 @@ def _digest(kind: str, *arrays: np.ndarray | None, extra: object = ()) -> bytes:
     return h.digest()
 
 
-def _encode(pixels: np.ndarray, palette: np.ndarray | None) -> bytes:
+def _encode(pixels: np.ndarray, palette: np.ndarray | None, level: int = 1) -> bytes:
     if palette is None:
         im = Image.fromarray(pixels)
     else:
         im = Image.fromarray(pixels, mode="L").convert("P")
         im.putpalette(np.asarray(palette, dtype=np.uint8).ravel().tolist())
     buf = io.BytesIO()
-    im.save(buf, format="PNG", compress_level=1)  # speed over bytes on a local app
+    im.save(buf, format="PNG", compress_level=level)  # speed over bytes on a local app
     return buf.getvalue()
 
 
@@ -505,7 +518,9 @@ def png_from_pixels(pixels: np.ndarray, *, palette: np.ndarray | None = None) ->
 def png_from_map(a: np.ndarray, vmin: float, vmax: float, colorscale: Colorscale = GREYS) -> bytes:
     """Palette PNG of a 2-D map through a colour scale (``vmin`` -> first colour).
 
-    The cache key is the map itself, so an unchanged map skips the scaling too.
+    The cache key is the scaled palette indices (one byte a pixel): scaling costs
+    0.6 ms for 510x510 and hashing its float64 map took 4.5 ms, so a changed map
+    reaches its PNG sooner and an unchanged one still skips the encode.
 
     >>> png_from_map(np.array([[0.0, 1.0]]), 0.0, 1.0)[1:4]
     b'PNG'
@@ -515,8 +530,10 @@ def png_from_map(a: np.ndarray, vmin: float, vmax: float, colorscale: Colorscale
         raise CodedError("err.must_be_2d", name="a", shape=str(x.shape))
     vmin, vmax = float(vmin), float(vmax)
     _check_range(vmin, vmax)
-    key = _digest("map", x, extra=(vmin, vmax, colorscale))
-    return _CACHE.get(key, lambda: _encode(to_indices(x, vmin, vmax), lut(colorscale)))
+    idx = to_indices(x, vmin, vmax)
+    # Stored, not deflated: a map changes with every edit (see the module's notes).
+    key = _digest("map", idx, extra=colorscale)
+    return _CACHE.get(key, lambda: _encode(idx, lut(colorscale), level=0))
 
 
 def png_data_url(png: bytes) -> str:

@@ -43,8 +43,13 @@ def test_grid_legend_follows_the_activation(lang, relu, none, kernels) -> None:
     assert none in grid["layout"]["meta"]["legend"] and relu in grid["layout"]["meta"]["legend"]
     signed = [tr["hovertemplate"].count("±") == 1 for tr in grid["data"]]  # each map's range
     assert signed[7] and not signed[1]  # Sobel x, Box blur 3x3 (the bank's order)
-    # the kernel cards: heat views (Gabor 13x13 without numbers), one legend above them
+    # the kernel cards: heat views (Gabor 13x13 without numbers), one legend above them;
+    # drawn only once their expander is open
     assert any(kernels in c.value for c in at.caption)
+    assert not any(c.proto.id.endswith("-fm_kernel_gabor") for c in at.get("plotly_chart"))
+    at.session_state["fm_kernels"] = True  # what opening the expander sends
+    at.run()
+    assert not at.exception
     gabor = _chart(at, "fm_kernel_gabor")["data"][0]
     assert gabor["type"] == "heatmap" and gabor.get("texttemplate") is None
     assert gabor["zmin"] == -gabor["zmax"]

@@ -28,6 +28,7 @@ import asyncio
 import io
 import math
 import os
+import re
 import statistics
 import time
 
@@ -43,6 +44,7 @@ EXPLORERS = 8
 TRAINERS = 4
 CAP = 2
 STEPS = 8  # sliding-window steps per explorer
+EPOCHS = 5  # of the Train page's 5,000 images: ~6 s alone, so runs overlap and queue
 LOAD_DEADLINE_S = 90.0  # explorers stop stepping after this, trainers stop waiting
 SETTLE_S = 60.0  # after closing: how long RSS may take to come back
 IDLE_MARGIN_MB = 100.0  # issue 17: "within 100 MB of its idle baseline"
@@ -106,33 +108,61 @@ async def explore(browser, url, i, problems, latencies, deadline, steps=STEPS, d
     await page.wait_for_timeout(500)
     await _ready(page)
     await s.check("the upload")
-    nxt = page.get_by_role("button", name="▶", exact=True)
+    # An image opens at its busiest window (convviz.lesson), not at position 1.
+    caption = await page.get_by_text(re.compile(r"Position [\d,]+ of ")).first.inner_text()
+    start = int(re.search(r"Position ([\d,]+) of", caption).group(1).replace(",", ""))
+    nxt = page.locator(".st-key-conv_next button").first
     for k in range(1, steps + 1):
         if time.monotonic() > deadline:
             break
         t0 = time.monotonic()
-        await nxt.click()
-        await page.get_by_text(f"Position {k + 1} of ").wait_for(timeout=60_000)
+        # A DOM click: with 4+ pages open on the loaded 2-core machine, Playwright's
+        # click() hung at "attempting click action" for its whole 120 s (its actionability
+        # checks wait on the page's animation frames); the warm-up's lone page clicked fine.
+        await nxt.dispatch_event("click")
+        await page.get_by_text(f"Position {start + k:,} of ").first.wait_for(timeout=60_000)
         latencies.append(time.monotonic() - t0)
         await _ready(page)
         await s.check(f"step {k}")
     return s
 
 
-async def train(browser, url, i, problems, states, delay=0.0) -> Session:
+async def _state_after_start(page, timeout: float = 60.0) -> str:
+    """The run's state as the page shows it once the rerun after Start has finished.
+
+    Polled (bounded): the Pause button appears with the run running or queued, and the
+    status line is drawn in the same rerun, so it is read once the rerun is over.
+    (Reading the text 1.5 s after the click read the page before or during that rerun.)
+    """
+    main = page.locator("[data-testid='stMain']")
+    pause = page.get_by_role("button", name="Pause", exact=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await pause.count() and await page.evaluate(READY):
+            text = await main.inner_text()
+            return "queued" if "Queued: position" in text else "running"
+        if "Finished." in await main.inner_text():
+            return "finished"
+        await page.wait_for_timeout(250)
+    return "unknown"
+
+
+async def train(browser, url, i, problems, states, delay=0.0, go=None) -> Session:
+    """Open the Train page, then press Start (when every trainer of ``go`` is ready)."""
     await asyncio.sleep(delay)
     s = Session(browser, url, f"trainer {i}", problems)
     page = await s.open("train")
     box = page.get_by_role("spinbutton", name="Epochs", exact=True)
-    await box.fill("1")
+    await box.fill(str(EPOCHS))
     await box.press("Enter")
     await _ready(page)
+    if go is not None:
+        # All Starts within about a second, so the first runs are still training when
+        # the last ones ask for a slot: the queue forms whatever the pages' load times.
+        await go.wait()
     await page.get_by_role("button", name="Start", exact=True).click()
-    await page.wait_for_timeout(1500)
-    await _ready(page)
+    states.append(await _state_after_start(page))
     await s.check("Start")
-    text = await page.locator("[data-testid='stMain']").inner_text()
-    states.append("queued" if "Queued: position" in text else "running")
     return s
 
 
@@ -165,8 +195,10 @@ async def scenario(url: str, sampler: Sampler) -> dict:
             deadline = time.monotonic() + LOAD_DEADLINE_S
             latencies: list[float] = []
             states: list[str] = []
+            go = asyncio.Barrier(TRAINERS)
             trainers = [
-                train(browser, url, i, problems, states, delay=0.5 * i) for i in range(TRAINERS)
+                train(browser, url, i, problems, states, delay=0.5 * i, go=go)
+                for i in range(TRAINERS)
             ]
             explorers = [
                 explore(browser, url, i, problems, latencies, deadline, delay=0.5 * i)

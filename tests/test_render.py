@@ -178,3 +178,42 @@ def test_the_pages_names_still_come_from_figures_and_images():
     assert images.to_uint8 is render.to_uint8
     assert images.symmetric_range is render.symmetric_range
     assert train_figures.colorize is render.colorize
+
+
+def test_indices_are_the_scaling_written_out_cell_by_cell():
+    a = RNG.normal(0.0, 2.0, (23, 17))
+    a[0, :4] = [np.nan, np.inf, -np.inf, 0.5]  # missing values and the ends
+    a[1, :3] = [-1.0, 1.5, -7.0]  # the range's ends, and beyond it
+    vmin, vmax = -1.0, 1.5
+
+    def one(v: float) -> int:
+        if np.isnan(v):
+            return 0
+        s = (v - vmin) * (255.0 / (vmax - vmin))
+        return 255 if s >= 255 else 0 if s <= 0 else round(s)  # round(): half to even
+
+    want = [[one(float(v)) for v in row] for row in a]
+    got = to_indices(a, vmin, vmax)
+    assert got.dtype == np.uint8 and got.shape == a.shape
+    assert got.tolist() == want
+
+
+def test_signed_colour_range_and_clipped_share_against_a_sort():
+    from convviz.render import colour_scale
+
+    x = RNG.standard_normal((60, 70)) ** 3
+    x[5, 5] = np.nan  # left out of the range and of the share
+    before = x.copy()
+    finite = np.sort(np.abs(x[np.isfinite(x)]).ravel())
+    pos = 0.99 * (finite.size - 1)  # the 99th percentile, interpolated between neighbours
+    i = int(pos)
+    p99 = finite[i] + (finite[i + 1] - finite[i]) * (pos - i)
+    cs = colour_scale(x)
+    assert cs.rule == "p99_abs" and cs.colorscale == DIVERGING
+    assert cs.vmin == pytest.approx(-p99, rel=1e-12) and cs.vmax == pytest.approx(p99, rel=1e-12)
+    assert cs.clipped == np.count_nonzero(finite > cs.vmax) / finite.size
+    np.testing.assert_array_equal(x, before)  # the caller's map is not reordered
+    y = RNG.standard_normal((40, 40))  # all finite: the fast path, on a view of y
+    y_before = y.copy()
+    assert colour_scale(y).rule == "p99_abs"
+    np.testing.assert_array_equal(y, y_before)

@@ -37,7 +37,9 @@ The manager's rules:
 * **Abandoned runs are freed.** The page calls :meth:`Run.touch` on every
   rerun and may register an ``alive`` check (is the browser session still
   connected?). A janitor thread discards runs not seen for ``abandon_after``
-  seconds whose session is gone (env ``CONVVIZ_ABANDON_AFTER_S``).
+  seconds whose session is gone (env ``CONVVIZ_ABANDON_AFTER_S``). Once the
+  worker threads of discarded runs have ended, it gives their memory back to the
+  OS (:func:`convviz.runs.memory.release_memory`).
 
 Nothing here imports streamlit.
 """
@@ -60,6 +62,7 @@ import numpy as np
 
 from convviz.errors import CodedError
 from convviz.nn import Mnist, TrainConfig, build_model, load_mnist
+from convviz.runs.memory import release_memory
 from convviz.runs.run import Run
 from convviz.runs.snapshot import RunOptions
 from convviz.runs.store import CheckpointError, RunStore, default_runs_dir
@@ -120,6 +123,7 @@ class RunManager:
         self._runs: dict[str, Run] = {}
         self._active: set[str] = set()
         self._queue: deque[str] = deque()
+        self._ending: list[threading.Thread] = []  # workers of discarded runs, maybe running
         self._closed = threading.Event()
         self._janitor: threading.Thread | None = None
         if math.isfinite(self.abandon_after):
@@ -321,6 +325,7 @@ class RunManager:
                 return False
             self._release(run, "discarded")
             run._discard(forget)
+            self._ending.append(run._thread)
         if forget and self.store is not None:
             self.store.delete(run_id)
         return True
@@ -390,12 +395,26 @@ class RunManager:
         except ValueError:
             return None
 
+    def free_memory(self) -> bool:
+        """Give the memory of discarded runs back to the OS once their workers have ended.
+
+        True if it did (some worker had ended since the last call). The janitor calls it
+        on every round; tests and scripts without a janitor may call it themselves.
+        """
+        with self._lock:
+            ended = [t for t in self._ending if not t.is_alive()]
+            if not ended:
+                return False
+            self._ending = [t for t in self._ending if t.is_alive()]
+        return release_memory()
+
     def _janitor_loop(self, interval: float) -> None:
         while not self._closed.wait(interval):
             try:
                 self.reap()
                 if self.store is not None:
                     self.store.prune(keep=set(self.run_ids))
+                self.free_memory()
             except Exception:
                 _log.exception("janitor failed")
 

@@ -73,11 +73,17 @@ class Sampler:
 
 
 @contextlib.contextmanager
-def app_server(env: dict[str, str] | None = None, timeout: float = 90.0) -> Iterator[tuple]:
-    """``streamlit run app.py`` on a free loopback port; yield ``(url, process)``; always stop."""
+def app_server(
+    env: dict[str, str] | None = None, timeout: float = 90.0, probe: Path | None = None
+) -> Iterator[tuple]:
+    """``streamlit run app.py`` on a free loopback port; yield ``(url, process)``; always stop.
+
+    ``probe``: run it under :mod:`tests.support.mem_probe`, answering in that folder.
+    """
     port = free_port()
+    launch = ["-m", "streamlit"] if probe is None else ["-m", "tests.support.mem_probe", str(probe)]
     cmd = [
-        sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+        sys.executable, *launch, "run", str(ROOT / "app.py"),
         "--server.headless=true", f"--server.port={port}", "--server.address=127.0.0.1",
         "--browser.gatherUsageStats=false", "--server.fileWatcherType=none",
         # Closed sessions are dropped after this many seconds (Streamlit's default: 120).

@@ -31,6 +31,7 @@ STATE_KEYS = (
     "fm_pool",
     "fm_cols",
 )
+KERNELS_OPEN = "fm_kernels"  # the kernel cards' expander: open or closed
 BANKS = ("all", "chosen", "gabor")  # labels: fm.bank.*
 POOLS = ("none", "max", "avg")  # labels: fm.pool.*
 # Labels: the core's act.* (convviz.activations.activation_label).
@@ -172,18 +173,23 @@ def render() -> None:
     with c2:
         signed = None if act in ("none", "leaky_relu", "tanh") else False
         titles = [texts[n][0] for n in bank]
+        # the figure has the locale's separators (a second update_layout re-validated it)
         fig = feature_grid_figure(list(maps), titles, ncols=ncols, signed=signed, t=t)
-        fig.update_layout(separators=t.separators)
         show_figure(fig, "fm_grid", "feature_maps")
-    with st.expander(t("fm.kernels")):
+    # Lazy: the cards are drawn only while the expander is open (its state reruns the
+    # page). Closed, every heat view (19 in the default bank) was still built, sent and
+    # charted by the browser on each first paint of this page.
+    kernels = st.expander(t("fm.kernels"), key=KERNELS_OPEN, on_change="rerun")
+    with kernels:
         st.caption(t("fm.kernels.legend"))  # one legend for every card below
-        # Rows of 4, not 6 staggered columns: at 1280 px wide a sixth of the page was
-        # narrower than the plotted kernel (cut off) and its title.
-        names = list(bank)
-        for row in range(0, len(names), KERNELS_PER_ROW):
-            cols = st.columns(KERNELS_PER_ROW)
-            for col, kname in zip(cols, names[row : row + KERNELS_PER_ROW], strict=False):
-                _kernel_card(t, col, kname, bank[kname], *texts[kname])
+        if kernels.open:
+            # Rows of 4, not 6 staggered columns: at 1280 px wide a sixth of the page was
+            # narrower than the plotted kernel (cut off) and its title.
+            names = list(bank)
+            for row in range(0, len(names), KERNELS_PER_ROW):
+                cols = st.columns(KERNELS_PER_ROW)
+                for col, kname in zip(cols, names[row : row + KERNELS_PER_ROW], strict=False):
+                    _kernel_card(t, col, kname, bank[kname], *texts[kname])
 
 
 def _kernel_card(t: Translator, col, name: str, k: Kernel, label: str, description: str) -> None:

@@ -1,0 +1,61 @@
+"""Giving freed memory back to the operating system (issue 17: the server's memory is bounded).
+
+A run's arrays freed by Python are not always returned to the OS: glibc's
+``malloc`` keeps freed blocks in its arenas (one per thread that allocated, up
+to 8 per core) for reuse, and a worker thread's arena is left with holes when the
+thread ends. :func:`release_memory` collects reference cycles, then asks glibc to
+return every free page (``malloc_trim(0)``: all arenas, and free pages in the
+middle of a heap too, since glibc 2.8). Where there is no glibc (macOS, musl) it
+only collects.
+
+The run manager's janitor calls it once the worker threads of discarded runs have
+ended (:class:`~convviz.runs.manager.RunManager`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import gc
+import os
+import sys
+import threading
+
+__all__ = ["release_memory", "rss_bytes"]
+
+_lock = threading.Lock()
+
+
+@functools.cache
+def _malloc_trim():
+    """glibc's ``malloc_trim``, or None where the C library has none."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # musl: no malloc_trim
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim
+
+
+def release_memory() -> bool:
+    """Collect garbage cycles, then return free heap pages to the OS; True if trimmed."""
+    with _lock:  # one at a time: a second caller would find nothing left to return
+        gc.collect()
+        trim = _malloc_trim()
+        if trim is None:
+            return False
+        trim(0)
+        return True
+
+
+def rss_bytes() -> int | None:
+    """This process's resident set size in bytes (Linux), None elsewhere."""
+    try:
+        with open("/proc/self/statm") as fh:
+            pages = int(fh.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE")
