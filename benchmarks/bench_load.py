@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import statistics
 import sys
 from pathlib import Path
 
@@ -36,8 +35,11 @@ def main() -> None:
     plot_series(sampler.rows, ART / "rss.png", f"{EXPLORERS} explorers + {TRAINERS} trainers",
                 levels)  # fmt: skip
     lat = r["latencies"]
-    print(f"load: {os.getloadavg()[0]:.1f} (1-min average, at the end)")
-    print(f"explorer step: p50 {1000 * statistics.median(lat):.0f} ms, "
+    print(
+        f"load: {os.getloadavg()[0]:.1f} (1-min average, at the end); uptime: "
+        f"{os.popen('uptime').read().strip()}"
+    )
+    print(f"explorer step: p50 {1000 * _quantile(lat, 0.5):.0f} ms, "
           f"p90 {1000 * _quantile(lat, 0.9):.0f} ms (n={len(lat)})")  # fmt: skip
     print(f"server RSS: idle {r['baseline']:.0f} MB, under load median {r['load_median']:.0f} "
           f"max {r['load_peak']:.0f} MB, after closing {r['after']:.0f} MB")  # fmt: skip

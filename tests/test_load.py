@@ -233,6 +233,8 @@ async def scenario(url: str, sampler: Sampler) -> dict:
 
 
 def _quantile(values: list[float], q: float) -> float:
+    if not values:  # no step made it before the deadline: say so, the asserts tell why
+        return math.nan
     s = sorted(values)
     return s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))]
 
@@ -241,8 +243,9 @@ def _quantile(values: list[float], q: float) -> float:
 @pytest.mark.slow
 @pytest.mark.skipif(
     os.environ.get("CONVVIZ_LOAD_TEST") != "1",
-    reason="on demand (CONVVIZ_LOAD_TEST=1, about 6 min): its RSS bound is a known open "
-    "target of issue 17 (measured 516 MB after closing against a 324 MB idle baseline)",
+    reason="on demand (CONVVIZ_LOAD_TEST=1, about 6 min): on the shared 2-core machine "
+    "(load 9-31) the explorers' pages did not step before the deadline (2026-12-02); RSS "
+    "after closing measured 342 MB against a 248 MB idle baseline (was 516 vs 324)",
 )
 def test_eight_explorers_and_four_trainers_on_one_server():
     require_browser()
@@ -265,7 +268,7 @@ def test_eight_explorers_and_four_trainers_on_one_server():
     lat = result["latencies"]
     print(
         f"\nload test ({time.monotonic() - t0:.0f} s): explorer step p50 "
-        f"{1000 * statistics.median(lat):.0f} ms, p90 {1000 * _quantile(lat, 0.9):.0f} ms "
+        f"{1000 * _quantile(lat, 0.5):.0f} ms, p90 {1000 * _quantile(lat, 0.9):.0f} ms "
         f"(n={len(lat)}); RSS idle {result['baseline']:.0f} MB, under load median "
         f"{result['load_median']:.0f} / max {result['load_peak']:.0f} MB, after closing "
         f"{result['after']:.0f} MB; trainers {result['states']}"

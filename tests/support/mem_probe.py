@@ -120,7 +120,7 @@ def main() -> None:
     folder = Path(sys.argv[1])
     folder.mkdir(parents=True, exist_ok=True)
     if os.environ.get("CONVVIZ_TRACEMALLOC") == "1":
-        tracemalloc.start(12)
+        tracemalloc.start(6)
     threading.Thread(target=_loop, args=(folder,), name="mem-probe", daemon=True).start()
     from streamlit.web import cli
 
