@@ -692,6 +692,13 @@ def pool_stepper(
                 colorbar=False, shapes=pad_shapes(~step.inside) + winner,
                 height=None if h is None else h - 90, t=t
             )  # fmt: skip
+            if lesson:
+                # The lesson's middle column is ~194 px at 1280x720: its legend, wrapped
+                # for a whole column, ran 228 px (measured). Rewrapped, at the same
+                # height (the new line comes out of the plot), so the lesson still fits.
+                height = fig.layout.height
+                narrow_legend(fig, LESSON_LEGEND_WRAP)
+                fig.layout.height = height
             show(t, fig, "pool_step_window", "pool_window_values")
             with st.container(key="pool_step_sum"):
                 st.code(_pool_arithmetic(t, step, mode), language=None, wrap_lines=True)
