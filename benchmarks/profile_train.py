@@ -26,19 +26,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 
+from bench_train import child_peak  # noqa: E402
 from honest import load_line  # noqa: E402
-
-
-def _single_thread_gflops(n: int = 1024, reps: int = 5) -> float:
-    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
-    out = np.empty_like(a)
-    np.matmul(a, a, out=out)
-    best = np.inf
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        np.matmul(a, a, out=out)
-        best = min(best, time.perf_counter() - t0)
-    return 2.0 * n**3 / best / 1e9
 
 
 def main() -> None:
@@ -54,7 +43,7 @@ def main() -> None:
     from convviz.nn.presets import build_model
 
     fast.blas_threads(1)
-    gflops1 = _single_thread_gflops()
+    gflops1 = child_peak(1024)["gflops"]  # BLAS is at one thread now
     model = build_model("classic", seed=0)
     plan = fast.FastPlan(model, workers=1)
     opt = make_optimizer(args.optimizer, model.parameters(), lr=1e-3)

@@ -284,8 +284,8 @@ def _adopt_settings(snap: Snapshot) -> None:
         dropout=drop if known else now.dropout,
         init=snap.init if snap.init in INITS else now.init,
         optimizer=c["optimizer"],
-        lr=min(LRS, key=lambda v: abs(np.log(v / c["lr"]))),
-        schedule=c.get("schedule", "none") if c.get("schedule") in SCHEDULES else now.schedule,
+        lr=_nearest_lr(c["lr"]),
+        schedule=c["schedule"] if c.get("schedule") in SCHEDULES else now.schedule,
         batch=c["batch_size"] if c["batch_size"] in BATCHES else DEFAULTS.batch,
         epochs=int(c["epochs"]),
         train_size=c["train_size"] if c["train_size"] in TRAIN_SIZES else 0,
@@ -418,12 +418,17 @@ def _loader(data: bytes):
     return factory
 
 
+def _nearest_lr(lr: float) -> float:
+    """The slider's rate closest to ``lr`` (on a log scale)."""
+    return min(LRS, key=lambda v: abs(np.log(v / lr)))
+
+
 def _use_recipe(name: str) -> None:
     """A recipe button: the model's best recipe, or the Keras book's, into the widgets."""
     ss = st.session_state
     r = recipe(ss.get(P + "model", DEFAULTS.model), name)
     ss[P + "optimizer"], ss[P + "schedule"] = r.optimizer, r.schedule
-    ss[P + "lr"] = min(LRS, key=lambda v: abs(np.log(v / r.lr)))
+    ss[P + "lr"] = _nearest_lr(r.lr)
     ss[P + "batch"], ss[P + "epochs"] = r.batch_size, r.epochs
     ss[P + "train_size"] = 0  # recipes are measured on all the training images
 
