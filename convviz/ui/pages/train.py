@@ -324,9 +324,8 @@ def _sidebar(t: Translator) -> tuple[Settings, Start]:
         sb.info(t(start.notice))
 
     sb.header(t("train.sidebar.training"))
-    r1, r2 = sb.columns(2)
-    for col, name in zip((r1, r2), RECIPE_NAMES, strict=True):
-        col.button(
+    for name in RECIPE_NAMES:  # one per row: side by side, "Keras book's recipe" was cut off
+        sb.button(
             t(f"train.recipe.{name}"), key=P + f"recipe_{name}", on_click=_use_recipe,
             args=(name,), help=t(f"train.recipe.{name}.help"), width="stretch",
         )  # fmt: skip
