@@ -159,3 +159,69 @@ def test_rss_comes_back_after_runs_are_discarded():
     # And they are gone: 8 runs leave less than one run's memory behind. (What stays is
     # the allocator's: 26-32 MB measured, with Python's traced memory back to the byte.)
     assert mb["end"] - mb["start"] < two_runs / 2, mb
+
+
+ARENAS_CHILD = r"""
+import ctypes, re, sys, tempfile, threading
+from convviz.runs.memory import limit_arenas
+if sys.argv[1] != "default":
+    assert limit_arenas(int(sys.argv[1]))
+held = []
+together = threading.Barrier(6)
+def work():
+    together.wait()  # all alive at once: an exited thread's arena is reused by the next
+    # small blocks (served from an arena, not mmap), some kept: the thread's arena lives
+    blocks = [bytearray(2000) for _ in range(2000)]
+    held.append(blocks[::50])
+    together.wait()
+threads = [threading.Thread(target=work) for _ in range(6)]
+for t in threads: t.start()
+for t in threads: t.join()
+libc = ctypes.CDLL(None)
+libc.fopen.restype = ctypes.c_void_p
+libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+libc.fclose.argtypes = [ctypes.c_void_p]
+with tempfile.NamedTemporaryFile(suffix=".xml") as f:
+    fp = libc.fopen(f.name.encode(), b"w")
+    libc.malloc_info(0, fp)
+    libc.fclose(fp)
+    print(len(re.findall(r'<heap nr="\d+"', open(f.name).read())))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's arenas")
+def test_limit_arenas_caps_the_arenas_threads_get():
+    """glibc's ``malloc_info`` counts the heaps (arenas): six threads that allocate get
+    arenas of their own by default, and at most the cap after :func:`limit_arenas`
+    (which the server calls at start, ``ui.server.tune_for_training``)."""
+
+    def heaps(arg: str) -> int:
+        out = subprocess.run(
+            [sys.executable, "-c", ARENAS_CHILD, arg],
+            capture_output=True, text=True, timeout=60, check=True,
+            env={**os.environ, "MALLOC_ARENA_MAX": ""},
+        )  # fmt: skip
+        return int(out.stdout.strip().splitlines()[-1])
+
+    assert heaps("default") > 2  # the oracle: glibc's own count without a cap
+    assert heaps("2") <= 2
+    assert heaps("1") == 1
+
+
+def test_training_threads_run_at_a_lower_priority():
+    """A run's worker thread, and the pool threads it starts, run at nice TRAIN_NICE, so
+    the pages of the same server come first when the CPU is short."""
+    import threading
+
+    from convviz.runs.run import TRAIN_NICE
+
+    manager = RunManager(max_active=1, abandon_after=math.inf, data=load_mnist())
+    try:
+        run = manager.create(small(epochs=50), options=OPTS, start=True)
+        run.wait(lambda s: s.step >= 2, TIMEOUT)
+        worker = next(t for t in threading.enumerate() if t.name == f"convviz-run-{run.id}")
+        assert os.getpriority(os.PRIO_PROCESS, worker.native_id) == TRAIN_NICE
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < TRAIN_NICE
+    finally:
+        manager.shutdown()

@@ -35,9 +35,13 @@ def tune_for_training() -> None:
     (classic): 3,430-3,540 -> 3,670-3,850 images/s (+5-8%); a plain trainer on
     its own gains 1-3%, within noise. Never lengthens an interval set shorter.
 
-    Also starts (once) a thread that calls :func:`free_closed_sessions` every
+    Caps glibc's malloc arenas (:func:`convviz.runs.memory.limit_arenas`), and
+    starts (once) a thread that calls :func:`free_closed_sessions` every
     :data:`SESSION_SWEEP_S` seconds on Streamlit's event loop.
     """
+    from convviz.runs.memory import limit_arenas
+
+    limit_arenas()  # closed tabs' memory goes back: see limit_arenas
     sys.setswitchinterval(min(sys.getswitchinterval(), SERVER_SWITCH_INTERVAL_S))
     global _sweeper
     with _sweeper_lock:
