@@ -84,6 +84,8 @@ def replica_env(name: str, runs_dir: Path, cookie_secret: str) -> dict[str, str]
         "CONVVIZ_RUNS_DIR": str(runs_dir),
         # One secret for all: the XSRF cookie one replica sets is valid on the others.
         "STREAMLIT_SERVER_COOKIE_SECRET": cookie_secret,
+        # Two glibc malloc arenas: what closed tabs freed goes back (convviz.runs.memory).
+        "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2"),
     }
 
 

@@ -90,6 +90,20 @@ def wait_map(page, expected: np.ndarray) -> np.ndarray:
     return output_map(page, expected.shape)
 
 
+def wait_lesson_value(page, want: float) -> None:
+    """Wait until the lesson's output-cell value reads ``want`` (English format)."""
+    page.wait_for_function(
+        """(want) => {
+          const m = document.querySelector(".st-key-conv_step_value [data-testid='stMetricValue']");
+          if (!m) return false;
+          const v = parseFloat(m.innerText.replace(/,/g, ''));
+          return Math.abs(v - want) <= 1e-6 * (1 + Math.abs(want));
+        }""",
+        arg=float(want),
+        timeout=90_000,
+    )
+
+
 def test_typed_cells_repaint_the_map_with_the_conv_of_the_test(server, browser) -> None:
     with new_page(browser) as page:
         page.goto(server)  # numbers mode: the classic 5x5 example
@@ -111,6 +125,9 @@ def test_typed_cells_repaint_the_map_with_the_conv_of_the_test(server, browser) 
         got = wait_map(page, correlate2d(CLASSIC_INPUT, kernel, mode="valid"))
         np.testing.assert_allclose(got, correlate2d(CLASSIC_INPUT, kernel, mode="valid"))
         assert editor_cell(page, 1, 2).input_value() == "-0.5"
+        # The edit reran only the editors' fragment; the lesson above (window at cell
+        # (0, 0)) catches up in the full run that fragment asks for: 187.5, not 181.
+        wait_lesson_value(page, correlate2d(CLASSIC_INPUT, kernel, mode="valid")[0, 0])
         wait_ready(page, 90_000)
         assert_no_exception(page)
 

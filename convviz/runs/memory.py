@@ -50,9 +50,12 @@ def limit_arenas(n: int = ARENA_MAX) -> bool:
     and what a script run or a run's worker frees there is left in holes that
     ``malloc_trim`` cannot return. Measured with the load test (8 explorers, 4
     trainers, then every tab closed; 2-core machine): RSS after closing was the idle
-    baseline + 127 MB (380 vs 253; ``malloc_trim`` then returned 0.6 MB) with
-    glibc's default, and + 12 MB (254 vs 241) with 2 arenas. Arenas that exist
-    already stay; call it early. The same as ``MALLOC_ARENA_MAX=2`` in the environment.
+    baseline + 127 and + 166 MB with glibc's default (``malloc_trim`` then returned
+    0.6 MB), and + 12 MB with ``MALLOC_ARENA_MAX=2`` in the server's environment.
+    Called from inside the running server (``ui.server.tune_for_training``) it came
+    to + 91 and + 131 MB: the arenas made before it stay. So the start command sets
+    the variable (README, ``deploy/launch.py``); this call is the fallback for a
+    server started without it.
     """
     if not sys.platform.startswith("linux"):
         return False

@@ -20,6 +20,18 @@ from pathlib import Path
 from tests.support.browser import ROOT, free_port, wait_healthy
 
 
+def threads(pid: int) -> int | None:
+    """How many threads process ``pid`` has (None once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("Threads:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
 def rss_mb(pid: int) -> float | None:
     """Resident set size of process ``pid`` in MB (None once it is gone)."""
     try:
@@ -91,7 +103,9 @@ def app_server(
     ]  # fmt: skip
     log = open(os.environ.get("CONVVIZ_SERVER_LOG", os.devnull), "w")
     proc = subprocess.Popen(
-        cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        # MALLOC_ARENA_MAX=2: as the README's start command and deploy/launch.py run it.
+        cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "MALLOC_ARENA_MAX": "2",
+                            **(env or {})},
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
