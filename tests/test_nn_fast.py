@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from convviz.nn import fast
+from convviz.nn import functional as F
 from convviz.nn.fast import FastPlan, blas_threads
 from convviz.nn.layers import BatchNorm, Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from convviz.nn.losses import softmax_cross_entropy
@@ -113,6 +114,42 @@ def test_fused_conv_relu_pool_equals_separate_reference_layers(conv, pool, hw, i
                 assert first.used_hw is not None and not first.relu  # cropped, ReLU above
     (g1, (l1, dx1, _)), (g2, (l2, dx2, _)) = results
     _compare((l2, dx2, g2), (l1, dx1, g1), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cache_bytes", [0, 1 << 20])  # one tap at a time / all stacked
+@pytest.mark.parametrize(("kernel", "used"), [((3, 3), (3, 12, 12, 5)), ((2, 3), (2, 6, 9, 3))])
+def test_input_grad_by_taps_is_col2im_of_the_input_gradient_columns(
+    kernel, used, cache_bytes, monkeypatch
+):
+    """The per-tap stride-1 input gradient vs the reference's GEMM + col2im, float64."""
+    monkeypatch.setattr(fast, "_CACHE_BYTES", cache_bytes)
+    rng = np.random.default_rng(11)
+    (kh, kw), (n, hu, wu, c), f = kernel, used, 4
+    k = rng.standard_normal((kh, kw, c, f))
+    dz = rng.standard_normal((n * (hu - kh + 1) * (wu - kw + 1), f))
+    want = F.col2im(dz @ k.reshape(-1, f).T, used, kh, kw)
+    out = np.full(used, np.nan)  # every cell must be written (zeros included)
+    got = fast._input_grad_by_taps(dz, k, used, out, fast.Workspace())
+    assert got is out
+    assert_matches(got, want, rtol=1e-12, atol=1e-12, what="dx")
+
+
+def test_conv_pool_phases_without_bias_and_with_channels_equal_the_reference():
+    """The stacked-phase conv + pool without the ones column, on a 3-channel input."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((6, 11, 12, 3))
+    x[:2] = 0.0  # whole images of ties
+    labels = rng.integers(0, 3, 6)
+    results = []
+    for use_plan in (False, True):
+        layers = [Conv2D(5, 3, activation="relu", use_bias=False), MaxPool2D((3, 2))]
+        model = Sequential([*layers, Flatten(), Dense(3)], input_shape=(11, 12, 3), seed=4)
+        model.astype(np.float64)
+        plan = FastPlan(model, workers=1)
+        results.append(_step(plan if use_plan else model, model, x, labels))
+        if use_plan:
+            assert isinstance(plan._last[0][0][0], fast._FastConvPool)
+    _compare(*results, rtol=1e-12, atol=1e-12)
 
 
 def test_two_threads_give_the_one_thread_gradients():

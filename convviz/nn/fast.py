@@ -44,6 +44,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from convviz.nn import functional as F
 from convviz.nn.layers import BatchNorm, Conv2D, Layer, MaxPool2D
@@ -52,6 +53,7 @@ __all__ = ["FastPlan", "Workspace", "blas_threads"]
 
 _MIN_ROWS_PER_SLICE = 16  # below this, thread hand-off costs more than it saves
 _SLICES_PER_WORKER = 1  # 2 (dynamic balancing under load) measured no better here
+_CACHE_BYTES = 1 << 20  # a core's L2 here: scratch blocks up to this size stay in cache
 
 
 class Workspace:
@@ -193,7 +195,11 @@ def _input_grad_by_taps(
     cheap: tap ``(i, j)``'s GEMM gives a contiguous ``(N, Ho, Wo, C)`` block added at
     offset ``(i, j)``. col2im instead gathers C-float runs a window apart: on classic's
     conv2 (batch 64, one thread) its GEMM + col2im took 11.5 ms, this 6.5 ms
-    (``benchmarks/profile_train.py``). ``dz`` is ``(N*Ho*Wo, F)``, ``kernel``
+    (``benchmarks/profile_train.py``). Blocks that all fit in a core's cache come from one
+    stacked GEMM call; bigger ones go one tap at a time through one buffer, added right
+    after its GEMM wrote it, so the add reads it from the cache (classic's conv2, 32
+    rows: the same time on a quiet machine, 1.85 instead of 2.7 ms under load, when
+    other processes evict the 3.7 MB stack). ``dz`` is ``(N*Ho*Wo, F)``, ``kernel``
     ``(kh, kw, C, F)``.
     """
     n, hu, wu, c = used_shape
@@ -202,15 +208,26 @@ def _input_grad_by_taps(
     taps = kh * kw
     wt = ws.get("wtaps", (taps, f, c), dz.dtype)
     np.copyto(wt, kernel.reshape(taps, c, f).transpose(0, 2, 1))
-    per_tap = ws.get("taps", (taps, dz.shape[0], c), dz.dtype)
-    np.matmul(dz, wt, out=per_tap)  # (taps, N*Ho*Wo, C)
-    blocks = per_tap.reshape(taps, n, ho, wo, c)
-    out[:, :ho, :wo] = blocks[0]  # the first tap assigns: zero only what it misses
-    out[:, ho:] = 0
-    out[:, :ho, wo:] = 0
-    for p in range(1, taps):
+    small = taps * dz.shape[0] * c * dz.itemsize <= _CACHE_BYTES
+    if small:  # all blocks from one GEMM call: fewer NumPy calls (less GIL hand-off)
+        blocks = ws.get("taps", (taps, dz.shape[0], c), dz.dtype)
+        np.matmul(dz, wt, out=blocks)
+        blocks = blocks.reshape(taps, n, ho, wo, c)
+    else:
+        tap = ws.get("tap", (dz.shape[0], c), dz.dtype)
+        block = tap.reshape(n, ho, wo, c)
+    for p in range(taps):
         i, j = divmod(p, kw)
-        out[:, i : i + ho, j : j + wo] += blocks[p]
+        if small:
+            block = blocks[p]
+        else:
+            np.matmul(dz, wt[p], out=tap)
+        if p == 0:
+            out[:, :ho, :wo] = block  # the first tap assigns: zero only what it misses
+            out[:, ho:] = 0
+            out[:, :ho, wo:] = 0
+        else:
+            out[:, i : i + ho, j : j + wo] += block
     return out
 
 
@@ -257,9 +274,14 @@ class _FastMaxPool(_Twin):
 class _FastConvPool(_Twin):
     """``Conv2D(relu)`` + non-overlapping ``MaxPool2D`` in one training op, without ``dx``.
 
-    Phase ``(a, b)`` of the pooling holds the conv outputs at ``(ph*i + a, pw*j + b)``:
-    one strided im2col + GEMM each, and a running max over the phases. Output
-    ``(N, Hpool, Wpool, F)``. Only for a conv that needs no ``dx``.
+    Phase ``p = a*pw + b`` of the pooling holds the conv outputs at ``(ph*i + a, pw*j + b)``.
+    The im2col rows of all phases are stacked in one ``(phases, M, K [+1])`` matrix (a
+    column of ones carries the bias), so the forward is one GEMM and a running max over
+    the phases, and the backward one mask pass and one GEMM that gives the kernel and
+    bias gradients together. Output ``(N, Hpool, Wpool, F)``. Only for a conv that needs
+    no ``dx``. On classic's first conv (32 rows, one thread) it takes the time one GEMM
+    per phase took (1.1 ms forward + backward) in ~20 NumPy calls instead of ~70: less
+    GIL hand-off between the slices' threads.
     """
 
     def __init__(self, conv: Conv2D, pool: MaxPool2D, grads) -> None:
@@ -280,56 +302,70 @@ class _FastConvPool(_Twin):
         hpo, wpo, f = self.pool.output_shape
         kh, kw = conv.kernel_size
         sh, sw = conv.strides
-        m, k = n * hpo * wpo, kh * kw * c
-        w2 = conv.params["kernel"].reshape(k, f)
+        phases, m, k = ph * pw, n * hpo * wpo, kh * kw * c
+        bias = int(conv.use_bias)
+        # cols[p, row, :k] = window of phase p's output `row`; cols[..., k] = 1 (the bias).
+        cols = self._ws.get("cols", (phases, m, k + bias), x.dtype)
+        if bias:
+            cols[..., k] = 1
+        s0, s1, s2, s3 = xp.strides
+        win = as_strided(
+            xp,
+            shape=(ph, pw, n, hpo, wpo, kh, kw, c),
+            strides=(s1 * sh, s2 * sw, s0, s1 * sh * ph, s2 * sw * pw, s1, s2, s3),
+            writeable=False,
+        )
+        dst = cols[..., :k].reshape(win.shape)  # a view: only split axes
+        assert np.may_share_memory(dst, cols)
+        if c == 1:  # per-tap copies move long runs; the 8-D copy would move kw floats
+            for i in range(kh):
+                for j in range(kw):
+                    dst[..., i, j, :] = win[..., i, j, :]
+        else:
+            np.copyto(dst, win)
+        wk = self._ws.get("w", (k + bias, f), x.dtype)
+        wk[:k] = conv.params["kernel"].reshape(k, f)
+        if bias:
+            wk[k] = conv.params["bias"]
+        z = self._ws.get("z", (phases, m, f), x.dtype)
+        np.matmul(cols.reshape(phases * m, k + bias), wk, out=z.reshape(phases * m, f))
         best = self._ws.get("y", (m, f), x.dtype)
-        z = self._ws.get("z", (m, f), x.dtype)
-        won = self._ws.get("won", (m, f), np.bool_)
         idx = self._ws.get("idx", (m, f), np.uint8)
-        tag = self._ws.get("tag", (m, f), np.uint8)
-        idx.fill(0)
-        cols_list = []
-        for a in range(ph):
-            for bb in range(pw):
-                p = a * pw + bb
-                xs = xp[:, sh * a :, sw * bb :]
-                xs = xs[:, : (hpo - 1) * sh * ph + kh, : (wpo - 1) * sw * pw + kw]
-                cols = F.im2col(
-                    xs, kh, kw, sh * ph, sw * pw, out=self._ws.get(f"cols{p}", (m, k), x.dtype)
-                )
-                cols_list.append(cols)
-                if p == 0:
-                    np.matmul(cols, w2, out=best)
-                    continue
-                np.matmul(cols, w2, out=z)
-                np.greater(z, best, out=won)  # strict: ties keep the first (raster) phase
+        if phases == 1:
+            np.copyto(best, z[0])
+            idx.fill(0)
+        else:
+            np.greater(z[1], z[0], out=idx.view(np.bool_))  # strict: ties keep phase 0
+            np.maximum(z[0], z[1], out=best)
+            won = self._ws.get("won", (m, f), np.bool_)
+            tag = self._ws.get("tag", (m, f), np.uint8)
+            for p in range(2, phases):
+                np.greater(z[p], best, out=won)  # strict: ties keep the first (raster) phase
                 # idx = p where won: p exceeds every earlier index, so a max does it
                 # without the branchy masked copy (np.copyto(where=) is 30x slower here).
                 np.multiply(won, np.uint8(p), out=tag)
                 np.maximum(idx, tag, out=idx)
-                np.maximum(best, z, out=best)
-        if conv.use_bias:
-            best += conv.params["bias"]  # max(z + b) == max(z) + b per channel
-        np.maximum(best, 0, out=best)
-        self._cache = (cols_list, idx, best)
+                np.maximum(best, z[p], out=best)
+        np.maximum(best, 0, out=best)  # relu(max(z)) == max(relu(z))
+        self._cache = (cols, idx, best)
         return best.reshape(n, hpo, wpo, f)
 
     def backward(self, dy: np.ndarray) -> None:
-        cols_list, idx, best = self._cache
+        cols, idx, best = self._cache
+        phases, m, kb = cols.shape
         f = self.layer.filters
-        g = np.multiply(dy.reshape(-1, f), best > 0)  # ReLU mask on the pooled map
-        dz = self._ws.get("z", g.shape, g.dtype)
-        dk = self.grads["kernel"].reshape(-1, f)
-        for p, cols in enumerate(cols_list):
-            np.multiply(g, idx == p, out=dz)  # the gradient of the phase that won
-            if p == 0:
-                np.matmul(cols.T, dz, out=dk)
-            else:
-                dk += cols.T @ dz
+        g = self._ws.get("g", (m, f), best.dtype)
+        np.multiply(dy.reshape(m, f), best > 0, out=g)  # ReLU mask on the pooled map
+        won = self._ws.get("won_all", (phases, m, f), np.bool_)
+        np.equal(idx, np.arange(phases, dtype=np.uint8)[:, None, None], out=won)
+        dz = self._ws.get("z", (phases, m, f), g.dtype)  # the forward's z is spent
+        np.multiply(g, won, out=dz)  # each window's gradient to the phase that won
+        gk = self._ws.get("gw", (kb, f), g.dtype)
+        np.matmul(cols.reshape(phases * m, kb).T, dz.reshape(phases * m, f), out=gk)
+        k = self.grads["kernel"].size // f
+        self.grads["kernel"].reshape(k, f)[...] = gk[:k]
         if self.layer.use_bias:
-            ones = self._ws.get("ones", (g.shape[0],), g.dtype)
-            ones.fill(1)
-            np.matmul(ones, g, out=self.grads["bias"])  # one winner per window
+            self.grads["bias"][...] = gk[k]  # the ones column: one winner per window
         return None
 
 
