@@ -152,6 +152,38 @@ def test_conv_pool_phases_without_bias_and_with_channels_equal_the_reference():
     _compare(*results, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize(
+    ("hw", "conv", "pool", "input_grad"),
+    [
+        ((8, 10), dict(activation="relu"), None, False),  # 6x8 outputs, ReLU in the conv
+        ((8, 10), dict(activation="relu"), None, True),
+        ((6, 6), dict(padding="same", use_bias=False), None, True),
+        # 11x11 cropped to the 10x10 the pool reads (classic's conv2)
+        ((13, 13), dict(activation="relu"), dict(pool_size=2), True),
+    ],
+)
+def test_winograd_conv_equals_the_reference(hw, conv, pool, input_grad):
+    """3x3 stride-1 convs with even outputs go through Winograd F(2x2, 3x3), float64."""
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((3, *hw, 3))
+    labels = rng.integers(0, 3, 3)
+    results = []
+    for use_plan in (False, True):
+        head = [Conv2D(4, 3, **conv)] + ([MaxPool2D(**pool)] if pool else [])
+        # A conv in front needs dx from the Winograd conv (the data's conv does not).
+        layers = [Conv2D(3, 1), *head] if input_grad else head
+        model = Sequential([*layers, Flatten(), Dense(3)], input_shape=(*hw, 3), seed=5)
+        model.astype(np.float64)
+        for _, p, _ in model.parameters():
+            p += np.random.default_rng(3).normal(0, 0.05, p.shape)
+        plan = FastPlan(model, workers=1)
+        results.append(_step(plan if use_plan else model, model, x, labels))
+        if use_plan:
+            wino = plan._last[0][0][1 if input_grad else 0]
+            assert isinstance(wino, fast._FastConv) and isinstance(wino._cache[2], tuple)
+    _compare(*results, rtol=1e-10, atol=1e-12)
+
+
 def test_two_threads_give_the_one_thread_gradients():
     rng = np.random.default_rng(5)
     x = rng.random((40, 9, 9, 2))

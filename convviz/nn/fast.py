@@ -15,6 +15,10 @@ layers know nothing about it:
   pooling window reads. When the conv needs no ``dx`` (the first layer: its
   input is the data) and the pool does not overlap, the conv runs one im2col +
   GEMM per pooling phase and keeps their maximum: the full-size map is never built.
+* **Winograd F(2x2, 3x3)** for 3x3 stride-1 convs with an even (used) output,
+  such as classic's conv2: its three GEMMs do 16/36 of im2col's multiply-adds,
+  for a few add passes that transform the tiles (see :func:`_wino_input`).
+  Rounding differs from the reference's by float32 round-off only.
 * **Batch slices on threads.** A batch is split into slices (16+ rows each), one
   per worker thread, each run by twins that share the model's weights
   (``Layer.replica``); the twins' gradients are summed into the model's, so the
@@ -139,12 +143,19 @@ class _FastConv(_Twin):
             ho, wo = self.used_hw  # only the windows whose outputs the pool reads
             xp = xp[:, : (ho - 1) * sh + kh, : (wo - 1) * sw + kw]
         m, k = n * ho * wo, kh * kw * c
-        cols = F.im2col(xp, kh, kw, sh, sw, out=self._ws.get("cols", (m, k), x.dtype))
-        y = np.matmul(
-            cols, layer.params["kernel"].reshape(k, f), out=self._ws.get("y", (m, f), x.dtype)
-        )  # (N*Ho*Wo, F)
-        if layer.use_bias:
-            y += layer.params["bias"]
+        y = self._ws.get("y", (m, f), x.dtype)  # (N*Ho*Wo, F)
+        bias = layer.params["bias"] if layer.use_bias else None
+        if _winograd_fits(layer, ho, wo):
+            u = _wino_kernel(layer.params["kernel"], self._ws)
+            v = _wino_input(xp, self._ws)
+            mm = np.matmul(v, u, out=self._ws.get("m", (16, v.shape[1], f), x.dtype))
+            _wino_output(mm, (n, ho, wo), bias, y.reshape(n, ho, wo, f), self._ws)
+            cols = (v, u)
+        else:
+            cols = F.im2col(xp, kh, kw, sh, sw, out=self._ws.get("cols", (m, k), x.dtype))
+            np.matmul(cols, layer.params["kernel"].reshape(k, f), out=y)
+            if bias is not None:
+                y += bias
         if self.relu:
             np.maximum(y, 0, out=y)
         self._cache = (full_shape, xp.shape, cols, y if self.relu else None)
@@ -159,19 +170,34 @@ class _FastConv(_Twin):
         if y is not None:
             dz = np.multiply(dz, y > 0)
         kernel = layer.params["kernel"]
-        np.matmul(cols.T, dz, out=self.grads["kernel"].reshape(-1, f))
+        if isinstance(cols, tuple):  # Winograd: the GEMMs in the transformed domain
+            v, u = cols
+            n, hu, wu, _ = used_shape
+            dm = _wino_output_adjoint(dz.reshape(n, hu - 2, wu - 2, f), self._ws)
+            du = np.matmul(v.transpose(0, 2, 1), dm, out=self._ws.get("du", u.shape, dz.dtype))
+            _wino_kernel_adjoint(du, self.grads["kernel"])
+            ones = self._ws.get("ones", (dm.shape[1],), dz.dtype)
+            rows = dm[5]  # frequency (1, 1) sums each tile's four outputs
+        else:
+            np.matmul(cols.T, dz, out=self.grads["kernel"].reshape(-1, f))
+            ones = self._ws.get("ones", (dz.shape[0],), dz.dtype)
+            rows = dz
         if layer.use_bias:
             # A GEMV with a ones vector sums the rows faster than dz.sum(axis=0).
-            ones = self._ws.get("ones", (dz.shape[0],), dz.dtype)
             ones.fill(1)
-            np.matmul(ones, dz, out=self.grads["bias"])
+            np.matmul(ones, rows, out=self.grads["bias"])
         if not layer.needs_input_grad:
             return None
         (t, b), (le, r) = layer.pads
         # dx lives in scratch memory: it is consumed at once by the layer below.
         dxp = self._ws.get("dxp", full_shape, dz.dtype)
         hu, wu = used_shape[1:3]
-        if tuple(layer.strides) == (1, 1):
+        if isinstance(cols, tuple):
+            dv = np.matmul(
+                dm, u.transpose(0, 2, 1), out=self._ws.get("dv", v.shape, dz.dtype)
+            )  # (16, tiles, C)
+            _wino_input_adjoint(dv, used_shape, dxp[:, :hu, :wu], self._ws)
+        elif tuple(layer.strides) == (1, 1):
             _input_grad_by_taps(dz, kernel, used_shape, dxp[:, :hu, :wu], self._ws)
         else:
             dcols = np.matmul(
@@ -184,6 +210,153 @@ class _FastConv(_Twin):
         if t or b or le or r:
             return dxp[:, t : full_shape[1] - b, le : full_shape[2] - r, :]
         return dxp
+
+
+# ------------------------------------------------------------ Winograd F(2x2, 3x3)
+#
+# A 3x3 stride-1 convolution computed on 2x2 output tiles (Lavin & Gray, "Fast
+# Algorithms for Convolutional Neural Networks", 2015): each tile's 4x4 input patch d
+# and the kernel g are transformed, V = B^T d B and U = G g G^T (4x4 per channel),
+# the 16 "frequencies" are 16 independent GEMMs M = V @ U over the channels, and
+# y = A^T M A gives the tile's 2x2 outputs. The GEMMs do 16/36 of the multiply-adds
+# of im2col's; the transforms are a few adds. The backward passes are the adjoints:
+# dM = A dY A^T, dU = V^T dM (then dg = G^T dU G), dV = dM U^T (then B dV B^T summed
+# back into the overlapping patches).
+
+_G = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, 1.0))
+
+
+def _winograd_fits(layer: Conv2D, ho: int, wo: int) -> bool:
+    """Whether :func:`_wino_input` & co compute this conv: 3x3, stride 1, even output."""
+    return (
+        tuple(layer.kernel_size) == (3, 3)
+        and tuple(layer.strides) == (1, 1)
+        and ho % 2 == 0
+        and wo % 2 == 0
+    )
+
+
+def _wino_kernel(kernel: np.ndarray, ws: Workspace) -> np.ndarray:
+    """``U = G g G^T`` for every (C, F) pair: ``(16, C, F)`` from ``kernel`` (3, 3, C, F)."""
+    _, _, c, f = kernel.shape
+    g = np.asarray(_G, kernel.dtype)
+    gg = np.matmul(g, kernel.reshape(3, 3 * c * f)).reshape(4, 3, c * f)  # G g
+    u = ws.get("u", (16, c, f), kernel.dtype)
+    np.matmul(g, gg, out=u.reshape(4, 4, c * f))  # (G g) G^T
+    return u
+
+
+def _wino_kernel_adjoint(du: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``dg = G^T dU G``: ``out`` (3, 3, C, F) from ``du`` (16, C, F)."""
+    _, c, f = du.shape
+    g = np.asarray(_G, du.dtype)
+    t = np.matmul(g.T, du.reshape(4, 4, c * f))  # (4, 3, C*F): dU G
+    np.matmul(g.T, t.reshape(4, 3 * c * f), out=out.reshape(3, 3 * c * f))  # G^T (dU G)
+    return out
+
+
+def _wino_input(xu: np.ndarray, ws: Workspace) -> np.ndarray:
+    """``V = B^T d B`` of every 4x4 patch at stride 2: ``(16, N*Th*Tw, C)`` from ``xu``.
+
+    ``xu`` (N, 2*Th + 2, 2*Tw + 2, C) is the input the outputs read; frequency
+    ``(i, j)`` is row ``4*i + j``.
+    """
+    n, hu, wu, c = xu.shape
+    th, tw = (hu - 2) // 2, (wu - 2) // 2
+    s0, s1, s2, s3 = xu.strides
+    d = as_strided(xu, (n, th, tw, 4, 4, c), (s0, 2 * s1, 2 * s2, s1, s2, s3), writeable=False)
+    t = ws.get("wt", (4, n, th, tw, 4, c), xu.dtype)  # B^T d: rows transformed
+    np.subtract(d[:, :, :, 0], d[:, :, :, 2], out=t[0])
+    np.add(d[:, :, :, 1], d[:, :, :, 2], out=t[1])
+    np.subtract(d[:, :, :, 2], d[:, :, :, 1], out=t[2])
+    np.subtract(d[:, :, :, 1], d[:, :, :, 3], out=t[3])
+    v = ws.get("v", (4, 4, n, th, tw, c), xu.dtype)  # (B^T d) B: columns too
+    np.subtract(t[..., 0, :], t[..., 2, :], out=v[:, 0])
+    np.add(t[..., 1, :], t[..., 2, :], out=v[:, 1])
+    np.subtract(t[..., 2, :], t[..., 1, :], out=v[:, 2])
+    np.subtract(t[..., 1, :], t[..., 3, :], out=v[:, 3])
+    return v.reshape(16, n * th * tw, c)
+
+
+def _tiles(a: np.ndarray, writeable: bool = False) -> np.ndarray:
+    """``a`` (N, 2*Th, 2*Tw, F) as ``(2, 2, N, Th, Tw, F)``: [r, s] = a[:, r::2, s::2]."""
+    n, h, w, f = a.shape
+    s0, s1, s2, s3 = a.strides
+    return as_strided(
+        a, (2, 2, n, h // 2, w // 2, f), (s1, s2, s0, 2 * s1, 2 * s2, s3), writeable=writeable
+    )
+
+
+def _wino_output(
+    m: np.ndarray, nhw: tuple, bias: np.ndarray | None, out: np.ndarray, ws: Workspace
+) -> np.ndarray:
+    """``y = A^T M A`` (+ bias) into ``out`` (N, Ho, Wo, F) from ``m`` (16, tiles, F)."""
+    n, ho, wo = nhw
+    f = m.shape[2]
+    m6 = m.reshape(4, 4, n, ho // 2, wo // 2, f)
+    if bias is not None:
+        m6[1, 1] += bias  # A^T e11 A is all ones: the bias reaches all four outputs
+    r = ws.get("wr", (2, 4, n, ho // 2, wo // 2, f), m.dtype)  # A^T M: rows
+    np.add(m6[0], m6[1], out=r[0])
+    r[0] += m6[2]
+    np.subtract(m6[1], m6[2], out=r[1])
+    r[1] -= m6[3]
+    y = _tiles(out, writeable=True)  # (A^T M) A: columns, into the strided output
+    np.add(r[:, 0], r[:, 1], out=y[:, 0])
+    y[:, 0] += r[:, 2]
+    np.subtract(r[:, 1], r[:, 2], out=y[:, 1])
+    y[:, 1] -= r[:, 3]
+    return out
+
+
+def _wino_output_adjoint(dy: np.ndarray, ws: Workspace) -> np.ndarray:
+    """``dM = A dY A^T``: ``(16, tiles, F)`` from ``dy`` (N, Ho, Wo, F)."""
+    n, ho, wo, f = dy.shape
+    g = _tiles(dy)
+    dm = ws.get("dm", (4, 4, n, ho // 2, wo // 2, f), dy.dtype)
+    r = dm[0::3]  # dY A^T lands in frequencies 0 and 3, the rows' stage reads it there
+    np.copyto(r[:, 0], g[:, 0])
+    np.add(g[:, 0], g[:, 1], out=r[:, 1])
+    np.subtract(g[:, 0], g[:, 1], out=r[:, 2])
+    np.negative(g[:, 1], out=r[:, 3])
+    np.add(dm[0], dm[3], out=dm[1])
+    np.subtract(dm[0], dm[3], out=dm[2])
+    np.negative(dm[3], out=dm[3])
+    return dm.reshape(16, -1, f)
+
+
+def _wino_input_adjoint(
+    dv: np.ndarray, used_shape: tuple, out: np.ndarray, ws: Workspace
+) -> np.ndarray:
+    """``dx`` into ``out`` (N, Hu, Wu, C): ``B dV B^T`` of each patch, summed where they overlap.
+
+    Columns first: each patch's 4 columns go to its tile's 2 and the next tile's 2
+    (one assignment, then adds); then the rows the same way, into ``out``.
+    """
+    n, hu, wu, c = used_shape
+    th, tw = (hu - 2) // 2, (wu - 2) // 2
+    v = dv.reshape(4, 4, n, th, tw, c)
+    q = ws.get("wq", (4, n, th, wu, c), dv.dtype)  # per row frequency, columns summed
+    tmp = ws.get("wtmp", (4, n, th, tw, c), dv.dtype)
+    e, o = q[:, :, :, 0 : 2 * tw : 2], q[:, :, :, 1 : 2 * tw : 2]  # this tile's columns
+    np.copyto(e, v[:, 0])  # B's column 0: (1, 0, 0, 0)
+    np.subtract(v[:, 1], v[:, 2], out=o)  # column 1: (0, 1, -1, 1)
+    o += v[:, 3]
+    q[:, :, :, 2 * tw :] = 0
+    np.add(v[:, 1], v[:, 2], out=tmp)  # column 2: (-1, 1, 1, 0), to the next tile
+    tmp -= v[:, 0]
+    q[:, :, :, 2::2] += tmp
+    q[:, :, :, 3::2] -= v[:, 3]  # column 3: (0, 0, 0, -1)
+    rtmp = ws.get("wrtmp", (n, th, wu, c), dv.dtype)
+    np.copyto(out[:, 0 : 2 * th : 2], q[0])
+    np.subtract(q[1], q[2], out=out[:, 1 : 2 * th : 2])
+    out[:, 1 : 2 * th : 2] += q[3]
+    out[:, 2 * th :] = 0
+    np.add(q[1], q[2], out=rtmp)
+    rtmp -= q[0]
+    out[:, 2::2] += rtmp
+    out[:, 3::2] -= q[3]
+    return out
 
 
 def _input_grad_by_taps(
