@@ -197,6 +197,19 @@ def test_two_threads_give_the_one_thread_gradients():
     _compare(*results, rtol=1e-10, atol=1e-13)
 
 
+def test_big_training_batches_split_into_more_slices_than_workers():
+    rng = np.random.default_rng(14)
+    x = rng.random((130, 9, 9, 2))
+    labels = rng.integers(0, 3, 130)
+    results = []
+    for workers in (1, 2):
+        model = small_model()
+        plan = FastPlan(model, workers=workers)
+        results.append(_step(plan, model, x, labels))
+        assert len(plan._last[0]) == (1 if workers == 1 else 3)  # 44 + 43 + 43 rows
+    _compare(*results, rtol=1e-10, atol=1e-13)
+
+
 def test_sliced_evaluation_equals_the_reference_with_batchnorm_running_statistics():
     rng = np.random.default_rng(7)
     x = rng.random((45, 9, 9, 2))
