@@ -9,7 +9,8 @@ part: each layer's forward and backward, the loss, the optimizer update, and wha
 
 The matmul-heavy parts are compared with what the float32 GEMMs inside them would take at
 the machine's single-thread matmul rate (measured here, same process): the gap is the
-memory-bound work around them (im2col, col2im, masks, pooling) that no BLAS speeds up.
+memory-bound work around them (im2col, Winograd's tile transforms, masks, pooling) that no
+BLAS speeds up. conv2 runs as Winograd F(2x2, 3x3); its im2col GEMMs are listed for scale.
 """
 
 from __future__ import annotations
@@ -97,19 +98,25 @@ def main() -> None:
 
     # The GEMMs of the two big convs, alone, at their shapes: what BLAS needs for them.
     n = args.batch
+    # (batch, m, k, f): `batch` stacked GEMMs (m, k) @ (k, f).
     gemms = {
-        "conv1 (im2col 9 -> 32), fwd + dW": [(n * 13 * 13 * 4, 9, 32), (9, n * 13 * 13 * 4, 32)],
-        "conv2 (288 -> 64), fwd + dW + dX": [
-            (n * 10 * 10, 288, 64), (288, n * 10 * 10, 64), (n * 10 * 10, 64, 288)
+        "conv1 (im2col 9 -> 32), fwd + dW": [
+            (1, n * 13 * 13 * 4, 10, 32), (1, 10, n * 13 * 13 * 4, 32)
+        ],
+        "conv2 as im2col (288 -> 64), fwd + dW + dX": [
+            (1, n * 10 * 10, 288, 64), (1, 288, n * 10 * 10, 64), (1, n * 10 * 10, 64, 288)
+        ],
+        "conv2 as Winograd F(2x2,3x3) (what runs), fwd + dW + dX": [
+            (16, n * 25, 32, 64), (16, 32, n * 25, 64), (16, n * 25, 64, 32)
         ],
     }  # fmt: skip
     print("GEMMs alone at the same shapes (one thread):")
     for name, shapes in gemms.items():
         t = 0.0
-        for m, k, f in shapes:
-            a = rng.random((m, k), dtype=np.float32)
-            b = rng.random((k, f), dtype=np.float32)
-            o = np.empty((m, f), np.float32)
+        for batch, m, k, f in shapes:
+            a = rng.random((batch, m, k), dtype=np.float32)
+            b = rng.random((batch, k, f), dtype=np.float32)
+            o = np.empty((batch, m, f), np.float32)
             np.matmul(a, b, out=o)
             t0 = time.perf_counter()
             for _ in range(10):

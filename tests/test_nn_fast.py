@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from convviz.nn import fast
+from convviz.nn import functional as F
 from convviz.nn.fast import FastPlan, blas_threads
 from convviz.nn.layers import BatchNorm, Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from convviz.nn.losses import softmax_cross_entropy
@@ -115,6 +116,75 @@ def test_fused_conv_relu_pool_equals_separate_reference_layers(conv, pool, hw, i
     _compare((l2, dx2, g2), (l1, dx1, g1), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("cache_bytes", [0, 1 << 20])  # one tap at a time / all stacked
+@pytest.mark.parametrize(("kernel", "used"), [((3, 3), (3, 12, 12, 5)), ((2, 3), (2, 6, 9, 3))])
+def test_input_grad_by_taps_is_col2im_of_the_input_gradient_columns(
+    kernel, used, cache_bytes, monkeypatch
+):
+    """The per-tap stride-1 input gradient vs the reference's GEMM + col2im, float64."""
+    monkeypatch.setattr(fast, "_CACHE_BYTES", cache_bytes)
+    rng = np.random.default_rng(11)
+    (kh, kw), (n, hu, wu, c), f = kernel, used, 4
+    k = rng.standard_normal((kh, kw, c, f))
+    dz = rng.standard_normal((n * (hu - kh + 1) * (wu - kw + 1), f))
+    want = F.col2im(dz @ k.reshape(-1, f).T, used, kh, kw)
+    out = np.full(used, np.nan)  # every cell must be written (zeros included)
+    got = fast._input_grad_by_taps(dz, k, used, out, fast.Workspace())
+    assert got is out
+    assert_matches(got, want, rtol=1e-12, atol=1e-12, what="dx")
+
+
+def test_conv_pool_phases_without_bias_and_with_channels_equal_the_reference():
+    """The stacked-phase conv + pool without the ones column, on a 3-channel input."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((6, 11, 12, 3))
+    x[:2] = 0.0  # whole images of ties
+    labels = rng.integers(0, 3, 6)
+    results = []
+    for use_plan in (False, True):
+        layers = [Conv2D(5, 3, activation="relu", use_bias=False), MaxPool2D((3, 2))]
+        model = Sequential([*layers, Flatten(), Dense(3)], input_shape=(11, 12, 3), seed=4)
+        model.astype(np.float64)
+        plan = FastPlan(model, workers=1)
+        results.append(_step(plan if use_plan else model, model, x, labels))
+        if use_plan:
+            assert isinstance(plan._last[0][0][0], fast._FastConvPool)
+    _compare(*results, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("hw", "conv", "pool", "input_grad"),
+    [
+        ((8, 10), dict(activation="relu"), None, False),  # 6x8 outputs, ReLU in the conv
+        ((8, 10), dict(activation="relu"), None, True),
+        ((6, 6), dict(padding="same", use_bias=False), None, True),
+        # 11x11 cropped to the 10x10 the pool reads (classic's conv2)
+        ((13, 13), dict(activation="relu"), dict(pool_size=2), True),
+    ],
+)
+def test_winograd_conv_equals_the_reference(hw, conv, pool, input_grad, monkeypatch):
+    """3x3 stride-1 convs with even outputs go through Winograd F(2x2, 3x3), float64."""
+    monkeypatch.setattr(fast, "_WINOGRAD_MIN_ROWS", 0)  # small test batches too
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((3, *hw, 3))
+    labels = rng.integers(0, 3, 3)
+    results = []
+    for use_plan in (False, True):
+        head = [Conv2D(4, 3, **conv)] + ([MaxPool2D(**pool)] if pool else [])
+        # A conv in front needs dx from the Winograd conv (the data's conv does not).
+        layers = [Conv2D(3, 1), *head] if input_grad else head
+        model = Sequential([*layers, Flatten(), Dense(3)], input_shape=(*hw, 3), seed=5)
+        model.astype(np.float64)
+        for _, p, _ in model.parameters():
+            p += np.random.default_rng(3).normal(0, 0.05, p.shape)
+        plan = FastPlan(model, workers=1)
+        results.append(_step(plan if use_plan else model, model, x, labels))
+        if use_plan:
+            wino = plan._last[0][0][1 if input_grad else 0]
+            assert isinstance(wino, fast._FastConv) and isinstance(wino._cache[2], tuple)
+    _compare(*results, rtol=1e-10, atol=1e-12)
+
+
 def test_two_threads_give_the_one_thread_gradients():
     rng = np.random.default_rng(5)
     x = rng.random((40, 9, 9, 2))
@@ -125,6 +195,19 @@ def test_two_threads_give_the_one_thread_gradients():
         plan = FastPlan(model, workers=workers)
         results.append(_step(plan, model, x, labels))
         assert len(plan._last[0]) == workers  # slices actually ran
+    _compare(*results, rtol=1e-10, atol=1e-13)
+
+
+def test_big_training_batches_split_into_more_slices_than_workers():
+    rng = np.random.default_rng(14)
+    x = rng.random((130, 9, 9, 2))
+    labels = rng.integers(0, 3, 130)
+    results = []
+    for workers in (1, 2):
+        model = small_model()
+        plan = FastPlan(model, workers=workers)
+        results.append(_step(plan, model, x, labels))
+        assert len(plan._last[0]) == (1 if workers == 1 else 3)  # 44 + 43 + 43 rows
     _compare(*results, rtol=1e-10, atol=1e-13)
 
 
