@@ -252,9 +252,13 @@ def test_the_default_recipe_is_the_models_best():
         "adam", 0.005, "onecycle", 128, 3
     )  # fmt: skip
     t = _config(["--model", "tiny"])
-    assert (t.optimizer, t.lr, t.schedule, t.batch_size, t.epochs) == (
-        "adam", 0.004, "onecycle", 128, 1
+    assert (t.optimizer, t.lr, t.schedule, t.batch_size, t.epochs, t.train_size) == (
+        "adam", 0.004, "onecycle", 64, 1, 25_000
     )  # fmt: skip
+    assert (
+        c.train_size is None
+        and _config(["--model", "tiny", "--train-size", "900"]).train_size == 900
+    )
     r = _config(["--model", "resnet"])
     assert (r.optimizer, r.lr, r.schedule, r.batch_size, r.epochs) == (
         "adam", 0.003, "onecycle", 64, 5

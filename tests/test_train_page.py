@@ -548,7 +548,7 @@ def test_the_first_run_is_tinys_best_recipe_and_the_recipe_buttons_set_the_widge
     # Written out, not read from convviz.nn.recipes: what the README and the CLI promise.
     assert _recipe_widgets(at) == ("adam", 4e-3, "onecycle", 64, 5, 5_000)
     at.button(key="train_recipe_best").click().run()  # tiny's whole recipe
-    assert _recipe_widgets(at) == ("adam", 4e-3, "onecycle", 128, 1, 0)
+    assert _recipe_widgets(at) == ("adam", 4e-3, "onecycle", 64, 1, 25_000)
     small(at)
     at.button(key="train_recipe_keras").click().run()
     assert not at.exception

@@ -69,7 +69,7 @@ MNIST_TRAIN, MNIST_TEST = 60_000, 10_000
 # Finer where Adam's recipes peak (tiny 4e-3, classic 5e-3: convviz.nn.recipes).
 LRS = (1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 4e-3, 5e-3, 1e-2, 3e-2, 0.1, 0.3)
 BATCHES = (16, 32, 64, 128, 256)
-TRAIN_SIZES = (1_000, 2_000, 5_000, 10_000, 20_000, 30_000, 0)  # 0: all that is left
+TRAIN_SIZES = (1_000, 2_000, 5_000, 10_000, 20_000, 25_000, 30_000, 0)  # 0: all that is left
 VAL_SIZES = (200, 500, 1_000, 2_000, 5_000)
 TEST_SIZES = (500, 1_000, 2_000, 5_000, 10_000)
 INITS = ("random", "pretrained", "upload")  # labels: train.init.*
@@ -429,7 +429,7 @@ def _use_recipe(name: str) -> None:
     ss[P + "optimizer"], ss[P + "schedule"] = r.optimizer, r.schedule
     ss[P + "lr"] = _nearest_lr(r.lr)
     ss[P + "batch"], ss[P + "epochs"] = r.batch_size, r.epochs
-    ss[P + "train_size"] = 0  # recipes are measured on all the training images
+    ss[P + "train_size"] = r.train_size or 0  # 0: all the training images
 
 
 def _lr_changed() -> None:
