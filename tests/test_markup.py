@@ -233,12 +233,7 @@ def hostile_case_count() -> dict[str, int]:
 
 ALLOWED_SCHEMES = ("data:", "blob:", "about:", "javascript:void")
 
-# The one off-machine request the app itself makes on every page: app.py's material-symbol
-# page icon, which Streamlit turns into a favicon <link> to Google's font CDN (not data;
-# reported to the lead: a local icon file would keep the class's browsers on the server).
-APP_ICON = "https://fonts.gstatic.com/s/i/short-term/release/materialsymbolsrounded/"
-
-_DOM_CHECK = """([markers, APP_ICON]) => {
+_DOM_CHECK = """(markers) => {
   const origin = location.origin;
   const problems = [];
   for (const el of document.querySelectorAll('*')) {
@@ -251,7 +246,7 @@ _DOM_CHECK = """([markers, APP_ICON]) => {
         let url;
         try { url = new URL(value, location.href); } catch (e) { continue; }
         const local = url.origin === origin || ['data:', 'blob:', 'about:'].includes(url.protocol);
-        // Off-machine links the app writes itself (the About page's credits, the icon)
+        // Off-machine links the app writes itself (the About page's credits)
         // are fine; one the payload chose is not, and neither is a script: URL.
         const fromData = value.includes('evil.example') || markers.some(m => value.includes(m));
         if (!local && (fromData || url.protocol === 'javascript:'))
@@ -281,7 +276,7 @@ _SHOWN = """(markers) => {
 
 
 def _check_dom(page, where: str) -> list[str]:
-    problems = page.evaluate(_DOM_CHECK, [MARKERS, APP_ICON])
+    problems = page.evaluate(_DOM_CHECK, MARKERS)
     assert not problems, f"{where}: {problems[:5]}"
     assert page.locator("[data-testid='stException']").count() == 0, where
     return page.evaluate(_SHOWN, MARKERS)
@@ -316,7 +311,7 @@ def _off_machine(requests: list[str]) -> list[str]:
     from urllib.parse import urlparse
 
     return [u for u in requests if urlparse(u).hostname not in ("127.0.0.1", "localhost", None)
-            and not u.startswith(("data:", "blob:", APP_ICON))]  # fmt: skip
+            and not u.startswith(("data:", "blob:"))]  # fmt: skip
 
 
 SHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots" / "harden"
