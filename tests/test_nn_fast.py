@@ -185,29 +185,23 @@ def test_winograd_conv_equals_the_reference(hw, conv, pool, input_grad, monkeypa
     _compare(*results, rtol=1e-10, atol=1e-12)
 
 
-def test_two_threads_give_the_one_thread_gradients():
-    rng = np.random.default_rng(5)
-    x = rng.random((40, 9, 9, 2))
-    labels = rng.integers(0, 3, 40)
+@pytest.mark.parametrize(
+    "seed, rows, slices",
+    [
+        (5, 40, 2),  # two threads give the one-thread gradients
+        (14, 130, 3),  # big training batches: more slices than workers (44 + 43 + 43 rows)
+    ],
+)
+def test_sliced_training_gives_the_one_thread_gradients(seed, rows, slices):
+    rng = np.random.default_rng(seed)
+    x = rng.random((rows, 9, 9, 2))
+    labels = rng.integers(0, 3, rows)
     results = []
     for workers in (1, 2):
         model = small_model()
         plan = FastPlan(model, workers=workers)
         results.append(_step(plan, model, x, labels))
-        assert len(plan._last[0]) == workers  # slices actually ran
-    _compare(*results, rtol=1e-10, atol=1e-13)
-
-
-def test_big_training_batches_split_into_more_slices_than_workers():
-    rng = np.random.default_rng(14)
-    x = rng.random((130, 9, 9, 2))
-    labels = rng.integers(0, 3, 130)
-    results = []
-    for workers in (1, 2):
-        model = small_model()
-        plan = FastPlan(model, workers=workers)
-        results.append(_step(plan, model, x, labels))
-        assert len(plan._last[0]) == (1 if workers == 1 else 3)  # 44 + 43 + 43 rows
+        assert len(plan._last[0]) == (1 if workers == 1 else slices)  # slices actually ran
     _compare(*results, rtol=1e-10, atol=1e-13)
 
 

@@ -29,18 +29,22 @@ ARENA_MAX = 2
 _lock = threading.Lock()
 
 
-@functools.cache
-def _malloc_trim():
-    """glibc's ``malloc_trim``, or None where the C library has none."""
+def _glibc(name: str, argtypes: list, restype):
+    """The C library's function ``name`` with its signature set, or None off glibc (macOS, musl)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):  # musl: no malloc_trim
+        fn = getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):  # musl: no malloc_trim, no mallopt
         return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return trim
+    fn.argtypes, fn.restype = argtypes, restype
+    return fn
+
+
+@functools.cache
+def _malloc_trim():
+    """glibc's ``malloc_trim``, or None where the C library has none."""
+    return _glibc("malloc_trim", [ctypes.c_size_t], ctypes.c_int)
 
 
 def limit_arenas(n: int = ARENA_MAX) -> bool:
@@ -57,15 +61,8 @@ def limit_arenas(n: int = ARENA_MAX) -> bool:
     the variable (README, ``deploy/launch.py``); this call is the fallback for a
     server started without it.
     """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # musl: no mallopt
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    return mallopt(_M_ARENA_MAX, int(n)) == 1
+    mallopt = _glibc("mallopt", [ctypes.c_int, ctypes.c_int], ctypes.c_int)
+    return mallopt is not None and mallopt(_M_ARENA_MAX, int(n)) == 1
 
 
 _M_ARENA_MAX = -8  # glibc's malloc.h

@@ -35,17 +35,18 @@ def tune_for_training() -> None:
     (classic): 3,430-3,540 -> 3,670-3,850 images/s (+5-8%); a plain trainer on
     its own gains 1-3%, within noise. Never lengthens an interval set shorter.
 
-    Caps glibc's malloc arenas (:func:`convviz.runs.memory.limit_arenas`), and
-    starts (once) a thread that calls :func:`free_closed_sessions` every
-    :data:`SESSION_SWEEP_S` seconds on Streamlit's event loop.
+    Once per process: caps glibc's malloc arenas
+    (:func:`convviz.runs.memory.limit_arenas`) and starts a thread that calls
+    :func:`free_closed_sessions` every :data:`SESSION_SWEEP_S` seconds on Streamlit's
+    event loop.
     """
-    from convviz.runs.memory import limit_arenas
-
-    limit_arenas()  # closed tabs' memory goes back: see limit_arenas
     sys.setswitchinterval(min(sys.getswitchinterval(), SERVER_SWITCH_INTERVAL_S))
     global _sweeper
     with _sweeper_lock:
-        if _sweeper is None:
+        if _sweeper is None:  # once per process (app.py calls this on every run)
+            from convviz.runs.memory import limit_arenas
+
+            limit_arenas()  # closed tabs' memory goes back: see limit_arenas
             _sweeper = threading.Thread(target=_sweep_loop, name="convviz-sessions", daemon=True)
             _sweeper.start()
 
