@@ -9,6 +9,7 @@ Prints p50 and p90 (n >= 20 each) of:
   the 5x5 numbers page: type a weight into the kernel editor's top-left cell
   (:mod:`convviz.ui.widgets.cell_editor`), press Enter (the edit leaves at once), time
   until the map (the ``st.image`` PNG, or the plotly heatmap's ``<image>``) changed;
+  for the PNG also until it is on screen (decoded, and the next frame);
 - preset change on 512x512: pick a preset (alternately Gabor 13x13 and Sobel x),
   time from the click on the option until the map changed;
 - first paint of every page from a fresh tab (a new browser context: no cache, no
@@ -51,6 +52,24 @@ MAP_SRC = """() => {
   return hm ? hm.getAttribute('href') : null;
 }"""
 CHANGED = f"(old) => {{ const s = ({MAP_SRC})(); return s !== null && s !== old; }}"
+# Installed before each edit: the wall-clock time (ms) at which the changed map was on
+# screen, in ``window.__painted``: an <img> decoded, then the next frame (a plotly
+# heatmap's <image> is drawn already when its href changes: the next frame).
+WATCH_PAINT = f"""(old) => {{
+  window.__painted = null;
+  const obs = new MutationObserver(() => {{
+    const s = ({MAP_SRC})();
+    if (s === null || s === old) return;
+    obs.disconnect();
+    const img = document.querySelector('.st-key-conv_output_img img');
+    const decoded = img ? img.decode().catch(() => null) : Promise.resolve();
+    decoded.then(() => requestAnimationFrame(() => {{
+      window.__painted = performance.timeOrigin + performance.now();
+    }}));
+  }});
+  obs.observe(document, {{subtree: true, childList: true, attributes: true,
+                          attributeFilter: ['src', 'href']}});
+}}"""
 REST_MS = 500  # the pause before each edit, after the page is drawn and idle
 PAGES = ("", "pooling", "feature-maps", "train", "step", "inside", "about")
 # "Shown": the run finished and the main block holds content; "drawn": also no
@@ -103,8 +122,12 @@ def at_rest(page) -> None:
     page.wait_for_timeout(REST_MS)
 
 
-def time_edits(page, n: int) -> list[float]:
-    """Type into the kernel editor's top-left cell, Enter, until the map changed."""
+def time_edits(page, n: int, painted: list[float] | None = None) -> list[float]:
+    """Type into the kernel editor's top-left cell, Enter, until the map changed.
+
+    ``painted`` (if given) collects the times until the changed map was on screen
+    (:data:`WATCH_PAINT`): for an image, its decode and the next frame after the change.
+    """
     page.wait_for_function(f"() => ({MAP_SRC})() !== null", timeout=60_000)
     cell = editor_cell(page, 0, 0)
     times = []
@@ -112,12 +135,16 @@ def time_edits(page, n: int) -> list[float]:
         value = str(2 + i % 7)  # 2..8: always differs from the cell's previous value
         at_rest(page)
         old = page.evaluate(MAP_SRC)
+        page.evaluate(WATCH_PAINT, old)
         cell.fill(value)
-        t0 = time.perf_counter()
+        wall0, t0 = time.time() * 1000, time.perf_counter()
         cell.press("Enter")
         page.wait_for_function(CHANGED, arg=old, polling="raf", timeout=30_000)
         times.append((time.perf_counter() - t0) * 1000)
-        wait_ready(page, 120_000)  # let the rest of the fragment (the stepper) finish first
+        if painted is not None:
+            page.wait_for_function("() => window.__painted !== null", timeout=30_000)
+            painted.append(page.evaluate("() => window.__painted") - wall0)
+        wait_ready(page, 120_000)  # let the rest of the page (the lesson) finish first
     return times
 
 
@@ -185,16 +212,18 @@ def main() -> int:
         with chromium_page(1280, 720, browser) as page:
             page.goto(url)
             wait_ready(page, 120_000)
-            floor = [] if args.paint_only else time_edits(page, args.edits)
+            floor_on_screen: list[float] = []
+            floor = [] if args.paint_only else time_edits(page, args.edits, floor_on_screen)
         floor_paint = time_first_paint(browser, url, args.loads)
     if floor:
         report("floor: 3x3 editor + 510x510 PNG, edit", floor)
+        report("floor: ... until the PNG is on screen", floor_on_screen)
     if len(floor_paint[0]) >= 2:  # --loads 0 or 1: no first paints
         report("floor: first paint, shown", floor_paint[0])
         report("floor: first paint, drawn", floor_paint[1])
     with streamlit_server() as url, chromium_browser() as browser:
         if not args.paint_only:
-            edits_and_presets(browser, url, args, floor)
+            edits_and_presets(browser, url, args, floor, floor_on_screen)
         for path in args.pages:
             shown, drawn = time_first_paint(browser, f"{url}/{path}", args.loads)
             if len(shown) >= 2:
@@ -204,13 +233,17 @@ def main() -> int:
     return 0
 
 
-def edits_and_presets(browser, url: str, args, floor: list[float]) -> None:
+def edits_and_presets(
+    browser, url: str, args, floor: list[float], floor_on_screen: list[float]
+) -> None:
     from convviz.kernels import KERNELS
 
     with chromium_page(1280, 720, browser) as page:
         page.goto(f"{url}/?source=sample&sample=Cameraman")
         wait_ready(page, 120_000)
-        report("edit -> map, 512x512 image", time_edits(page, args.edits), floor)
+        on_screen: list[float] = []
+        report("edit -> map, 512x512 image", time_edits(page, args.edits, on_screen), floor)
+        report("  ... until the PNG is on screen", on_screen, floor_on_screen)
         names = (KERNELS["gabor"].label, KERNELS["sobel_x"].label)
         report(
             "preset -> map, 512x512 (Gabor 13x13, Sobel)",

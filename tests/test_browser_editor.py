@@ -125,8 +125,9 @@ def test_typed_cells_repaint_the_map_with_the_conv_of_the_test(server, browser) 
         got = wait_map(page, correlate2d(CLASSIC_INPUT, kernel, mode="valid"))
         np.testing.assert_allclose(got, correlate2d(CLASSIC_INPUT, kernel, mode="valid"))
         assert editor_cell(page, 1, 2).input_value() == "-0.5"
-        # The edit reran only the editors' fragment; the lesson above (window at cell
-        # (0, 0)) catches up in the full run that fragment asks for: 187.5, not 181.
+        # The edit reran only the workbench's fragment (the kernel and the map); the
+        # lesson above (window at cell (0, 0)) catches up in the page fragment's run the
+        # editor asks for once the map is on screen: 187.5, not 181.
         wait_lesson_value(page, correlate2d(CLASSIC_INPUT, kernel, mode="valid")[0, 0])
         wait_ready(page, 90_000)
         assert_no_exception(page)
@@ -160,6 +161,33 @@ def test_typed_cells_repaint_the_map_with_the_conv_of_the_test(server, browser) 
         assert_no_exception(page)
 
 
+def test_the_lesson_follows_every_kernel_change_the_workbench_makes(server, browser) -> None:
+    """A preset, the bias and a cell typed after them each rerun only the workbench
+    (the kernel and the map); the lesson, the formula and the input below catch up."""
+    with new_page(browser) as page:
+        page.goto(server)  # numbers mode: the classic 5x5 example, window at (0, 0)
+        wait_ready(page, 90_000)
+        wait_lesson_value(page, 181)
+        choose_preset(page, "identity")
+        kernel = np.array(KERNELS["identity"].weights, dtype=float)
+        wait_map(page, correlate2d(CLASSIC_INPUT, kernel, mode="valid"))
+        wait_lesson_value(page, CLASSIC_INPUT[1, 1])  # the identity's window centre: 22
+        wait_ready(page, 90_000)
+        bias = page.get_by_role("spinbutton", name=EN("conv.bias"), exact=True)
+        bias.fill("10")
+        bias.press("Enter")
+        wait_map(page, correlate2d(CLASSIC_INPUT, kernel, mode="valid") + 10)
+        wait_lesson_value(page, CLASSIC_INPUT[1, 1] + 10)
+        wait_ready(page, 90_000)
+        type_into_cell(page, 0, 0, "1")
+        kernel[0, 0] = 1
+        want = correlate2d(CLASSIC_INPUT, kernel, mode="valid") + 10
+        wait_map(page, want)
+        wait_lesson_value(page, want[0, 0])  # 22 + 128 + 10
+        wait_ready(page, 90_000)
+        assert_no_exception(page)
+
+
 def test_portuguese_decimals_in_and_out(server, browser) -> None:
     with new_page(browser) as page:
         page.goto(f"{server}/?lang=pt")
@@ -175,9 +203,18 @@ def test_portuguese_decimals_in_and_out(server, browser) -> None:
         assert_no_exception(page)
 
 
+def choose_preset(page, name: str) -> None:
+    """Open the Preset box and pick ``name``. Scrolled to first: a click that scrolls the
+    page opens the list and the scroll closes it again (seen here, now and then)."""
+    box = page.locator("[data-testid='stSelectbox']").filter(has_text=EN("conv.preset"))
+    box.scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    box.click()
+    page.get_by_role("option", name=KERNELS[name].label, exact=True).click()
+
+
 def _choose_gabor(page) -> None:
-    page.locator("[data-testid='stSelectbox']").filter(has_text=EN("conv.preset")).click()
-    page.get_by_role("option", name=KERNELS["gabor"].label, exact=True).click()
+    choose_preset(page, "gabor")
     editor_cell(page, 12, 12).wait_for(timeout=90_000)
     wait_ready(page, 90_000)
 

@@ -5,9 +5,13 @@ editors and the stepper are widgets (:mod:`convviz.ui.widgets`).
 
 Layout, top to bottom: the lesson (the stepper with ``lesson=True``: the input with the
 window, kernel, products, the sum, the output cell and map, and the step controls, on one
-screen at 1280x720; ``tests/test_browser_lesson.py`` checks the boxes), then the editors
-(kernel, Numbers input, output-size formula), then the whole maps, histogram and
+screen at 1280x720; ``tests/test_browser_lesson.py`` checks the boxes), then the
+workbench (the kernel editor and, beside it, the whole feature map it makes), then the
+Numbers input and the output-size formula beside the whole input, then the histogram and
 downloads. The parameters live in the sidebar, reachable beside the lesson.
+
+Two fragments (see [editor] below): a kernel change reruns only the workbench, so the
+map repaints at once (``benchmarks/bench_ui.py``), and the lesson follows in a second run.
 
 One owner per value. :class:`ConvState` (``st.session_state["conv"]``) owns the
 kernel and the Numbers input (each a committed array in a
@@ -21,6 +25,7 @@ and draws the feature map before the editors (see :mod:`convviz.ui.widgets.grid`
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,7 +80,7 @@ from convviz.ui.params import (
     sig,
 )
 from convviz.ui.widgets.charts import show
-from convviz.ui.widgets.grid import GridProblems, GridState, grid_editor, grid_value
+from convviz.ui.widgets.grid import GridProblems, GridState, grid_editor, grid_value, sent_back
 from convviz.ui.widgets.labels import act_label, kernel_description, kernel_label, pad_mode_label
 from convviz.ui.widgets.stepper import CHANNELS, conv_stepper
 
@@ -289,7 +294,9 @@ def _sidebar(t: Translator) -> dict:
     }
 
 
-def _kernel_section(t: Translator, state: ConvState, rgb: bool, problems: GridProblems) -> None:
+def _kernel_section(
+    t: Translator, state: ConvState, rgb: bool, problems: GridProblems, sync: str | None = None
+) -> None:
     st.subheader(t("conv.kernel"))
     k, v = state.kernel.base, state.kernel.version
     rows_key, cols_key = f"conv_kh_{v}", f"conv_kw_{v}"
@@ -331,6 +338,8 @@ def _kernel_section(t: Translator, state: ConvState, rgb: bool, problems: GridPr
         problems,
         channels=None if rgb else [0],  # a grey input uses the first channel
         channel_names=[t(f"conv.channel.{c}") for c in CHANNELS],
+        sync=sync,
+        on_change=_on_kernel_editor,
     )
     if max(k.shape[-2:]) >= HEAT_MIN_SIDE:  # large kernels read better as colours
         planes = [k] if k.ndim == 2 else [k[c] for c in range(k.shape[0])]
@@ -440,62 +449,46 @@ def _convolve(x: np.ndarray, s: ConvSettings) -> tuple[np.ndarray, np.ndarray] |
     return out, act
 
 
-def _result(
-    t: Translator, image: np.ndarray, act: np.ndarray, s: ConvSettings, numbers: bool, robust: bool
-) -> None:
-    """The input and the feature map side by side at the same scale, its histogram and
-    downloads. ``image`` is ``(H, W)`` or ``(H, W, 3)``, ``act`` the map to show."""
-    st.subheader(t("conv.result"))
+def _map_extent(image: np.ndarray, act: np.ndarray) -> tuple[int, int]:
+    """The larger of the input's and the map's sizes: both are drawn to this scale."""
+    return (max(image.shape[0], act.shape[0]), max(image.shape[1], act.shape[1]))
+
+
+def _as_image(image: np.ndarray, act: np.ndarray) -> bool:
+    """Big maps go out as images: a repaint swaps one <img>, several times faster than
+    redrawing a plotly chart (the zoomed neighbourhood in the lesson shows the numbers)."""
     h, w = image.shape[:2]
-    extent = (max(h, act.shape[0]), max(w, act.shape[1]))
+    return act.size > HEATMAP_MAX_CELLS or h * w > HEATMAP_MAX_CELLS
+
+
+def _px_scale(image: np.ndarray, act: np.ndarray) -> float:
+    """Pixels per cell: the larger of the two maps is drawn 520 px wide, the other to scale."""
+    return 520 / max(_map_extent(image, act))
+
+
+def _map_view(
+    t: Translator, image: np.ndarray, act: np.ndarray, s: ConvSettings, robust: bool
+) -> tuple[float, float]:
+    """The feature map (``act``, after the activation) at the input's scale, with its
+    colour bar, legend and caption; it becomes the map the Pooling page pools
+    (:data:`FEATURE_MAP`). Returns its colour range, for the downloads."""
     cs = colour_scale(act, robust=None if robust else False)  # None: robust unless tiny
     lo, hi, scale = cs.as_tuple()
     if s.activation == "none":
         title = t("conv.result.map")
     else:
         title = t("conv.result.map_after", activation=act_label(t, s.activation))
-    in_title = t("conv.result.input")
-    if image.ndim == 3:
-        in_caption = t("conv.result.input_rgb", h=h, w=w)
-    else:
-        in_caption = t("conv.result.input_size", h=h, w=w)
-    c1, c2 = st.columns(2)
-    # The feature map is drawn first (an edit's repaint waits for nothing else), then
-    # the input beside it (unchanged by an edit: its PNG comes from the cache).
-    if act.size > HEATMAP_MAX_CELLS or h * w > HEATMAP_MAX_CELLS:
-        # Big maps go out as images: a repaint swaps one <img>, several times faster
-        # than redrawing a plotly chart. Both at the same pixel scale; the zoomed
-        # neighbourhood in the stepper below shows the numbers.
-        px_scale = 520 / max(extent)  # the larger map drawn 520 px wide, the other to scale
-        with c2, st.container(key="conv_output_img"):
+    if _as_image(image, act):
+        with st.container(key="conv_output_img"):
             st.markdown(f"**{title}**")
-            width = max(1, round(act.shape[1] * px_scale))
+            width = max(1, round(act.shape[1] * _px_scale(image, act)))
             st.image(png_bytes(act, lo, hi, scale), width=width, output_format="PNG")
             st.image(png_bytes(colorbar_strip(scale) / 255.0), width=width, output_format="PNG")
             st.caption(colour_legend(cs, t))
-        with c1, st.container(key="conv_input_img"):
-            st.markdown(f"**{in_title}**")
-            st.image(
-                png_bytes(image, 0.0, 1.0, GREYS),
-                width=max(1, round(w * px_scale)),
-                output_format="PNG",  # as encoded: no lossy JPEG, no second encode
-            )
-            st.caption(in_caption)
     else:
-        with c2:
-            fig = map_figure(act, title=title, colour=cs, extent=extent, digits=4, t=t)
-            show(t, fig, "conv_output_fig", "feature_map")
-        with c1:
-            kw = {"colorscale": GREYS, "extent": extent}
-            if numbers:
-                fig = heatmap_figure(image, title=in_title, digits=4, **kw, t=t)
-            elif image.ndim == 3:
-                fig = image_figure(image, title=in_title, extent=extent, t=t)
-            else:
-                fig = image_figure(image, title=in_title, vmin=0, vmax=1, **kw, t=t)
-            show(t, fig, "conv_input_fig", "input")
-            st.caption(in_caption)
-    c2.caption(
+        fig = map_figure(act, title=title, colour=cs, extent=_map_extent(image, act), digits=4, t=t)
+        show(t, fig, "conv_output_fig", "feature_map")
+    st.caption(
         t(
             "conv.result.caption",
             h=act.shape[0],
@@ -506,6 +499,40 @@ def _result(
             hi=sig(t, hi, 3),
         )
     )
+    ss[FEATURE_MAP] = FeatureMap(act, (int(s.kernel.shape[-2]), int(s.kernel.shape[-1])))
+    return lo, hi
+
+
+def _input_view(t: Translator, image: np.ndarray, act: np.ndarray, numbers: bool) -> None:
+    """The input at the feature map's scale. ``image`` is ``(H, W)`` or ``(H, W, 3)``."""
+    h, w = image.shape[:2]
+    in_title = t("conv.result.input")
+    if image.ndim == 3:
+        in_caption = t("conv.result.input_rgb", h=h, w=w)
+    else:
+        in_caption = t("conv.result.input_size", h=h, w=w)
+    if _as_image(image, act):
+        with st.container(key="conv_input_img"):
+            st.markdown(f"**{in_title}**")
+            st.image(
+                png_bytes(image, 0.0, 1.0, GREYS),
+                width=max(1, round(w * _px_scale(image, act))),
+                output_format="PNG",  # as encoded: no lossy JPEG, no second encode
+            )
+            st.caption(in_caption)
+        return
+    kw = {"colorscale": GREYS, "extent": _map_extent(image, act)}
+    if numbers:
+        fig = heatmap_figure(image, title=in_title, digits=4, **kw, t=t)
+    elif image.ndim == 3:
+        fig = image_figure(image, title=in_title, extent=kw["extent"], t=t)
+    else:
+        fig = image_figure(image, title=in_title, vmin=0, vmax=1, **kw, t=t)
+    show(t, fig, "conv_input_fig", "input")
+    st.caption(in_caption)
+
+
+def _histogram_and_downloads(t: Translator, act: np.ndarray, lo: float, hi: float) -> None:
     h1, h2 = st.columns(2)
     with h1:
         show(
@@ -518,7 +545,6 @@ def _result(
         st.markdown(f"**{t('conv.result.download')}**")
         download_buttons(act, "feature_map", "conv_dl", vmin=lo, vmax=hi)
         st.caption(t("conv.result.download.help"))
-    ss[FEATURE_MAP] = FeatureMap(act, (int(s.kernel.shape[-2]), int(s.kernel.shape[-1])))
 
 
 # --------------------------------------------------------------------------- page
@@ -543,19 +569,96 @@ def render() -> None:
     _editable(t, state, image, source, colour, p)
 
 
-# [editor] A fragment: a kernel or numbers edit, a preset and the kernel's buttons
-# rerun only what they change (the grids, the map, the stepper), not the input
-# decode and the sidebar (widgets.cell_editor sends each edit at once).
-@st.fragment
+@dataclass(frozen=True)
+class Work:
+    """What the workbench computed in this run, for the lesson and the rest of the page."""
+
+    settings: ConvSettings
+    geometry: Geometry | None  # None: no input
+    maps: tuple[np.ndarray, np.ndarray] | None  # (raw, after the activation); None: none made
+    colour_range: tuple[float, float] = (0.0, 1.0)
+
+
+# [editor] Two fragments. The page's (``_editable``): a parameter of the page's own
+# (the Numbers grid) reruns the lesson, the editors and the maps, not the input decode
+# and the sidebar. Inside it the workbench's (``_workbench``: the kernel editor and the
+# feature map beside it): a kernel edit, a preset, the kernel's buttons rerun only that,
+# so the map repaints at once; the kernel editor then sends back a token (its ``sync``)
+# once that run is on screen, and its callback reruns the page's fragment, which brings
+# the lesson up to date. Measured in Chromium (benchmarks/bench_ui.py): a kernel edit's
+# map waited for the lesson's ~90 deltas and the browser's drawing of them otherwise.
+PAGE_FRAGMENT = "conv_editable"
+WHOLE_RUN = "conv_whole_run"  # session key: the number of the page fragment's last run
+BENCH_RUN = "conv_bench_run"  # ... the page run the workbench last ran inside
+SYNC = "conv_sync"  # ... the token the kernel editor is to send back (None: none)
+
+
+def _on_kernel_editor(key: str) -> None:
+    """A kernel editor's value changed: an edit (the workbench reruns by itself), or
+    the token sent back after a partial run (the page's fragment reruns: the lesson)."""
+    if sent_back(key, ss.get(SYNC)):
+        ss[SYNC] = None
+        st.rerun(PAGE_FRAGMENT)
+
+
+@st.fragment(key=PAGE_FRAGMENT)
 def _editable(
     t: Translator, state: ConvState, image: np.ndarray | None, source: str, colour: str, p: dict
 ) -> None:
     numbers = source == "numbers"
-    rgb = image is not None and image.ndim == 3
-    kernel, kernel_problems = grid_value(KERNEL, state.kernel, limit=VALUE_MAX)
     number_problems = GridProblems()
     if numbers:
         image, number_problems = grid_value(NUMBERS, state.numbers, limit=VALUE_MAX)
+    ss[WHOLE_RUN] = ss.get(WHOLE_RUN, 0) + 1
+    # The lesson first on the page, on one screen: the window, kernel, products, sum and
+    # output cell with the step controls; the workbench (kernel and map) and the rest
+    # below it. Drawn last: the workbench's map goes out first (see widgets.grid).
+    lesson = st.container(key="conv_lesson")
+    work = _workbench(t, state, image, source, colour, p)
+    s, g = work.settings, work.geometry
+    left, right = st.columns(2, gap="large")
+    with left:
+        if numbers:
+            _numbers_section(t, state, number_problems)  # the Numbers grid editor
+        if g is not None:
+            _formula(t, g, s)
+    if image is not None and g is not None:
+        rgb = image.ndim == 3
+        x = np.moveaxis(image, -1, 0) if rgb else image  # (3, H, W) or (H, W)
+        if not g.fits():
+            with lesson:
+                st.error(t("conv.error.too_big", **g.extent(s.dilation)))
+        elif work.maps is not None:
+            out, act = work.maps
+            with right:
+                _input_view(t, image, act, numbers)
+            _histogram_and_downloads(t, act, *work.colour_range)
+            with lesson:
+                start = None if numbers else (source, s.sample, colour, image.shape,
+                                              round(float(image.sum()), 3))  # fmt: skip
+                conv_stepper(t, x, s, out, g.pad, numbers=numbers, lesson=True, start=start)
+    # A link reproduces this view; other parameters (the language) stay.
+    now = st.query_params.to_dict()
+    query = {k: v for k, v in now.items() if k not in QUERY_KEYS} | encode_query(s)
+    if now != query:
+        st.query_params.from_dict(query)
+
+
+@st.fragment
+def _workbench(
+    t: Translator, state: ConvState, image: np.ndarray | None, source: str, colour: str, p: dict
+) -> Work:
+    """The kernel editor and the feature map beside it; see [editor] above.
+
+    Reruns by itself when a kernel widget changes (a partial run: the lesson is then
+    behind, and the kernel editor is given a token to send back). ``image`` is the
+    page's input, ``(H, W)`` or ``(H, W, 3)`` (the Numbers grid's value in numbers mode).
+    """
+    partial = ss.get(BENCH_RUN) == ss.get(WHOLE_RUN)  # no page run since its last run
+    ss[BENCH_RUN] = ss.get(WHOLE_RUN)
+    ss[SYNC] = f"{ss.get(WHOLE_RUN)}.{time.monotonic_ns()}" if partial else None
+    rgb = image is not None and image.ndim == 3
+    kernel, kernel_problems = grid_value(KERNEL, state.kernel, limit=VALUE_MAX)
     s = ConvSettings(
         kernel=kernel if rgb or kernel.ndim == 2 else kernel[0],
         bias=_valid_bias(state),  # its widget is drawn below, with the kernel
@@ -569,41 +672,20 @@ def _editable(
         colour=colour,
         activation=p["activation"],
     )
-
-    # The lesson first, on one screen: the window, kernel, products, sum and output cell
-    # with the step controls; the editors and the whole maps below it.
-    lesson = st.container(key="conv_lesson")
-    top_left, top_right = st.columns(2, gap="large")
-    below = st.container()  # under the editors on the page, drawn before them
-    x = g = None
+    left, right = st.columns(2, gap="large")
+    g = maps = None
+    colour_range = (0.0, 1.0)
     if image is not None:
         x = np.moveaxis(image, -1, 0) if rgb else image  # (3, H, W) or (H, W)
         g = _geometry(image.shape[:2], s)
-        if not g.fits():
-            with lesson:
-                st.error(t("conv.error.too_big", **g.extent(s.dilation)))
-        else:
+        if g.fits():
             maps = _convolve(x, s)
             if maps is not None:
-                out, act = maps
-                # Latency: the feature map goes out first, before the lesson and the
-                # editors drawn above it (see widgets.grid). Drawn after the lesson, an
-                # edit's map waited for the lesson's seven charts: 805 ms on 512x512.
-                with below:
-                    _result(t, image, act, s, numbers, p["robust"])
-                with lesson:
-                    start = None if numbers else (source, s.sample, colour, image.shape,
-                                                  round(float(image.sum()), 3))  # fmt: skip
-                    conv_stepper(t, x, s, out, g.pad, numbers=numbers, lesson=True, start=start)
-    with top_left:
-        _kernel_section(t, state, rgb, kernel_problems)  # the kernel grid editor
-    with top_right:
-        if numbers:
-            _numbers_section(t, state, number_problems)  # the Numbers grid editor
-        if g is not None:
-            _formula(t, g, s)
-    # A link reproduces this view; other parameters (the language) stay.
-    now = st.query_params.to_dict()
-    query = {k: v for k, v in now.items() if k not in QUERY_KEYS} | encode_query(s)
-    if now != query:
-        st.query_params.from_dict(query)
+                # Latency: the feature map goes out first, before the kernel editor
+                # drawn beside it (see widgets.grid).
+                with right:
+                    st.subheader(t("conv.result"))
+                    colour_range = _map_view(t, image, maps[1], s, p["robust"])
+    with left:
+        _kernel_section(t, state, rgb, kernel_problems, sync=ss[SYNC])
+    return Work(s, g, maps, colour_range)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -214,6 +214,8 @@ def cell_editor(
     t: Translator,
     bad: Iterable[tuple[int, int, str]] = (),
     edits: Mapping | None = None,
+    sync: str | None = None,
+    on_change: Callable[[], None] | None = None,
 ) -> dict | None:
     """Draw the grid ``a`` ``(rows, cols)``; return its edits since it was mounted (or None).
 
@@ -222,6 +224,12 @@ def cell_editor(
     edits Python holds (the widget's state), shown again after the frame reloads.
     Its words (the grid's and the cells' names for screen readers, the keys'
     hint under it) come from the ``editor`` catalogue.
+
+    ``sync``: a token the editor sends back once, in its value (``{"sync": token}``
+    beside the edits), after the run that drew it is on screen: a page that repainted
+    only part of itself asks for the rest that way (the Convolution page's map first,
+    its lesson after). ``on_change`` is called when the value changes (an edit or a
+    token sent back).
     """
     a = np.asarray(a, dtype=np.float64)
     k = grid_scale(a)
@@ -243,8 +251,9 @@ def cell_editor(
         "scale": t("editor.scale", factor=_plain(10.0**-k, k, _sep(t))) if k else "",
         "lang": t.lang,
         "font": _font_url(),
+        "sync": sync,
     }
     # Declared on every call: cheap, and right for each Streamlit runtime (tests make several).
     component = components.declare_component("cell_editor", path=str(_DIR))
-    value = component(**args, key=key, default=None)
+    value = component(**args, key=key, default=None, on_change=on_change)
     return value if isinstance(value, dict) else None

@@ -22,7 +22,8 @@ checked by :func:`convviz.ui.params.merge_edits`, the same function that read
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,7 +35,7 @@ from convviz.ui.i18n import error_text, tr
 from convviz.ui.params import CellProblem, merge_edits, sig
 from convviz.ui.widgets.cell_editor import cell_editor, parse_cell
 
-__all__ = ["GridState", "grid_editor", "grid_value"]
+__all__ = ["GridState", "grid_editor", "grid_value", "sent_back"]
 
 
 def _as_float(a: np.ndarray) -> np.ndarray:
@@ -144,10 +145,29 @@ def _index(k: object) -> bool:
 
 
 def _editor(
-    a: np.ndarray, key: str, t: Translator, bad: list[tuple[int, int, str]]
+    a: np.ndarray,
+    key: str,
+    t: Translator,
+    bad: list[tuple[int, int, str]],
+    sync: str | None = None,
+    on_change: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
-    cell_editor(a, key=key, t=t, bad=bad, edits=st.session_state.get(key))
+    cell_editor(
+        a,
+        key=key,
+        t=t,
+        bad=bad,
+        edits=st.session_state.get(key),
+        sync=sync,
+        on_change=None if on_change is None else functools.partial(on_change, key),
+    )
     return pd.DataFrame(a, columns=[str(j) for j in range(a.shape[1])])
+
+
+def sent_back(key: str, token: str | None) -> bool:
+    """Whether the editor ``key``'s value is ``token`` sent back (``cell_editor(sync=...)``)."""
+    value = st.session_state.get(key)
+    return token is not None and isinstance(value, Mapping) and value.get("sync") == token
 
 
 def grid_editor(
@@ -158,6 +178,8 @@ def grid_editor(
     *,
     channels: Sequence[int] | None = None,
     channel_names: Sequence[str] = (),
+    sync: str | None = None,
+    on_change: Callable[[str], None] | None = None,
 ) -> list[pd.DataFrame]:
     """Draw the editors (one per channel in ``channels``, tabs when several) and a
     warning per cell that did not parse.
@@ -165,6 +187,8 @@ def grid_editor(
     ``channel_names`` label the tabs and the warnings of a several-channel grid.
     Returns what the editors returned: :func:`grid_value` has read the same values
     from their state already (``tests/test_widgets.py`` checks that they agree).
+    ``sync`` goes to the first editor shown (see :func:`cell_editor`); ``on_change``
+    is called with the key of an editor whose value changed.
     """
     n = state.channels()
     shown = list(range(n)) if channels is None else list(channels)
@@ -182,12 +206,13 @@ def grid_editor(
     if len(shown) > 1:
         tabs = st.tabs([t("conv.grid.channel_tab", channel=channel_names[c]) for c in shown])
         frames = []
-        for c, tab in zip(shown, tabs, strict=True):
+        for i, (c, tab) in enumerate(zip(shown, tabs, strict=True)):
             with tab:
-                frames.append(_editor(value3[c], editor_key(key, state, c), t, bad[c]))
+                k = editor_key(key, state, c)
+                frames.append(_editor(value3[c], k, t, bad[c], sync if i == 0 else None, on_change))
     else:
         c = shown[0]
-        frames = [_editor(value3[c], editor_key(key, state, c), t, bad[c])]
+        frames = [_editor(value3[c], editor_key(key, state, c), t, bad[c], sync, on_change)]
     for c in shown:
         for text in texts.get(c, []):
             st.warning(text)

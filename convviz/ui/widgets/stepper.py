@@ -61,7 +61,7 @@ SMALL_PADDED = 24  # padded inputs up to 24x24 are drawn whole, with numbers
 ZOOM_MARGIN = 2  # cells around the window in the zoomed neighbourhood
 TAP_COLOUR = "#d62728"  # the taps of a dilated kernel
 IMAGE_COLOUR = "#1f77b4"  # the real image inside its padding
-CLICK_MARKERS = 48  # at most this many click targets a side (a 512x512 map gets 1 per 11x11)
+CLICK_MARKERS = 24  # at most this many click targets a side (a 512x512 map gets 1 per 22x22)
 LESSON_HEIGHT = 230  # px: the lesson's top row of small maps (1280x720 fits it all)
 IMAGE_LESSON_HEIGHT = 160  # px: the same on an image, whose sum line is longer
 LESSON_LEGEND_WRAP = 34  # characters a legend line in the lesson's columns (~190 px at 1280)
@@ -153,9 +153,9 @@ def click_layer(
             x=xx.ravel(),
             y=yy.ravel(),
             mode="markers",
-            marker={"symbol": "square", "size": 4, "opacity": 0.01, "color": "#000"},
-            selected={"marker": {"opacity": 0.01}},
-            unselected={"marker": {"opacity": 0.01}},
+            marker={"symbol": "square", "size": 4, "color": "rgba(0,0,0,0.01)"},
+            selected={"marker": {"opacity": 1}},
+            unselected={"marker": {"opacity": 1}},
             hoverinfo="none",
             showlegend=False,
         )
