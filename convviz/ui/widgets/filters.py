@@ -18,6 +18,7 @@ import streamlit as st
 from convviz.figures import plot_config
 from convviz.i18n import Translator
 from convviz.train_figures import filters_figure
+from convviz.ui.common import without_template
 
 __all__ = ["NCOLS", "filter_picker", "picker_figure"]
 
@@ -76,7 +77,7 @@ def filter_picker(t: Translator, kernel: np.ndarray, key: str, target: str) -> N
                 ss[target] = int(index)
 
     st.plotly_chart(
-        picker_figure(t, kernel, chosen),
+        without_template(picker_figure(t, kernel, chosen)),
         width="stretch",
         key=key,
         on_select=clicked,
