@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from convviz.i18n import translator
 from tests.support.apptest import TIMEOUT
+from tests.support.cell_editor import editor_args
 from tests.support.conv_apptest import edit_grid
 
 # The page behind app.py's language picker, with Streamlit's enqueue recorded:
@@ -78,3 +79,16 @@ def test_the_small_map_is_the_first_chart_after_an_edit() -> None:
     assert sent and sent[0][0] == "plotly_chart", sent[:3]
     assert sent[0][1].endswith("conv_output_fig"), sent[:3]
     assert len(sent) >= 7  # the lesson's and the result's charts were all drawn after it
+
+
+def test_a_whole_run_asks_the_kernel_editor_for_no_catch_up() -> None:
+    """Only a run of the workbench by itself gives the kernel editor a token to send
+    back (the lesson is then behind; ``tests/test_browser_editor.py`` checks that it
+    follows); a run of the whole page, after an edit too, is up to date and gives none."""
+    at = _app({})
+    assert editor_args(at)[0]["sync"] is None
+    edit_grid(at, "kernel", {(1, 1): "2"})
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert editor_args(at)[0]["sync"] is None
+    assert at.session_state["conv_sync"] is None
