@@ -574,6 +574,7 @@ class Work:
     """What the workbench computed in this run, for the lesson and the rest of the page."""
 
     settings: ConvSettings
+    x: np.ndarray | None  # the input as the core takes it, (H, W) or (3, H, W); None: none
     geometry: Geometry | None  # None: no input
     maps: tuple[np.ndarray, np.ndarray] | None  # (raw, after the activation); None: none made
     colour_range: tuple[float, float] = (0.0, 1.0)
@@ -622,9 +623,7 @@ def _editable(
             _numbers_section(t, state, number_problems)  # the Numbers grid editor
         if g is not None:
             _formula(t, g, s)
-    if image is not None and g is not None:
-        rgb = image.ndim == 3
-        x = np.moveaxis(image, -1, 0) if rgb else image  # (3, H, W) or (H, W)
+    if work.x is not None and g is not None:
         if not g.fits():
             with lesson:
                 st.error(t("conv.error.too_big", **g.extent(s.dilation)))
@@ -636,7 +635,7 @@ def _editable(
             with lesson:
                 start = None if numbers else (source, s.sample, colour, image.shape,
                                               round(float(image.sum()), 3))  # fmt: skip
-                conv_stepper(t, x, s, out, g.pad, numbers=numbers, lesson=True, start=start)
+                conv_stepper(t, work.x, s, out, g.pad, numbers=numbers, lesson=True, start=start)
     # A link reproduces this view; other parameters (the language) stay.
     now = st.query_params.to_dict()
     query = {k: v for k, v in now.items() if k not in QUERY_KEYS} | encode_query(s)
@@ -673,7 +672,7 @@ def _workbench(
         activation=p["activation"],
     )
     left, right = st.columns(2, gap="large")
-    g = maps = None
+    x = g = maps = None
     colour_range = (0.0, 1.0)
     if image is not None:
         x = np.moveaxis(image, -1, 0) if rgb else image  # (3, H, W) or (H, W)
@@ -688,4 +687,4 @@ def _workbench(
                     colour_range = _map_view(t, image, maps[1], s, p["robust"])
     with left:
         _kernel_section(t, state, rgb, kernel_problems, sync=ss[SYNC])
-    return Work(s, g, maps, colour_range)
+    return Work(s, x, g, maps, colour_range)

@@ -136,11 +136,14 @@ def click_layer(
 
     STYLE.md: a click on a heatmap or an image sends no selection; one on a scatter
     marker does. Up to ``CLICK_MARKERS`` a side, each on the centre of the block of
-    cells it stands for (a big map snaps a click to about 1/48 of its side; ◀ ▶ ▲ ▼
-    then move a cell at a time). The markers are small and ``hoverdistance=-1`` makes
-    every point a candidate, so a click anywhere selects the nearest centre: measured,
-    markers as large as a cell overlapped when the plot came out smaller than guessed,
-    and a click on row 1 selected row 2.
+    cells it stands for (a big map snaps a click to about 1/24 of its side, one target
+    per 5-8 screen pixels on the lesson's maps; ◀ ▶ ▲ ▼ then move a cell at a time).
+    The markers are small and ``hoverdistance=-1`` makes every point a candidate, so a
+    click anywhere selects the nearest centre: measured, markers as large as a cell
+    overlapped when the plot came out smaller than guessed, and a click on row 1
+    selected row 2. They are faint by their colour's alpha, not by ``opacity``: each
+    marker with an opacity of its own is a compositing effect in Chromium, and 2x2,304
+    of them (48 a side) took 25 ms of every edit's frames; 24 a side, coloured, about 7.
     """
     h, w = shape
     r0, c0 = origin
