@@ -44,6 +44,7 @@ from convviz.render import (
     colorbar_strip,
     colorize,
     colour_scale,
+    lut,
     png_bytes,
     png_data_url,
     png_from_map,
@@ -80,6 +81,7 @@ __all__ = [
     "pad_shapes",
     "plot_config",
     "png_bytes",
+    "value_grid",
     "value_range",
     "window_shape",
 ]
@@ -312,6 +314,89 @@ def _colorbar_trace(vmin: float, vmax: float, colorscale: str | tuple) -> go.Sca
             "colorbar": {"thickness": 12, "len": 0.9},
         },
     )
+
+
+_INK = "#31333f"  # Streamlit's text colour: the dark ink of value maps
+_INK_RGB = np.array([int(_INK[i : i + 2], 16) for i in (1, 3, 5)])
+
+
+def _luminance(rgb: np.ndarray) -> np.ndarray:
+    """WCAG 2's relative luminance of sRGB colours (``(..., 3)``, 0-255)."""
+    c = np.asarray(rgb, dtype=np.float64) / 255.0
+    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    return linear @ [0.2126, 0.7152, 0.0722]
+
+
+def _hex(rgb: Sequence[int]) -> str:
+    r, g, b = rgb
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def value_grid(
+    a: np.ndarray,
+    *,
+    title: str = "",
+    colour: ColourScale | None = None,
+    digits: int = 4,
+    extent: tuple[int, int] | None = None,
+    hover_name: str | None = None,
+    t: Translator | None = None,
+) -> dict:
+    """A small map as its cells: what :mod:`convviz.ui.widgets.value_map` draws.
+
+    The light way to show a map of up to :data:`TEXT_MAX_CELLS` cells with its numbers
+    (the numbers page's input and feature map): each cell's colour (``fill``, on the
+    scale of ``colour``, else :func:`colour_scale`'s default rules), its number to
+    ``digits`` significant digits the locale's way (``text``), a legible ink on it
+    (``ink``), its hover line (``hover``, the ``figures`` catalogue's words), the
+    colour bar's gradient and ends, and :func:`colour_legend`'s sentence. All text
+    is plain text; the component writes it with ``textContent``. ``extent``: the
+    larger map the page draws beside this one, so both share one scale (cells per
+    side, ``max(extent)``). ``z``: the values, NaN as None (JSON has no NaN).
+
+    >>> g = value_grid(np.array([[1.0, -2.0]]))
+    >>> g["text"], g["fill"][0][1], g["ink"][0]
+    ([['1', '-2']], '#053061', ['#31333f', '#ffffff'])
+    >>> value_grid(np.array([[0.5]]), t=translator("pt"))["hover"]
+    [['linha 0, coluna 0: valor 0,5']]
+    """
+    x = np.asarray(a, dtype=np.float64)
+    if x.ndim != 2:
+        raise CodedError("err.must_be_2d", name="a", shape=str(x.shape))
+    if x.size > TEXT_MAX_CELLS:
+        raise CodedError("err.too_many_cells", cells=x.size, limit=TEXT_MAX_CELLS)
+    t = _tr(t)
+    cs = colour or colour_scale(x)
+    finite = np.isfinite(x)
+    rgb = colorize(np.where(finite, x, cs.vmin), cs.vmin, cs.vmax, cs.colorscale)
+    # The ink of higher contrast (WCAG 2's ratio) on each cell: dark or white
+    lum, ink = _luminance(rgb), float(_luminance(_INK_RGB))
+    light = (lum + 0.05) / (ink + 0.05) >= 1.05 / (lum + 0.05)
+    name = t("fig.value") if hover_name is None else hover_name
+    h, w = x.shape
+    text = [["" for _ in range(w)] for _ in range(h)]
+    z: list[list[float | None]] = [[None] * w for _ in range(h)]
+    for r, c in zip(*np.nonzero(finite), strict=True):
+        text[r][c] = _sig_text(x[r, c], digits, t)
+        z[r][c] = float(x[r, c])
+    stops = lut(cs.colorscale)[np.linspace(0, 255, 9).round().astype(int)]  # ends included
+    eh, ew = extent if extent is not None else x.shape
+    return {
+        "title": title,
+        "z": z,
+        "text": text,
+        "fill": [[_hex(c) for c in row] for row in rgb.tolist()],
+        "ink": [[_INK if v else "#ffffff" for v in row] for row in light.tolist()],
+        "hover": [
+            [f"{t('fig.hover.cell', row=r, col=c)}: {name} {text[r][c]}" for c in range(w)]
+            for r in range(h)
+        ],
+        "bar": [_hex(c) for c in stops.tolist()],
+        "bar_ends": [_num(cs.vmin, t), _num(cs.vmax, t)],
+        "legend": colour_legend(cs, t),
+        "extent": int(max(eh, ew)),
+        "label": t("fig.grid.label", title=title or name, rows=h, cols=w),
+    }
 
 
 def image_figure(

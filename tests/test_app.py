@@ -27,6 +27,7 @@ from convviz.kernels import KERNELS
 from convviz.shapes import resolve_padding
 from convviz.ui.params import CLASSIC_INPUT, CLASSIC_KERNEL
 from convviz.ui.widgets.labels import kernel_description
+from tests.support.apptest import value_map_z
 from tests.support.cell_editor import editor_args
 from tests.support.conv_apptest import edit_grid, english_left, kernel_key, numbers_key
 
@@ -132,7 +133,7 @@ def test_default_run_opens_the_classic_example(app: AppTest) -> None:
     state = app.session_state["conv"]
     np.testing.assert_array_equal(state.numbers.value, CLASSIC_INPUT)
     np.testing.assert_array_equal(state.kernel.value, [[0, 1, 0], [1, 0, 1], [0, 1, 0]])
-    np.testing.assert_allclose(heatmap_z(app, "conv_output_fig"), expected)
+    np.testing.assert_allclose(value_map_z(app, "conv_output_map"), expected)
     assert metric_value(app, "Output value at (0, 0)") == 181
     shown = app.code[0].value
     assert "0×128 + 1×97 + 0×53 + 1×35" in shown and shown.endswith("= 181")
@@ -162,14 +163,14 @@ def test_numbers_matrix_cells_are_editable(app: AppTest) -> None:
     x = CLASSIC_INPUT.copy()
     x[0, 1] = 1000
     expected = ndimage.correlate(x, CLASSIC_KERNEL, mode="constant")[1:-1, 1:-1]
-    np.testing.assert_allclose(heatmap_z(app, "conv_output_fig"), expected)
+    np.testing.assert_allclose(value_map_z(app, "conv_output_map"), expected)
     # resizing keeps the edit (the middle of the grid is kept, new cells are 0)
     app.number_input(key=numbers_key(app, "num_cols")).set_value(7).run()
     assert_clean(app)
     grown = app.session_state["conv"].numbers.value
     assert grown.shape == (5, 7) and grown[0, 2] == 1000 and not grown[:, [0, 6]].any()
     np.testing.assert_allclose(
-        heatmap_z(app, "conv_output_fig"), oracle_conv(grown, CLASSIC_KERNEL)
+        value_map_z(app, "conv_output_map"), oracle_conv(grown, CLASSIC_KERNEL)
     )
 
 
@@ -196,7 +197,7 @@ def test_parameters_change_the_output_like_scipy(app, param, widget, value) -> N
     if param == "pad_mode":
         kwargs["padding"] = "same"
     expected = oracle_conv(CLASSIC_INPUT, kernel, **kwargs)
-    np.testing.assert_allclose(heatmap_z(app, "conv_output_fig"), expected)
+    np.testing.assert_allclose(value_map_z(app, "conv_output_map"), expected)
     # the stepper's first window agrees with the map
     assert metric_value(app, "Output value at (0, 0)") == pytest.approx(expected[0, 0])
 
@@ -207,7 +208,7 @@ def test_kernel_size_change(app: AppTest) -> None:
     k = app.session_state["conv"].kernel.value
     assert k.shape == (5, 3)
     np.testing.assert_array_equal(k[1:4], CLASSIC_KERNEL)  # centred, zero rows added
-    np.testing.assert_allclose(heatmap_z(app, "conv_output_fig"), oracle_conv(CLASSIC_INPUT, k))
+    np.testing.assert_allclose(value_map_z(app, "conv_output_map"), oracle_conv(CLASSIC_INPUT, k))
     app.number_input(key=kernel_key(app, "kw")).set_value(1).run()
     assert app.session_state["conv"].kernel.value.shape == (5, 1)
     assert app.number_input(key=kernel_key(app, "kh")).value == 5  # fresh widgets show it
@@ -319,7 +320,7 @@ def test_kernel_edits_survive_another_page() -> None:
     k = CLASSIC_KERNEL.copy()
     k[0, 0] = 5
     np.testing.assert_array_equal(at.session_state["conv"].kernel.value, k)
-    np.testing.assert_allclose(heatmap_z(at, "conv_output_fig"), oracle_conv(CLASSIC_INPUT, k))
+    np.testing.assert_allclose(value_map_z(at, "conv_output_map"), oracle_conv(CLASSIC_INPUT, k))
     # and the fresh editor shows it
     assert editor_args(at)[0]["exact"] == [[f"{v:.10g}" for v in row] for row in k]
 
@@ -385,7 +386,7 @@ def test_url_reproduces_the_view() -> None:
     at.run()
     assert_clean(at)
     expected = oracle_conv(CLASSIC_INPUT, [[1, 2], [3, 4]], 0.5, stride=2, flip=True)
-    np.testing.assert_allclose(heatmap_z(at, "conv_output_fig"), expected)
+    np.testing.assert_allclose(value_map_z(at, "conv_output_map"), expected)
     # and the app writes its state back into the URL
     at.number_input(key="conv_dilation").set_value(2).run()
     assert at.query_params["dilation"] in ("2", ["2"])
@@ -476,7 +477,7 @@ def test_every_convolution_widget_in_both_languages(lang: str) -> None:
     run()
     k = at.session_state["conv"].kernel.value
     np.testing.assert_allclose(k, np.full((3, 3), 1 / 9))
-    np.testing.assert_allclose(heatmap_z(at, "conv_output_fig"), oracle_conv(x, k, 1.5))
+    np.testing.assert_allclose(value_map_z(at, "conv_output_map"), oracle_conv(x, k, 1.5))
     # the sidebar's parameters
     at.number_input(key="conv_stride").set_value(2)
     run()
@@ -493,11 +494,11 @@ def test_every_convolution_widget_in_both_languages(lang: str) -> None:
     at.toggle(key="conv_flip").set_value(True)
     run()
     expected = oracle_conv(x, k, 1.5, stride=2, padding=2, dilation=2, flip=True)
-    np.testing.assert_allclose(heatmap_z(at, "conv_output_fig"), expected)
+    np.testing.assert_allclose(value_map_z(at, "conv_output_map"), expected)
     for name in ("relu", "leaky_relu", "sigmoid", "tanh"):
         at.selectbox(key="conv_activation").set_value(name)
         run()
-    np.testing.assert_allclose(heatmap_z(at, "conv_output_fig"), np.tanh(expected), atol=1e-6)
+    np.testing.assert_allclose(value_map_z(at, "conv_output_map"), np.tanh(expected), atol=1e-6)
     at.toggle(key="conv_robust").set_value(True)
     run()
     # the stepper

@@ -34,13 +34,27 @@ SHOTS = ROOT / "artifacts" / "screenshots" / "editor"
 EN, PT = translator("en"), translator("pt")
 PAGES = ("", "pooling", "feature-maps", "train", "step", "inside", "about")
 
-# The numbers-mode feature map: a plotly heatmap; its z as plotly holds it (NaN padding
-# to the common extent dropped).
-OUTPUT_Z = """() => {
-  const gd = document.querySelector('.st-key-conv_output_fig .js-plotly-plot');
-  if (!gd || !gd._fullData || !gd._fullData.length) return null;
-  return Array.from(gd._fullData[0].z, row => Array.from(row, v => (v === null ? NaN : v)));
+# The numbers-mode feature map: a value map (convviz.ui.widgets.value_map), its cells'
+# values (data-value) and the numbers written on them, row by row.
+MAP_CELLS = """(what) => {
+  const f = document.querySelector('.st-key-conv_output_map iframe');
+  const d = f && f.contentDocument;
+  const cells = d ? Array.from(d.querySelectorAll('#grid .v')) : [];
+  if (!cells.length) return null;
+  const rows = Math.max(...cells.map(c => +c.dataset.r)) + 1;
+  const out = Array.from({length: rows}, () => []);
+  cells.forEach(c => {
+    out[+c.dataset.r][+c.dataset.c] = what === 'text' ? c.textContent
+      : (c.dataset.value === '' ? NaN : +c.dataset.value);
+  });
+  return out;
 }"""
+OUTPUT_Z = f"() => ({MAP_CELLS})('value')"
+
+
+def output_text(page) -> list[list[str]]:
+    """The numbers the feature map shows on its cells, as a person reads them."""
+    return page.evaluate(MAP_CELLS, "text")
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +128,8 @@ def test_typed_cells_repaint_the_map_with_the_conv_of_the_test(server, browser) 
         np.testing.assert_allclose(
             wait_map(page, oracle), [[181, 303, 618], [115, 338, 605], [189, 351, 660]]
         )
+        assert output_text(page) == [["181", "303", "618"], ["115", "338", "605"],
+                                     ["189", "351", "660"]]  # fmt: skip
         # The centre weight, then its right neighbour through the keyboard only.
         type_into_cell(page, 1, 1, "2", key="ArrowRight")
         kernel[1, 1] = 2
@@ -195,9 +211,12 @@ def test_portuguese_decimals_in_and_out(server, browser) -> None:
         type_into_cell(page, 0, 1, "0,5")
         kernel = CLASSIC_KERNEL.copy()
         kernel[0, 1] = 0.5
-        wait_map(page, correlate2d(CLASSIC_INPUT, kernel, mode="valid"))
+        want = correlate2d(CLASSIC_INPUT, kernel, mode="valid")
+        wait_map(page, want)
         wait_ready(page, 90_000)
         assert editor_cell(page, 0, 1).input_value() == "0,5"
+        # The map's numbers the Portuguese way: 132.5 is written 132,5.
+        assert output_text(page)[0][0] == PT.num(want[0, 0]) == "132,5", output_text(page)
         hint = editor_frame(page).locator("#hint").inner_text()
         assert hint == PT("editor.hint")
         assert_no_exception(page)
@@ -270,3 +289,42 @@ def test_no_request_leaves_the_machine(server, browser) -> None:
             }
             assert hosts <= {"127.0.0.1", "localhost"}, (path, sorted(hosts))
             assert seen, path
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (1920, 1080)])
+def test_the_numbers_pages_maps_are_legible(server, browser, size: tuple[int, int]) -> None:
+    """The 5x5 input and the 3x3 map beside the kernel: every number whole on its cell,
+    both maps on one scale (a cell as wide in each), the colour bar and the legend's
+    sentence in the frame (not cut), the map inside the window sideways."""
+    with new_page(browser, *size) as page:
+        page.goto(server)
+        wait_ready(page, 90_000)
+        wait_map(page, correlate2d(CLASSIC_INPUT, CLASSIC_KERNEL, mode="valid"))
+        widths = {}
+        for key, shape in (("conv_output_map", (3, 3)), ("conv_input_map", (5, 5))):
+            iframe = page.locator(f".st-key-{key} iframe")
+            iframe.scroll_into_view_if_needed()
+            frame = page.frame_locator(f".st-key-{key} iframe")
+            frame.locator("#grid[data-version]").wait_for(timeout=90_000)
+            cells = frame.locator("#grid .v")
+            assert cells.count() == shape[0] * shape[1]
+            # No number cut: each fits its cell.
+            over = cells.evaluate_all("es => es.filter(e => e.scrollWidth > e.clientWidth).length")
+            assert over == 0, key
+            widths[key] = cells.first.evaluate("e => e.getBoundingClientRect().width")
+            legend = frame.locator("#legend")
+            assert legend.inner_text().strip(), key
+            # The frame holds all it draws: its height covers the legend's bottom.
+            bottom = legend.evaluate("e => e.getBoundingClientRect().bottom")
+            assert bottom <= iframe.bounding_box()["height"] + 1, (key, bottom)
+            box = frame.locator("#grid").bounding_box()
+            assert box["x"] + box["width"] <= size[0], key
+        assert abs(widths["conv_output_map"] - widths["conv_input_map"]) <= 1, widths
+        hover = page.frame_locator(".st-key-conv_output_map iframe").locator("#grid .v").first
+        assert (
+            hover.get_attribute("title") == f"{EN('fig.hover.cell', row=0, col=0)}: "
+            f"{EN('fig.value')} 181"
+        )
+        page.locator(".st-key-conv_output_map iframe").scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / f"numbers_maps_{size[0]}x{size[1]}.png"))
+        assert_no_exception(page)

@@ -553,3 +553,21 @@ def walk(
     }
     result.seconds = time.monotonic() - t0
     return result
+
+
+def value_map_args(at: AppTest, key: str) -> dict:
+    """The arguments of convviz's value map (:mod:`convviz.ui.widgets.value_map`) with
+    this key: what it draws (``text``, ``fill``, ``hover``, ``legend``; ``z`` the values)."""
+    for node in at:
+        if getattr(node, "type", "") == "component_instance" and not isinstance(node, Block):
+            if node.proto.component_name.endswith("value_map") and node.proto.id.endswith(key):
+                return json.loads(node.proto.json_args)
+    raise AssertionError(f"no value map with key {key!r}")
+
+
+def value_map_z(at: AppTest, key: str) -> np.ndarray:
+    """A value map's values (None, not computed, as NaN), checked against its numbers."""
+    args = value_map_args(at, key)
+    z = np.array([[np.nan if v is None else v for v in row] for row in args["z"]], float)
+    assert len(args["text"]) == z.shape[0] and all(len(r) == z.shape[1] for r in args["text"])
+    return z

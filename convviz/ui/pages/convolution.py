@@ -37,6 +37,7 @@ from convviz.errors import CodedError
 from convviz.figures import (
     GREYS,
     HEATMAP_MAX_CELLS,
+    TEXT_MAX_CELLS,
     colorbar_strip,
     colour_legend,
     colour_scale,
@@ -46,6 +47,7 @@ from convviz.figures import (
     kernel_figure,
     map_figure,
     png_bytes,
+    value_grid,
 )
 from convviz.i18n import Translator
 from convviz.images import SAMPLES
@@ -83,6 +85,7 @@ from convviz.ui.widgets.charts import show
 from convviz.ui.widgets.grid import GridProblems, GridState, grid_editor, grid_value, sent_back
 from convviz.ui.widgets.labels import act_label, kernel_description, kernel_label, pad_mode_label
 from convviz.ui.widgets.stepper import CHANNELS, conv_stepper
+from convviz.ui.widgets.value_map import value_map
 
 # Widget keys kept across page switches (see common.persist_widget_state).
 HEAT_MIN_SIDE = 7  # kernels this wide or taller are also drawn as a heat map
@@ -485,6 +488,9 @@ def _map_view(
             st.image(png_bytes(act, lo, hi, scale), width=width, output_format="PNG")
             st.image(png_bytes(colorbar_strip(scale) / 255.0), width=width, output_format="PNG")
             st.caption(colour_legend(cs, t))
+    elif act.size <= TEXT_MAX_CELLS:  # the numbers page: each cell with its number
+        grid = value_grid(act, title=title, colour=cs, extent=_map_extent(image, act), t=t)
+        value_map(grid, key="conv_output_map", t=t)
     else:
         fig = map_figure(act, title=title, colour=cs, extent=_map_extent(image, act), digits=4, t=t)
         show(t, fig, "conv_output_fig", "feature_map")
@@ -522,6 +528,12 @@ def _input_view(t: Translator, image: np.ndarray, act: np.ndarray, numbers: bool
             st.caption(in_caption)
         return
     kw = {"colorscale": GREYS, "extent": _map_extent(image, act)}
+    if numbers and image.size <= TEXT_MAX_CELLS:  # drawn like the feature map beside it
+        cs = colour_scale(image, colorscale=GREYS)
+        grid = value_grid(image, title=in_title, colour=cs, extent=kw["extent"], t=t)
+        value_map(grid, key="conv_input_map", t=t)
+        st.caption(in_caption)
+        return
     if numbers:
         fig = heatmap_figure(image, title=in_title, digits=4, **kw, t=t)
     elif image.ndim == 3:

@@ -37,6 +37,7 @@ from convviz.i18n import Translator
 __all__ = [
     "cell_editor",
     "exact_cells",
+    "font_url",
     "grid_decimals",
     "grid_scale",
     "parse_cell",
@@ -199,7 +200,7 @@ def parse_cell(text: object, t: Translator) -> object:
 
 
 @functools.cache
-def _font_url() -> str | None:
+def font_url() -> str | None:
     """Streamlit's Source Sans as the app serves it, relative to the component's page
     (``<base>/component/<name>/index.html`` -> ``<base>/static/media/...``)."""
     media = Path(streamlit.__file__).resolve().parent / "static" / "static" / "media"
@@ -250,7 +251,7 @@ def cell_editor(
         "hint": t("editor.hint"),
         "scale": t("editor.scale", factor=_plain(10.0**-k, k, _sep(t))) if k else "",
         "lang": t.lang,
-        "font": _font_url(),
+        "font": font_url(),
         "sync": sync,
     }
     # Declared on every call: cheap, and right for each Streamlit runtime (tests make several).

@@ -1,0 +1,51 @@
+"""``value_map``: a small map drawn as its cells, each with its number.
+
+Why not a plotly heatmap: measured here in headless Chromium (``benchmarks/bench_ui.py``),
+a kernel edit on the numbers page repainted its 3x3 plotly map in 124-143 ms against
+86 ms for the same page with the map as an image; Streamlit's chart element redraws
+its whole figure on every rerun (~40 ms of the browser's time on 2 cores). This one
+is a grid of ``<div>`` cells in a Streamlit v1 custom component with no build step
+(like :mod:`convviz.ui.widgets.cell_editor`): a rerun sends it new colours and numbers
+and it rewrites them in place, the frame mounted once (a stable ``key``).
+
+Python owns every colour, number and word (:func:`convviz.figures.value_grid`); the
+component writes them with ``textContent`` and CSS colours, never as markup. Each
+cell's number is on the cell, its row, column and value in its tooltip and its
+``aria-label``; a colour bar and the legend's sentence say what the colours mean.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import streamlit.components.v1 as components
+
+from convviz.i18n import Translator
+from convviz.ui.widgets.cell_editor import font_url
+
+__all__ = ["value_map"]
+
+_DIR = Path(__file__).resolve().parent / "value_map"
+MAX_PX = 520  # the larger of the page's maps is drawn this wide, like the image maps
+
+
+def value_map(grid: dict, *, key: str, t: Translator) -> None:
+    """Draw :func:`convviz.figures.value_grid`'s ``grid`` (mounted once per ``key``).
+
+    ``version`` (a digest of what is drawn) is set on the grid once it is written:
+    tests and the benchmark wait for it to change.
+    """
+    drawn = json.dumps([grid["text"], grid["fill"], grid["title"], grid["legend"]])
+    args = {
+        **{k: v for k, v in grid.items() if k != "z"},
+        "z": grid["z"],
+        "max_px": MAX_PX,
+        "lang": t.lang,
+        "font": font_url(),
+        "version": hashlib.blake2s(drawn.encode(), digest_size=6).hexdigest(),
+    }
+    # Declared on every call: cheap, and right for each Streamlit runtime (tests make several).
+    component = components.declare_component("value_map", path=str(_DIR))
+    component(**args, key=key, default=None)
