@@ -361,11 +361,22 @@ class RunManager:
         with self._lock:
             return list(self._queue)
 
-    def shutdown(self) -> None:
-        """Stop every run and the janitor (tests, server exit); checkpoints stay on disk."""
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop every run and the janitor (tests, server exit); checkpoints stay on disk.
+
+        Waits up to ``timeout`` seconds in all for the runs' workers to end, so a
+        checkpoint being written is finished (renamed into place) rather than left as a
+        temporary file; a worker still busy after that is left to end on its own.
+        """
         self._closed.set()
         for run_id in self.run_ids:
             self.discard(run_id, forget=False)
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            ending = list(self._ending)
+        for thread in ending:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     # ------------------------------------------------------------------ slots (lock held)
     def _admit(self, run: Run) -> None:
