@@ -83,7 +83,13 @@ def wait_lesson(page, keys, timeout: float = 120_000) -> None:
     wait_ready(page, timeout)
     charts = [k for k in keys if "sum" not in k and "value" not in k]
     page.wait_for_function(
-        """(keys) => keys.every(k => document.querySelector(`.st-key-${k} .main-svg`))""",
+        """(keys) => keys.every(k => {
+          // a plotly chart drawn, or a value map (the kernel, the products) written
+          if (document.querySelector(`.st-key-${k} .main-svg`)) return true;
+          const f = document.querySelector(`.st-key-${k} iframe`);
+          const d = f && f.contentDocument;
+          return !!(d && d.querySelector('#grid[data-version]'));
+        })""",
         arg=charts,
         timeout=timeout,
     )

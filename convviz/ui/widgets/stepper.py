@@ -32,6 +32,7 @@ from convviz.figures import (
     narrow_legend,
     not_yet_shapes,
     pad_shapes,
+    value_grid,
     value_range,
     window_shape,
 )
@@ -43,6 +44,7 @@ from convviz.ui.common import play_controls, show_figure, step_controls, user_er
 from convviz.ui.params import ConvSettings, sig
 from convviz.ui.widgets.charts import show
 from convviz.ui.widgets.labels import act_label
+from convviz.ui.widgets.value_map import value_map
 
 __all__ = [
     "CHANNELS",
@@ -64,6 +66,7 @@ IMAGE_COLOUR = "#1f77b4"  # the real image inside its padding
 CLICK_MARKERS = 24  # at most this many click targets a side (a 512x512 map gets 1 per 22x22)
 LESSON_HEIGHT = 230  # px: the lesson's top row of small maps (1280x720 fits it all)
 IMAGE_LESSON_HEIGHT = 160  # px: the same on an image, whose sum line is longer
+LESSON_MAP_CHROME = 100  # px of the numbers lesson's row left for the maps' titles and legends
 LESSON_LEGEND_WRAP = 34  # characters a legend line in the lesson's columns (~190 px at 1280)
 MANY_WINDOWS = 100  # from this many windows on, Play offers a whole row or a fast sweep
 
@@ -418,25 +421,27 @@ def _channel_title(t: Translator, key: str, name: str | None) -> str:
 
 def _triple(
     t: Translator, step: ConvStep, ch: int, name: str | None, *, flip: bool, in_range, height
-) -> tuple[go.Figure, go.Figure, go.Figure]:
-    """The window's values, the kernel and their products for channel ``ch``."""
+) -> tuple[go.Figure, dict, dict]:
+    """The window's values (a figure: its padding is hatched), the kernel and their
+    products (value maps: a step rewrites their numbers in place) for channel ``ch``."""
     patch = heatmap_figure(
         step.patch[ch], title=_channel_title(t, "conv.step.patch", name), colorscale=GREYS,
         vmin=in_range[0], vmax=in_range[1], digits=4, text=True,
         shapes=pad_shapes(~step.inside), height=height, colorbar=False, t=t
     )  # fmt: skip
+    narrow_legend(patch, LESSON_LEGEND_WRAP)
     kernel_key = "conv.step.kernel_flipped" if flip else "conv.step.kernel"
-    kernel = heatmap_figure(
-        step.kernel[ch], title=_channel_title(t, kernel_key, name), digits=4, text=True,
-        height=height, colorbar=False, t=t
-    )  # fmt: skip
-    products = heatmap_figure(
-        step.products[ch], title=_channel_title(t, "conv.step.products", name), digits=4,
-        text=True, height=height, colorbar=False, t=t
-    )  # fmt: skip
-    for fig in (patch, kernel, products):
-        narrow_legend(fig, LESSON_LEGEND_WRAP)
+    kernel = value_grid(step.kernel[ch], title=_channel_title(t, kernel_key, name), t=t)
+    products = value_grid(
+        step.products[ch], title=_channel_title(t, "conv.step.products", name), t=t
+    )
     return patch, kernel, products
+
+
+def _small_map(t: Translator, grid: dict, key: str, cells_height: int) -> None:
+    """A kernel or the products in the lesson's row: a value map whose cells keep to
+    ``cells_height`` px (the row beside them fits one screen), no colour bar."""
+    value_map(grid, key=key, t=t, cells_height=max(42, cells_height), bar=False)
 
 
 def conv_lesson_view(
@@ -475,9 +480,9 @@ def conv_lesson_view(
             _show(t, fig, "conv_step_input", "window", xp.shape[1:], height=h)
         _, kernel, products = _triple(t, step, 0, None, flip=flip, in_range=in_range, height=h)
         with b:
-            show(t, kernel, "conv_step_kernel_0", "kernel")
+            _small_map(t, kernel, "conv_step_kernel_0", h - LESSON_MAP_CHROME)
         with k:
-            show(t, products, "conv_step_products_0", "products")
+            _small_map(t, products, "conv_step_products_0", h - LESSON_MAP_CHROME)
         with d:
             progress_view(
                 t, out, step.index, "conv_step_output", height=h, clickable=True,
@@ -506,7 +511,11 @@ def conv_lesson_view(
                     st.columns(3), figs, ("patch", "kernel", "products"), strict=True
                 ):
                     with col:
-                        show(t, fig, f"conv_step_{what}_{ch}", what)
+                        if what == "patch":
+                            show(t, fig, f"conv_step_{what}_{ch}", what)
+                        else:
+                            # as tall as the patch's cells beside them
+                            _small_map(t, fig, f"conv_step_{what}_{ch}", h - 10 * c - 55)
     s1, s2 = st.columns([3, 2])
     with s1:
         with st.container(key="conv_step_sum"):

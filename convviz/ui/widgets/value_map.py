@@ -31,17 +31,23 @@ _DIR = Path(__file__).resolve().parent / "value_map"
 MAX_PX = 520  # the larger of the page's maps is drawn this wide, like the image maps
 
 
-def value_map(grid: dict, *, key: str, t: Translator) -> None:
+def value_map(
+    grid: dict, *, key: str, t: Translator, cells_height: int | None = None, bar: bool = True
+) -> None:
     """Draw :func:`convviz.figures.value_grid`'s ``grid`` (mounted once per ``key``).
 
-    ``version`` (a digest of what is drawn) is set on the grid once it is written:
-    tests and the benchmark wait for it to change.
+    ``cells_height``: the most pixels the cells may take down the page (the lesson's
+    row of small maps keeps to one screen); ``bar``: draw the colour bar (the legend's
+    sentence is always there). ``version`` (a digest of what is drawn) is set on the
+    grid once it is written: tests and the benchmark wait for it to change.
     """
     drawn = json.dumps([grid["text"], grid["fill"], grid["title"], grid["legend"]])
     args = {
         **{k: v for k, v in grid.items() if k != "z"},
         "z": grid["z"],
         "max_px": MAX_PX,
+        "cells_height": cells_height,
+        "bar": grid["bar"] if bar else None,
         "lang": t.lang,
         "font": font_url(),
         "version": hashlib.blake2s(drawn.encode(), digest_size=6).hexdigest(),
