@@ -12,7 +12,7 @@ from scipy.signal import correlate2d
 from convviz.errors import CodedError
 from convviz.figures import DIVERGING, GREYS, TEXT_MAX_CELLS, colour_scale, value_grid
 from convviz.i18n import translator
-from convviz.ui.params import CLASSIC_INPUT, CLASSIC_KERNEL
+from convviz.ui.params import CLASSIC_INPUT, CLASSIC_KERNEL, KERNEL_MAX
 from tests.support.apptest import page_app, value_map_args, value_map_z
 from tests.support.conv_apptest import edit_grid
 
@@ -77,6 +77,8 @@ def test_numbers_hover_and_words_follow_the_locale() -> None:
 
 
 def test_the_shared_extent_and_the_limits() -> None:
+    # the lesson draws any kernel the editor offers, and its products, as a value map
+    assert KERNEL_MAX**2 <= TEXT_MAX_CELLS
     assert value_grid(np.zeros((3, 3)), extent=(5, 5))["extent"] == 5
     assert value_grid(np.zeros((2, 4)))["extent"] == 4
     with pytest.raises(CodedError):

@@ -2,8 +2,10 @@
 
 Why not a plotly heatmap: measured here in headless Chromium (``benchmarks/bench_ui.py``),
 a kernel edit on the numbers page repainted its 3x3 plotly map in 124-143 ms against
-86 ms for the same page with the map as an image; Streamlit's chart element redraws
-its whole figure on every rerun (~40 ms of the browser's time on 2 cores). This one
+86-103 ms with the map as an image and 100-110 ms with this one, in the same runs;
+Streamlit's chart element redraws its whole figure on every rerun (~40 ms of the
+browser's time on 2 cores), and every chart on the page costs each rerun ~2.5 ms
+more even when it is not redrawn (measured: 4 more charts, +11 ms). This one
 is a grid of ``<div>`` cells in a Streamlit v1 custom component with no build step
 (like :mod:`convviz.ui.widgets.cell_editor`): a rerun sends it new colours and numbers
 and it rewrites them in place, the frame mounted once (a stable ``key``).
@@ -43,8 +45,7 @@ def value_map(
     """
     drawn = json.dumps([grid["text"], grid["fill"], grid["title"], grid["legend"]])
     args = {
-        **{k: v for k, v in grid.items() if k != "z"},
-        "z": grid["z"],
+        **grid,
         "max_px": MAX_PX,
         "cells_height": cells_height,
         "bar": grid["bar"] if bar else None,
