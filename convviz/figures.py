@@ -317,7 +317,6 @@ def _colorbar_trace(vmin: float, vmax: float, colorscale: str | tuple) -> go.Sca
 
 
 _INK = "#31333f"  # Streamlit's text colour: the dark ink of value maps
-_INK_RGB = np.array([int(_INK[i : i + 2], 16) for i in (1, 3, 5)])
 
 
 def _luminance(rgb: np.ndarray) -> np.ndarray:
@@ -325,6 +324,9 @@ def _luminance(rgb: np.ndarray) -> np.ndarray:
     c = np.asarray(rgb, dtype=np.float64) / 255.0
     linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
     return linear @ [0.2126, 0.7152, 0.0722]
+
+
+_INK_LUM = float(_luminance(np.array([int(_INK[i : i + 2], 16) for i in (1, 3, 5)])))
 
 
 def _hex(rgb: Sequence[int]) -> str:
@@ -370,8 +372,8 @@ def value_grid(
     finite = np.isfinite(x)
     rgb = colorize(np.where(finite, x, cs.vmin), cs.vmin, cs.vmax, cs.colorscale)
     # The ink of higher contrast (WCAG 2's ratio) on each cell: dark or white
-    lum, ink = _luminance(rgb), float(_luminance(_INK_RGB))
-    light = (lum + 0.05) / (ink + 0.05) >= 1.05 / (lum + 0.05)
+    lum = _luminance(rgb)
+    light = (lum + 0.05) / (_INK_LUM + 0.05) >= 1.05 / (lum + 0.05)
     name = t("fig.value") if hover_name is None else hover_name
     h, w = x.shape
     text = [["" for _ in range(w)] for _ in range(h)]

@@ -87,6 +87,7 @@ from convviz.ui.widgets.labels import act_label, kernel_description, kernel_labe
 from convviz.ui.widgets.stepper import CHANNELS, conv_stepper
 from convviz.ui.widgets.value_map import value_map
 
+MAP_PX = 520  # the larger of the input and the feature map is drawn this wide (images, value maps)
 # Widget keys kept across page switches (see common.persist_widget_state).
 HEAT_MIN_SIDE = 7  # kernels this wide or taller are also drawn as a heat map
 
@@ -465,8 +466,9 @@ def _as_image(image: np.ndarray, act: np.ndarray) -> bool:
 
 
 def _px_scale(image: np.ndarray, act: np.ndarray) -> float:
-    """Pixels per cell: the larger of the two maps is drawn 520 px wide, the other to scale."""
-    return 520 / max(_map_extent(image, act))
+    """Pixels per cell: the larger of the two maps is drawn :data:`MAP_PX` wide, the other
+    to scale."""
+    return MAP_PX / max(_map_extent(image, act))
 
 
 def _map_view(
@@ -490,7 +492,7 @@ def _map_view(
             st.caption(colour_legend(cs, t))
     elif act.size <= TEXT_MAX_CELLS:  # the numbers page: each cell with its number
         grid = value_grid(act, title=title, colour=cs, extent=_map_extent(image, act), t=t)
-        value_map(grid, key="conv_output_map", t=t)
+        value_map(grid, key="conv_output_map", t=t, max_px=MAP_PX)
     else:
         fig = map_figure(act, title=title, colour=cs, extent=_map_extent(image, act), digits=4, t=t)
         show(t, fig, "conv_output_fig", "feature_map")
@@ -531,7 +533,7 @@ def _input_view(t: Translator, image: np.ndarray, act: np.ndarray, numbers: bool
     if numbers and image.size <= TEXT_MAX_CELLS:  # drawn like the feature map beside it
         cs = colour_scale(image, colorscale=GREYS)
         grid = value_grid(image, title=in_title, colour=cs, extent=kw["extent"], t=t)
-        value_map(grid, key="conv_input_map", t=t)
+        value_map(grid, key="conv_input_map", t=t, max_px=MAP_PX)
         st.caption(in_caption)
         return
     if numbers:

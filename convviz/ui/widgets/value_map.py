@@ -30,23 +30,30 @@ from convviz.ui.widgets.cell_editor import font_url
 __all__ = ["value_map"]
 
 _DIR = Path(__file__).resolve().parent / "value_map"
-MAX_PX = 520  # the larger of the page's maps is drawn this wide, like the image maps
 
 
 def value_map(
-    grid: dict, *, key: str, t: Translator, cells_height: int | None = None, bar: bool = True
+    grid: dict,
+    *,
+    key: str,
+    t: Translator,
+    max_px: int | None = None,
+    cells_height: int | None = None,
+    bar: bool = True,
 ) -> None:
     """Draw :func:`convviz.figures.value_grid`'s ``grid`` (mounted once per ``key``).
 
-    ``cells_height``: the most pixels the cells may take down the page (the lesson's
-    row of small maps keeps to one screen); ``bar``: draw the colour bar (the legend's
-    sentence is always there). ``version`` (a digest of what is drawn) is set on the
-    grid once it is written: tests and the benchmark wait for it to change.
+    ``max_px``: the width of ``grid["extent"]`` cells (a page drawing two maps to one
+    scale); else the column's width. ``cells_height``: the most pixels the cells may
+    take down the page (the lesson's row of small maps keeps to one screen); ``bar``:
+    draw the colour bar (the legend's sentence is always there). ``version`` (a digest
+    of what is drawn) is set on the grid once it is written: tests and the benchmark
+    wait for it to change.
     """
     drawn = json.dumps([grid["text"], grid["fill"], grid["title"], grid["legend"]])
     args = {
         **grid,
-        "max_px": MAX_PX,
+        "max_px": max_px,
         "cells_height": cells_height,
         "bar": grid["bar"] if bar else None,
         "lang": t.lang,
