@@ -73,6 +73,7 @@ __all__ = [
     "heatmap_figure",
     "histogram_figure",
     "image_figure",
+    "image_grid",
     "kernel_figure",
     "map_figure",
     "narrow_legend",
@@ -334,6 +335,33 @@ def _hex(rgb: Sequence[int]) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
+_NOT_YET = "#e1e1e1"  # a value map's cells not computed yet: the grey of not_yet_shapes' veils
+
+
+def _overlay(shapes: Sequence[dict]) -> list[dict]:
+    """Layout shapes (:func:`window_shape`, :func:`not_yet_shapes`, :func:`crosshair_shapes`)
+    as a value map draws them: rectangles and lines in cell coordinates (a cell's centre
+    is its row and column), or across the whole map (``xref``/``yref`` "paper")."""
+    out = []
+    for s in shapes:
+        if s.get("type") not in ("rect", "line"):
+            continue
+        line = s.get("line") or {}
+        out.append(
+            {
+                "type": s["type"],
+                "x0": float(s["x0"]), "x1": float(s["x1"]),
+                "y0": float(s["y0"]), "y1": float(s["y1"]),
+                "xref": s.get("xref", "x"), "yref": s.get("yref", "y"),
+                "colour": line.get("color") or "rgba(0,0,0,0)",
+                "width": float(line.get("width") or 0),
+                "dash": line.get("dash") or "solid",
+                "fill": s.get("fillcolor") or "rgba(0,0,0,0)",
+            }
+        )  # fmt: skip
+    return out
+
+
 def value_grid(
     a: np.ndarray,
     *,
@@ -342,6 +370,8 @@ def value_grid(
     digits: int = 4,
     extent: tuple[int, int] | None = None,
     hover_name: str | None = None,
+    shapes: Sequence[dict] = (),
+    hatch: np.ndarray | None = None,
     t: Translator | None = None,
 ) -> dict:
     """A small map as its cells: what :mod:`convviz.ui.widgets.value_map` draws.
@@ -354,7 +384,11 @@ def value_grid(
     colour bar's gradient and ends, and :func:`colour_legend`'s sentence. All text
     is plain text; the component writes it with ``textContent``. ``extent``: the
     larger map the page draws beside this one, so both share one scale (cells per
-    side, ``max(extent)``). ``z``: the values, NaN as None (JSON has no NaN).
+    side, ``max(extent)``). ``z``: the values, NaN as None (JSON has no NaN); a NaN
+    cell is empty and grey (not computed yet, as :func:`not_yet_shapes`' veils).
+    ``shapes``: the window and markers drawn over the cells (:func:`_overlay`);
+    ``hatch``: a ``(H, W)`` mask of padding cells, hatched yellow as :func:`pad_shapes`
+    draws them, and the legend says so.
 
     >>> g = value_grid(np.array([[1.0, -2.0]]))
     >>> g["text"], g["fill"][0][1], g["ink"][0]
@@ -367,8 +401,11 @@ def value_grid(
         raise CodedError("err.must_be_2d", name="a", shape=str(x.shape))
     if x.size > TEXT_MAX_CELLS:
         raise CodedError("err.too_many_cells", cells=x.size, limit=TEXT_MAX_CELLS)
+    pad = None if hatch is None else np.asarray(hatch, bool)
+    if pad is not None and pad.shape != x.shape:
+        raise CodedError("err.shape", name="hatch", expected=str(x.shape), shape=str(pad.shape))
     t = _tr(t)
-    cs = colour or colour_scale(x)
+    cs = colour or colour_scale(x[np.isfinite(x)] if not np.isfinite(x).all() else x)
     finite = np.isfinite(x)
     rgb = colorize(np.where(finite, x, cs.vmin), cs.vmin, cs.vmax, cs.colorscale)
     # The ink of higher contrast (WCAG 2's ratio) on each cell: dark or white
@@ -387,7 +424,10 @@ def value_grid(
         "title": title,
         "z": z,
         "text": text,
-        "fill": [[_hex(c) for c in row] for row in rgb.tolist()],
+        "fill": [
+            [_hex(c) if ok else _NOT_YET for c, ok in zip(row, okr, strict=True)]
+            for row, okr in zip(rgb.tolist(), finite.tolist(), strict=True)
+        ],
         "ink": [[_INK if v else "#ffffff" for v in row] for row in light.tolist()],
         "hover": [
             [f"{t('fig.hover.cell', row=r, col=c)}: {name} {text[r][c]}" for c in range(w)]
@@ -395,10 +435,64 @@ def value_grid(
         ],
         "bar": [_hex(c) for c in stops.tolist()],
         "bar_ends": [_num(cs.vmin, t), _num(cs.vmax, t)],
-        "legend": colour_legend(cs, t),
+        "legend": colour_legend(cs, t, padding=pad is not None and bool(pad.any())),
         "extent": int(max(eh, ew)),
         "label": t("fig.grid.label", title=title or name, rows=h, cols=w),
+        "shapes": _overlay(shapes),
+        "hatch": None if pad is None or not pad.any() else pad.tolist(),
     }
+
+
+def image_grid(
+    a: np.ndarray,
+    *,
+    title: str = "",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    colorscale: str | tuple | None = None,
+    colour: ColourScale | None = None,
+    shapes: Sequence[dict] = (),
+    colorbar: bool = True,
+    t: Translator | None = None,
+) -> dict:
+    """A map too big for its numbers, as :mod:`convviz.ui.widgets.value_map` draws it: one
+    PNG (``image``; ``a`` is ``(H, W)`` values or ``(H, W, 3)`` RGB in [0, 1], as
+    :func:`image_figure` takes it), the ``shapes`` over it, the colour bar and the
+    legend's sentence; the pointer's row and column on hover (``hover_tpl``: the
+    catalogue's words, the numbers put in by the component).
+
+    >>> g = image_grid(np.zeros((4, 6)))
+    >>> g["image"]["rows"], g["image"]["cols"], g["image"]["src"][:22], g["text"]
+    (4, 6, 'data:image/png;base64,', [])
+    """
+    x = np.asarray(a)
+    t = _tr(t)
+    bar, ends, legend = None, None, ""
+    if x.ndim == 3 and x.shape[2] == 3:
+        src = png_data_url(png_bytes(x))
+    elif x.ndim == 2:
+        cs = colour or colour_scale(x, vmin=vmin, vmax=vmax, colorscale=colorscale)
+        src = png_data_url(png_from_map(x, cs.vmin, cs.vmax, cs.colorscale))
+        legend = colour_legend(cs, t)
+        if colorbar:
+            stops = lut(cs.colorscale)[np.linspace(0, 255, 9).round().astype(int)]
+            bar, ends = [_hex(c) for c in stops.tolist()], [_num(cs.vmin, t), _num(cs.vmax, t)]
+    else:
+        raise CodedError("err.map_or_rgb", name="a", shape=str(x.shape))
+    h, w = x.shape[:2]
+    return {
+        "title": title,
+        "image": {"src": src, "rows": int(h), "cols": int(w)},
+        "z": [], "text": [], "fill": [], "ink": [], "hover": [],
+        "hover_tpl": t("fig.hover.cell", row="{row}", col="{col}"),
+        "bar": bar,
+        "bar_ends": ends,
+        "legend": legend,
+        "extent": int(max(h, w)),
+        "label": t("fig.grid.label", title=title or t("fig.value"), rows=h, cols=w),
+        "shapes": _overlay(shapes),
+        "hatch": None,
+    }  # fmt: skip
 
 
 def image_figure(

@@ -152,7 +152,7 @@ def test_numbers_mode_steps_match_scipy(app: AppTest) -> None:
     assert metric_value(app, "Output value at (2, 2)") == expected[2, 2]
     # cells not computed yet are blank in the progress map; computed ones match
     app.slider(key="conv_step").set_value(4).run()
-    z = heatmap_z(app, "conv_step_output").ravel()
+    z = value_map_z(app, "conv_step_output").ravel()
     np.testing.assert_allclose(z[:5], expected.ravel()[:5])
     assert np.isnan(z[5:]).all()
 

@@ -30,11 +30,27 @@ def edit_grid(at: AppTest, grid: str, cells: dict, channel: int = 0) -> AppTest:
     return at
 
 
+_clicks = iter(range(1, 1 << 30))
+
+
 def click(at: AppTest, chart: str, row: float, col: float) -> AppTest:
-    """A click on cell ``(row, col)`` of the clickable chart ``chart``, as the browser sends
-    it: the chart's selection state holds the point (x is the column, y the row)."""
-    at.session_state[chart] = {"selection": {"points": [{"x": col, "y": row}]}}
+    """A click on cell ``(row, col)`` of the clickable map ``chart``, as the browser sends
+    it: a value map's value is the cell and the click's number (``seq``); a plotly
+    chart's selection state holds the point (x is the column, y the row)."""
+    if _is_value_map(at, chart):
+        at.session_state[chart] = {"row": int(row), "col": int(col), "seq": next(_clicks)}
+    else:
+        at.session_state[chart] = {"selection": {"points": [{"x": col, "y": row}]}}
     return at
+
+
+def _is_value_map(at: AppTest, key: str) -> bool:
+    for node in at:
+        if getattr(node, "type", "") == "component_instance" and hasattr(node, "proto"):
+            name = getattr(node.proto, "component_name", "")
+            if name.endswith("value_map") and node.proto.id.endswith(key):
+                return True
+    return False
 
 
 def kernel_key(at: AppTest, name: str) -> str:

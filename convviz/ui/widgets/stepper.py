@@ -26,9 +26,11 @@ from convviz.conv import ConvStep, conv2d_step
 from convviz.figures import (
     GREYS,
     HEATMAP_MAX_CELLS,
+    TEXT_MAX_CELLS,
     crosshair_shapes,
     heatmap_figure,
     image_figure,
+    image_grid,
     narrow_legend,
     not_yet_shapes,
     pad_shapes,
@@ -39,8 +41,15 @@ from convviz.figures import (
 from convviz.i18n import Translator
 from convviz.lesson import busiest_window, window_at
 from convviz.pool import pool2d_step
+from convviz.render import colour_scale
 from convviz.shapes import PAD_MODES
-from convviz.ui.common import play_controls, show_figure, step_controls, user_errors
+from convviz.ui.common import (
+    play_controls,
+    set_position,
+    show_figure,
+    step_controls,
+    user_errors,
+)
 from convviz.ui.params import ConvSettings, sig
 from convviz.ui.widgets.charts import show
 from convviz.ui.widgets.labels import act_label
@@ -67,6 +76,7 @@ CLICK_MARKERS = 24  # at most this many click targets a side (a 512x512 map gets
 LESSON_HEIGHT = 230  # px: the lesson's top row of small maps (1280x720 fits it all)
 IMAGE_LESSON_HEIGHT = 160  # px: the same on an image, whose sum line is longer
 LESSON_MAP_CHROME = 100  # px of the numbers lesson's row left for the maps' titles and legends
+LESSON_INPUT_CHROME = 45  # the same for its input, whose legend is one line in a wider column
 LESSON_LEGEND_WRAP = 34  # characters a legend line in the lesson's columns (~190 px at 1280)
 MANY_WINDOWS = 100  # from this many windows on, Play offers a whole row or a fast sweep
 
@@ -108,6 +118,9 @@ def run_stepper(
 
 
 def _points(state: object) -> list[dict]:
+    """The clicked points in a chart's selection, or a value map's click as one point."""
+    if isinstance(state, dict) and {"row", "col", "seq"} <= state.keys():  # a value map's click
+        return [{"x": state["col"], "y": state["row"], "seq": state["seq"]}]
     try:
         points = state["selection"]["points"]  # type: ignore[index]
     except (KeyError, TypeError):
@@ -118,13 +131,14 @@ def _points(state: object) -> list[dict]:
 def clicked(clicks: Click) -> int | None:
     """The raster index of a click made since the last run, if any.
 
-    A clickable chart keeps its selection in its widget state across runs, so a
-    click counts once: the points handled are remembered (``<key>_seen``).
+    A clickable chart (or value map) keeps its selection in its widget state across
+    runs, so a click counts once: the points handled are remembered (``<key>_seen``);
+    a value map numbers its clicks, so a second click on the same cell counts too.
     """
     placed = None
     for key, to_index in clicks.items():
         points = _points(ss.get(key))
-        seen = tuple((p["x"], p["y"]) for p in points)
+        seen = tuple((p["x"], p["y"], p.get("seq")) for p in points)
         if points and seen != ss.get(f"{key}_seen"):
             p = points[-1]
             placed = int(to_index(float(p["y"]), float(p["x"])))
@@ -179,7 +193,7 @@ def start_window(prefix: str, signature: object, index: Callable[[], int]) -> No
     key = f"{prefix}_start"
     if ss.get(key) != signature:
         ss[key] = signature
-        ss[f"{prefix}_step"] = int(index())
+        set_position(prefix, index())
 
 
 def progress_view(
@@ -419,29 +433,73 @@ def _channel_title(t: Translator, key: str, name: str | None) -> str:
     return t("conv.step.in_channel", channel=name, title=text) if name else text
 
 
-def _triple(
-    t: Translator, step: ConvStep, ch: int, name: str | None, *, flip: bool, in_range, height
-) -> tuple[go.Figure, dict, dict]:
-    """The window's values (a figure: its padding is hatched), the kernel and their
-    products (value maps: a step rewrites their numbers in place) for channel ``ch``."""
-    patch = heatmap_figure(
-        step.patch[ch], title=_channel_title(t, "conv.step.patch", name), colorscale=GREYS,
-        vmin=in_range[0], vmax=in_range[1], digits=4, text=True,
-        shapes=pad_shapes(~step.inside), height=height, colorbar=False, t=t
+def _patch_grid(t: Translator, step: ConvStep, ch: int, name: str | None, in_range) -> dict:
+    """The window's values of channel ``ch`` on the input's grey scale, its padding hatched."""
+    grey = colour_scale(step.patch[ch], vmin=in_range[0], vmax=in_range[1], colorscale=GREYS)
+    return value_grid(
+        step.patch[ch], title=_channel_title(t, "conv.step.patch", name), colour=grey,
+        hatch=~step.inside, t=t
     )  # fmt: skip
-    narrow_legend(patch, LESSON_LEGEND_WRAP)
+
+
+def _triple(
+    t: Translator, step: ConvStep, ch: int, name: str | None, *, flip: bool, in_range
+) -> tuple[dict, dict, dict]:
+    """The window's values, the kernel and their products for channel ``ch``, as value
+    maps (a step rewrites their numbers in place)."""
     kernel_key = "conv.step.kernel_flipped" if flip else "conv.step.kernel"
     kernel = value_grid(step.kernel[ch], title=_channel_title(t, kernel_key, name), t=t)
     products = value_grid(
         step.products[ch], title=_channel_title(t, "conv.step.products", name), t=t
     )
-    return patch, kernel, products
+    return _patch_grid(t, step, ch, name, in_range), kernel, products
 
 
-def _small_map(t: Translator, grid: dict, key: str, cells_height: int) -> None:
-    """A kernel or the products in the lesson's row: a value map whose cells keep to
-    ``cells_height`` px (the row beside them fits one screen), no colour bar."""
-    value_map(grid, key=key, t=t, cells_height=max(42, cells_height), bar=False)
+def _small_map(
+    t: Translator, grid: dict, key: str, cells_height: int, *, click: bool = False
+) -> None:
+    """A map in the lesson's rows: a value map whose cells keep to ``cells_height`` px
+    (the rows fit one screen), no colour bar (the legend's sentence says the colours)."""
+    value_map(grid, key=key, t=t, cells_height=max(42, cells_height), bar=False, click=click)
+
+
+def progress_grid(
+    t: Translator,
+    out: np.ndarray,
+    index: tuple[int, int],
+    vrange: tuple[float, float, object] | None = None,
+) -> dict:
+    """:func:`progress_view`'s map as a value map: the cells computed so far (raster
+    order up to ``index``) with their numbers, the rest empty; a big map as its picture
+    under grey veils, with a crosshair on the cell being written."""
+    oy, ox = index
+    if vrange is None:
+        cs = colour_scale(out)
+    else:
+        cs = colour_scale(out, vmin=vrange[0], vmax=vrange[1], colorscale=vrange[2])
+    here = [window_shape(oy, ox, 1, 1)]
+    title = t("conv.step.progress")
+    if out.size <= TEXT_MAX_CELLS:
+        done = np.arange(out.size).reshape(out.shape) <= oy * out.shape[1] + ox
+        return value_grid(np.where(done, out, np.nan), title=title, colour=cs, shapes=here, t=t)
+    veils = not_yet_shapes(out.shape, oy, ox) + crosshair_shapes(oy, ox)
+    return image_grid(out, title=title, colour=cs, shapes=veils + here, t=t)
+
+
+def _overview_grid(t: Translator, xp: np.ndarray, step: ConvStep) -> dict:
+    """The whole padded input as a picture, the window on it (and the image's outline
+    inside its padding, dashed)."""
+    shapes = _window_shapes(step, False)
+    (top, bottom), (left, right) = step.pad
+    if top or bottom or left or right:
+        h, w = xp.shape[1] - top - bottom, xp.shape[2] - left - right
+        shapes.append(window_shape(top, left, h, w, colour=IMAGE_COLOUR, dash="dash"))
+    title = t("conv.step.overview")
+    if xp.shape[0] == 3:
+        return image_grid(np.moveaxis(xp, 0, -1), title=title, shapes=shapes, t=t)
+    return image_grid(
+        xp[0], title=title, vmin=0, vmax=1, colorscale=GREYS, colorbar=False, shapes=shapes, t=t
+    )
 
 
 def conv_lesson_view(
@@ -462,32 +520,31 @@ def conv_lesson_view(
     the kernel, the products and the output map side by side, the sum and the output
     cell below. Images: the input with the window, the window's values, the kernel
     and the products side by side; the sum, the output cell and the output map below.
-    The input and the output map take clicks (:func:`click_layer`).
+    Every map is a value map (a step rewrites it in place, no chart is redrawn); the
+    input and the output map take clicks.
     """
     c = step.patch.shape[0]
     h = LESSON_HEIGHT
     small = c == 1 and (numbers or (xp.shape[1] <= SMALL_PADDED and xp.shape[2] <= SMALL_PADDED))
     window = _window_shapes(step, dilated)
     if small:
+        cells = h - LESSON_MAP_CHROME
         a, b, k, d = st.columns([4, 3, 3, 3])
         with a:
-            fig = heatmap_figure(
-                xp[0], title=t("conv.step.input"), colorscale=GREYS, digits=4, text=True,
-                colorbar=False, shapes=pad_shapes(_padding_mask(xp.shape[1:], step.pad)) + window,
-                height=h, t=t
-            )  # fmt: skip
-            narrow_legend(fig, LESSON_LEGEND_WRAP)
-            _show(t, fig, "conv_step_input", "window", xp.shape[1:], height=h)
-        _, kernel, products = _triple(t, step, 0, None, flip=flip, in_range=in_range, height=h)
+            grey = colour_scale(xp[0], colorscale=GREYS)
+            pmask = _padding_mask(xp.shape[1:], step.pad)
+            grid = value_grid(
+                xp[0], title=t("conv.step.input"), colour=grey, shapes=window, hatch=pmask, t=t
+            )
+            # the widest column: its cells as large as the kernel's (a 5x5 input at ~37 px)
+            _small_map(t, grid, "conv_step_input", h - LESSON_INPUT_CHROME, click=True)
+        _, kernel, products = _triple(t, step, 0, None, flip=flip, in_range=in_range)
         with b:
-            _small_map(t, kernel, "conv_step_kernel_0", h - LESSON_MAP_CHROME)
+            _small_map(t, kernel, "conv_step_kernel_0", cells)
         with k:
-            _small_map(t, products, "conv_step_products_0", h - LESSON_MAP_CHROME)
+            _small_map(t, products, "conv_step_products_0", cells)
         with d:
-            progress_view(
-                t, out, step.index, "conv_step_output", height=h, clickable=True,
-                legend_wrap=LESSON_LEGEND_WRAP,
-            )  # fmt: skip
+            _small_map(t, progress_grid(t, out, step.index), "conv_step_output", cells, click=True)
         s1, s2 = st.columns([3, 1])
         with s1, st.container(key="conv_step_sum"):
             st.code(_arithmetic(t, step), language=None, wrap_lines=True)
@@ -497,35 +554,28 @@ def conv_lesson_view(
     h = IMAGE_LESSON_HEIGHT  # the sum wraps to 3 lines here: smaller maps keep it on screen
     a, rest = st.columns([1, 3])
     with a:
-        fig = _overview(t, xp, step, height=h)
-        narrow_legend(fig, LESSON_LEGEND_WRAP)
-        _show(t, fig, "conv_step_overview", "window", xp.shape[1:], height=h)
+        grid = _overview_grid(t, xp, step)
+        _small_map(t, grid, "conv_step_overview", h - 40, click=True)
     with rest:
         names = [t(f"conv.channel.{n}") for n in CHANNELS]
         tabs = st.tabs(names) if c == 3 else [st.container()]
         for ch, tab in enumerate(tabs):
             name = names[ch] if c == 3 else None
-            figs = _triple(t, step, ch, name, flip=flip, in_range=in_range, height=h - 10 * c)
+            grids = _triple(t, step, ch, name, flip=flip, in_range=in_range)
             with tab:
-                for col, fig, what in zip(
-                    st.columns(3), figs, ("patch", "kernel", "products"), strict=True
+                for col, grid, what in zip(
+                    st.columns(3), grids, ("patch", "kernel", "products"), strict=True
                 ):
                     with col:
-                        if what == "patch":
-                            show(t, fig, f"conv_step_{what}_{ch}", what)
-                        else:
-                            # as tall as the patch's cells beside them
-                            _small_map(t, fig, f"conv_step_{what}_{ch}", h - 10 * c - 55)
+                        _small_map(t, grid, f"conv_step_{what}_{ch}", h - 10 * c - 55)
     s1, s2 = st.columns([3, 2])
     with s1:
         with st.container(key="conv_step_sum"):
             st.code(_arithmetic(t, step), language=None, wrap_lines=True)
         _value_metrics(t, step, activation, st.container(key="conv_step_value"))
     with s2:
-        progress_view(
-            t, out, step.index, "conv_step_output", height=h - 40, clickable=True,
-            legend_wrap=2 * LESSON_LEGEND_WRAP,
-        )  # fmt: skip
+        grid = progress_grid(t, out, step.index)
+        _small_map(t, grid, "conv_step_output", h - 40, click=True)
 
 
 def _value_metrics(t: Translator, step: ConvStep, activation: str, where) -> None:

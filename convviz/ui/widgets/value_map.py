@@ -1,4 +1,5 @@
-"""``value_map``: a small map drawn as its cells, each with its number.
+"""``value_map``: a small map drawn as its cells, each with its number, or a big one as
+one picture; the sliding window over either, and a click on a cell reported.
 
 Why not a plotly heatmap: measured here in headless Chromium (``benchmarks/bench_ui.py``),
 a kernel edit on the numbers page repainted its 3x3 plotly map in 124-143 ms against
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import streamlit.components.v1 as components
 
+from convviz.figures import PAD_FILL, PAD_HATCH
 from convviz.i18n import Translator
 from convviz.ui.widgets.cell_editor import font_url
 
@@ -40,22 +42,31 @@ def value_map(
     max_px: int | None = None,
     cells_height: int | None = None,
     bar: bool = True,
+    click: bool = False,
 ) -> None:
     """Draw :func:`convviz.figures.value_grid`'s ``grid`` (mounted once per ``key``).
 
     ``max_px``: the width of ``grid["extent"]`` cells (a page drawing two maps to one
     scale); else the column's width. ``cells_height``: the most pixels the cells may
     take down the page (the lesson's row of small maps keeps to one screen); ``bar``:
-    draw the colour bar (the legend's sentence is always there). ``version`` (a digest
-    of what is drawn) is set on the grid once it is written: tests and the benchmark
-    wait for it to change.
+    draw the colour bar (the legend's sentence is always there). ``click``: a click on a
+    cell sets the component's value, ``{"row", "col", "seq"}`` in
+    ``st.session_state[key]`` (``seq`` numbers the clicks), which reruns the fragment
+    the map is in. ``version`` (a digest of what is drawn) is set on the grid once it
+    is written: tests and the benchmark wait for it to change.
     """
-    drawn = json.dumps([grid["text"], grid["fill"], grid["title"], grid["legend"]])
+    image = grid.get("image") or {}
+    drawn = json.dumps(
+        [grid["text"], grid["fill"], grid["title"], grid["legend"], grid.get("shapes"),
+         grid.get("hatch"), image.get("src", "")]
+    )  # fmt: skip
     args = {
         **grid,
         "max_px": max_px,
         "cells_height": cells_height,
-        "bar": grid["bar"] if bar else None,
+        "show_bar": bar,
+        "click": click,
+        "pad_style": {"fill": PAD_FILL, "hatch": PAD_HATCH},
         "lang": t.lang,
         "font": font_url(),
         "version": hashlib.blake2s(drawn.encode(), digest_size=6).hexdigest(),
