@@ -76,7 +76,6 @@ __all__ = [
     "image_grid",
     "kernel_figure",
     "map_figure",
-    "narrow_legend",
     "not_yet_shapes",
     "num_text",
     "pad_shapes",
@@ -241,32 +240,6 @@ def _legend_layout(text: str, base: dict, wrap: int = LEGEND_WRAP) -> dict:
         "height": height + room if height else None,
         "meta": {"legend": text, "legend_room": room},  # the words, for tests and pages
     }
-
-
-def narrow_legend(fig: go.Figure, wrap: int) -> go.Figure:
-    """Rewrap ``fig``'s colour legend to ``wrap`` characters a line, in place, for a map
-    drawn in a narrow column (plotly annotations do not wrap by themselves); the figure
-    grows by the lines it gains. A figure without a legend is returned as it is.
-
-    >>> from convviz.render import colour_scale
-    >>> fig = heatmap_figure(np.arange(4.0).reshape(2, 2), height=200)
-    >>> fig.layout.height
-    249
-    >>> narrow_legend(fig, 20).layout.height, fig.layout.annotations[-1].text.count("<br>")
-    (279, 2)
-    """
-    meta = fig.layout.meta
-    if not isinstance(meta, dict) or "legend" not in meta or not fig.layout.annotations:
-        return fig
-    text, old = meta["legend"], meta["legend_room"]
-    lines = textwrap.wrap(text, wrap) or [""]
-    room = _legend_room(len(lines))
-    fig.layout.annotations[-1].text = "<br>".join(lines)  # the legend comes last
-    fig.layout.margin.b = fig.layout.margin.b - old + room
-    if fig.layout.height:
-        fig.layout.height = fig.layout.height - old + room
-    fig.layout.meta = {**meta, "legend_room": room}
-    return fig
 
 
 def _has_padding(shapes: Sequence[dict]) -> bool:

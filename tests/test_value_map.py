@@ -108,3 +108,52 @@ def test_the_numbers_page_draws_both_maps_as_values(lang: str) -> None:
     want = correlate2d(CLASSIC_INPUT, k, mode="valid")
     np.testing.assert_allclose(value_map_z(at, "conv_output_map"), want)
     assert value_map_args(at, "conv_output_map")["text"][0][0] == t.num(want[0, 0])
+
+
+def test_the_window_padding_and_cells_not_computed_yet() -> None:
+    from convviz.figures import PAD_FILL, not_yet_shapes, window_shape
+
+    a = np.array([[1.0, 2.0, np.nan], [4.0, np.nan, np.nan]])
+    pad = np.array([[True, False, False], [False, False, True]])
+    g = value_grid(a, shapes=[window_shape(0, 1, 2, 2)], hatch=pad, t=PT)
+    # the window in cell coordinates: columns 1-2, rows 0-1, edges half a cell out
+    (w,) = g["shapes"]
+    assert (w["x0"], w["x1"], w["y0"], w["y1"], w["type"]) == (0.5, 2.5, -0.5, 1.5, "rect")
+    assert g["hatch"] == pad.tolist()
+    assert g["legend"].endswith(PT("fig.legend.padding"))  # the words say what hatching is
+    assert value_grid(a)["hatch"] is None and PAD_FILL  # no padding, no hatching
+    # not computed yet: no number, the grey of the veils over big maps
+    assert g["text"][1][1] == "" and g["fill"][1][1] == g["fill"][0][2] == "#e1e1e1"
+    assert g["fill"][0][0] != "#e1e1e1"
+    with pytest.raises(CodedError):
+        value_grid(a, hatch=np.ones((3, 3), bool))
+    # veils and crosshairs (paper-wide lines) come through as they are drawn on charts
+    veils = value_grid(np.ones((3, 4)), shapes=not_yet_shapes((3, 4), 1, 2))["shapes"]
+    assert [(v["y0"], v["y1"]) for v in veils] == [(0.5, 1.5), (1.5, 2.5)]
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_a_big_map_is_one_picture_of_plotlys_colours(signed: bool) -> None:
+    import base64
+    import io
+
+    from PIL import Image
+
+    from convviz.figures import crosshair_shapes, image_grid
+
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(40, 60)) + (0 if signed else 5)
+    cs = colour_scale(a)
+    g = image_grid(a, colour=cs, shapes=crosshair_shapes(3, 4), t=PT)
+    assert (g["image"]["rows"], g["image"]["cols"], g["text"]) == (40, 60, [])
+    png = base64.b64decode(g["image"]["src"].split(",", 1)[1])
+    got = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), float)
+    where = np.clip((a - cs.vmin) / (cs.vmax - cs.vmin), 0, 1)
+    scale = cs.colorscale if isinstance(cs.colorscale, str) else [list(c) for c in cs.colorscale]
+    want = np.array(sample_colorscale(scale, where.ravel().tolist(), colortype="tuple")) * 255
+    assert np.abs(got.reshape(-1, 3) - want).max() <= 3
+    assert g["legend"] == value_grid(a[:10, :10], colour=cs, t=PT)["legend"]
+    assert g["hover_tpl"] == PT("fig.hover.cell", row="{row}", col="{col}")
+    assert [s["xref"] for s in g["shapes"]] == ["paper", "x"]  # the crosshair spans the map
+    rgb = image_grid(np.zeros((4, 5, 3)))
+    assert rgb["bar"] is None and rgb["image"]["cols"] == 5

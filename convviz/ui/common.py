@@ -58,26 +58,9 @@ def without_template(fig: go.Figure) -> go.Figure:
     return fig
 
 
-def show_figure(
-    fig: go.Figure, key: str, filename: str | None = None, *, clickable: bool = False
-) -> None:
-    """``st.plotly_chart`` with the app's toolbar config (PNG download button).
-
-    ``clickable``: a click on a point reruns the script with the selection in
-    ``st.session_state[key]`` (STYLE.md: a heatmap sends no click; give the figure a
-    near-transparent scatter of markers, as :func:`convviz.ui.widgets.stepper.click_layer`).
-    """
+def show_figure(fig: go.Figure, key: str, filename: str | None = None) -> None:
+    """``st.plotly_chart`` with the app's toolbar config (PNG download button)."""
     without_template(fig)
-    if clickable:
-        st.plotly_chart(
-            fig,
-            width="stretch",
-            key=key,
-            config=plot_config(filename or key),
-            on_select="rerun",
-            selection_mode="points",
-        )
-        return
     st.plotly_chart(fig, width="stretch", key=key, config=plot_config(filename or key))
 
 

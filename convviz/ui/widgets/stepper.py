@@ -2,10 +2,12 @@
 
 :func:`run_stepper` is the frame both share (play/pause, ◀ ▲ ▼ ▶ and the arrow keys,
 the position slider, a click on a map, in a fragment so a step reruns only the
-stepper); :func:`progress_view` is the output map with the cells computed so far.
-``lesson=True`` lays one window out for a projector (1280x720 and up: the input with
-the window, kernel, products, the sum and the output cell on one screen, with the step
-controls above them); without it, the stacked layout the Inside page uses.
+stepper); :func:`progress_grid` / :func:`progress_view` is the output map with the
+cells computed so far. ``lesson=True`` lays one window out for a projector (1280x720
+and up: the input with the window, kernel, products, the sum and the output cell on
+one screen, with the step controls above them), every map a value map
+(:mod:`convviz.ui.widgets.value_map`: a step rewrites it in place, so Play keeps its
+speed on a 512x512 image); without it, the stacked layout of charts the Inside page uses.
 :func:`conv_stepper` shows a convolution window (input and window, kernel, products,
 sum, bias, activation and output cell); :func:`pool_stepper` a pooling window (its
 values, the winner, the pooled value). The numbers shown are the fields of the core's ``ConvStep`` /
@@ -14,7 +16,6 @@ values, the winner, the pooled value). The numbers shown are the fields of the c
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
@@ -31,7 +32,6 @@ from convviz.figures import (
     heatmap_figure,
     image_figure,
     image_grid,
-    narrow_legend,
     not_yet_shapes,
     pad_shapes,
     value_grid,
@@ -41,12 +41,11 @@ from convviz.figures import (
 from convviz.i18n import Translator
 from convviz.lesson import busiest_window, window_at
 from convviz.pool import pool2d_step
-from convviz.render import colour_scale
+from convviz.render import ColourScale, colour_scale
 from convviz.shapes import PAD_MODES
 from convviz.ui.common import (
     play_controls,
     set_position,
-    show_figure,
     step_controls,
     user_errors,
 )
@@ -58,7 +57,6 @@ from convviz.ui.widgets.value_map import value_map
 __all__ = [
     "CHANNELS",
     "Click",
-    "click_layer",
     "conv_stepper",
     "padded",
     "pool_stepper",
@@ -72,12 +70,10 @@ SMALL_PADDED = 24  # padded inputs up to 24x24 are drawn whole, with numbers
 ZOOM_MARGIN = 2  # cells around the window in the zoomed neighbourhood
 TAP_COLOUR = "#d62728"  # the taps of a dilated kernel
 IMAGE_COLOUR = "#1f77b4"  # the real image inside its padding
-CLICK_MARKERS = 24  # at most this many click targets a side (a 512x512 map gets 1 per 22x22)
 LESSON_HEIGHT = 230  # px: the lesson's top row of small maps (1280x720 fits it all)
 IMAGE_LESSON_HEIGHT = 160  # px: the same on an image, whose sum line is longer
 LESSON_MAP_CHROME = 100  # px of the numbers lesson's row left for the maps' titles and legends
 LESSON_INPUT_CHROME = 45  # the same for its input, whose legend is one line in a wider column
-LESSON_LEGEND_WRAP = 34  # characters a legend line in the lesson's columns (~190 px at 1280)
 MANY_WINDOWS = 100  # from this many windows on, Play offers a whole row or a fast sweep
 
 ss = st.session_state
@@ -146,44 +142,6 @@ def clicked(clicks: Click) -> int | None:
     return placed
 
 
-def click_layer(
-    fig: go.Figure, shape: tuple[int, int], origin: tuple[int, int] = (0, 0)
-) -> go.Figure:
-    """Add near-transparent markers over a map's cells, so a click selects one.
-
-    STYLE.md: a click on a heatmap or an image sends no selection; one on a scatter
-    marker does. Up to ``CLICK_MARKERS`` a side, each on the centre of the block of
-    cells it stands for (a big map snaps a click to about 1/24 of its side, one target
-    per 5-8 screen pixels on the lesson's maps; ◀ ▶ ▲ ▼ then move a cell at a time).
-    The markers are small and ``hoverdistance=-1`` makes every point a candidate, so a
-    click anywhere selects the nearest centre: measured, markers as large as a cell
-    overlapped when the plot came out smaller than guessed, and a click on row 1
-    selected row 2. They are faint by their colour's alpha, not by ``opacity``: each
-    marker with an opacity of its own is a compositing effect in Chromium, and 2x2,304
-    of them (48 a side) took 25 ms of every edit's frames; 24 a side, coloured, about 7.
-    """
-    h, w = shape
-    r0, c0 = origin
-    step = max(1, math.ceil(max(h, w) / CLICK_MARKERS))
-    rows = r0 + np.minimum(np.arange(0, h, step) + (step - 1) // 2, h - 1)
-    cols = c0 + np.minimum(np.arange(0, w, step) + (step - 1) // 2, w - 1)
-    yy, xx = np.meshgrid(rows, cols, indexing="ij")
-    fig.add_trace(
-        go.Scatter(
-            x=xx.ravel(),
-            y=yy.ravel(),
-            mode="markers",
-            marker={"symbol": "square", "size": 4, "color": "rgba(0,0,0,0.01)"},
-            selected={"marker": {"opacity": 1}},
-            unselected={"marker": {"opacity": 1}},
-            hoverinfo="none",
-            showlegend=False,
-        )
-    )
-    fig.layout.hoverdistance = -1
-    return fig
-
-
 def start_window(prefix: str, signature: object, index: Callable[[], int]) -> None:
     """Put the window at ``index()`` when the input is new (its ``signature`` changed).
 
@@ -202,18 +160,13 @@ def progress_view(
     index: tuple[int, int],
     key: str,
     vrange: tuple[float, float, object] | None = None,
-    *,
-    height: int | None = None,
-    clickable: bool = False,
-    legend_wrap: int | None = None,
 ) -> None:
-    """The output map with the cells computed so far (raster order up to ``index``).
+    """The output map with the cells computed so far (raster order up to ``index``), as
+    a chart (the stacked views; the lesson's is :func:`progress_grid`).
 
     Small maps are a heatmap with the computed numbers; big ones the whole map
     (a cached PNG) under grey veils, so stepping re-encodes nothing.
     ``vrange`` is ``(vmin, vmax, colorscale)``, by default the map's own.
-    ``clickable``: a click on a cell puts the window there (:func:`click_layer`);
-    ``legend_wrap``: characters a legend line, for a narrow column (:func:`narrow_legend`).
     """
     oy, ox = index
     vmin, vmax, scale = value_range(out) if vrange is None else vrange
@@ -223,34 +176,14 @@ def progress_view(
         done = np.arange(out.size).reshape(out.shape) <= oy * out.shape[1] + ox
         fig = heatmap_figure(
             out, title=title, mask=done, vmin=vmin, vmax=vmax, colorscale=scale, digits=4,
-            shapes=here, height=height, t=t
+            shapes=here, t=t
         )  # fmt: skip
     else:
         fig = image_figure(
-            out, title=title, vmin=vmin, vmax=vmax, colorscale=scale, height=height,
-            shapes=not_yet_shapes(out.shape, oy, ox) + crosshair_shapes(oy, ox) + here,t=t
+            out, title=title, vmin=vmin, vmax=vmax, colorscale=scale,
+            shapes=not_yet_shapes(out.shape, oy, ox) + crosshair_shapes(oy, ox) + here, t=t
         )  # fmt: skip
-    if legend_wrap:
-        narrow_legend(fig, legend_wrap)
-    _show(t, fig, key, "output_progress", out.shape if clickable else None, height=height)
-
-
-def _show(
-    t: Translator,
-    fig: go.Figure,
-    key: str,
-    filename: str,
-    click_shape: tuple[int, int] | None = None,
-    origin: tuple[int, int] = (0, 0),
-    height: int | None = None,
-) -> None:
-    """:func:`show`, or with a click layer over ``click_shape`` cells from ``origin``."""
-    if click_shape is None:
-        show(t, fig, key, filename)
-        return
-    click_layer(fig, click_shape, origin)
-    fig.layout.separators = t.separators
-    show_figure(fig, key, filename, clickable=True)
+    show(t, fig, key, "output_progress")
 
 
 def _arith(t: Translator, v: float) -> str:
@@ -464,19 +397,14 @@ def _small_map(
 
 
 def progress_grid(
-    t: Translator,
-    out: np.ndarray,
-    index: tuple[int, int],
-    vrange: tuple[float, float, object] | None = None,
+    t: Translator, out: np.ndarray, index: tuple[int, int], colour: ColourScale | None = None
 ) -> dict:
     """:func:`progress_view`'s map as a value map: the cells computed so far (raster
     order up to ``index``) with their numbers, the rest empty; a big map as its picture
-    under grey veils, with a crosshair on the cell being written."""
+    under grey veils, with a crosshair on the cell being written. ``colour``: the
+    scale (by default the whole map's, so a cell's colour does not change as it fills)."""
     oy, ox = index
-    if vrange is None:
-        cs = colour_scale(out)
-    else:
-        cs = colour_scale(out, vmin=vrange[0], vmax=vrange[1], colorscale=vrange[2])
+    cs = colour or colour_scale(out)
     here = [window_shape(oy, ox, 1, 1)]
     title = t("conv.step.progress")
     if out.size <= TEXT_MAX_CELLS:
@@ -703,10 +631,9 @@ def pool_stepper(
     if not lesson:
         st.subheader(t("pool.step.title"))
         st.caption(t(f"pool.step.caption.{mode}"))
-    vrange = value_range(x)  # the input's scale, as in the maps above
+    scale = colour_scale(x)  # the input's scale, as in the maps above
     n = out.size
     out_hw = (int(out.shape[0]), int(out.shape[1]))
-    h = LESSON_HEIGHT if lesson else None
     if start is not None:
         xp = np.pad(x, padding, mode="edge") if padding else x
         start_window(
@@ -722,54 +649,8 @@ def pool_stepper(
     def draw(idx: int) -> None:
         step = pool2d_step(x, size, index=idx, stride=stride, padding=padding, mode=mode)
         oy, ox = step.index
-        y0, x0 = step.position
-        kh, kw = step.window.shape
-        ph, pw = step.pad
         st.caption(t("pool.step.position", i=idx + 1, n=n, row=oy, col=ox))
-        window = [window_shape(y0, x0, kh, kw)]
-        c1, c2, c3 = st.columns([3, 2, 3])
-        padded_hw = (x.shape[0] + 2 * ph, x.shape[1] + 2 * pw)
-        with c1:
-            if small:
-                xp = np.pad(x, ((ph, ph), (pw, pw)), constant_values=np.nan)
-                fig = heatmap_figure(
-                    np.nan_to_num(xp), title=t("pool.step.input"), digits=3, text=True,
-                    mask=~np.isnan(xp) if ph or pw else None, colorbar=False,
-                    shapes=pad_shapes(np.isnan(xp)) + window,  # hatched, as on every page
-                    height=h, t=t
-                )  # fmt: skip
-            else:
-                lo, hi, scale = vrange
-                fig = image_figure(
-                    np.pad(x, ((ph, ph), (pw, pw)), constant_values=lo),
-                    title=t("pool.step.overview"), vmin=lo, vmax=hi, colorscale=scale,
-                    colorbar=False, shapes=window, height=h, t=t
-                )  # fmt: skip
-            _show(t, fig, "pool_step_input", "pool_window", padded_hw if lesson else None, height=h)
-        with c2:
-            winner = [window_shape(*step.winner, 1, 1)] if step.winner is not None else []
-            fig = heatmap_figure(
-                np.nan_to_num(np.where(step.inside, step.window, np.nan)),
-                title=t("pool.step.window"), digits=4, text=True, mask=step.inside,
-                colorbar=False, shapes=pad_shapes(~step.inside) + winner,
-                height=None if h is None else h - 90, t=t
-            )  # fmt: skip
-            if lesson:
-                # The lesson's middle column is ~194 px at 1280x720: its legend, wrapped
-                # for a whole column, ran 228 px (measured). Rewrapped, at the same
-                # height (the new line comes out of the plot), so the lesson still fits.
-                height = fig.layout.height
-                narrow_legend(fig, LESSON_LEGEND_WRAP)
-                fig.layout.height = height
-            show(t, fig, "pool_step_window", "pool_window_values")
-            with st.container(key="pool_step_sum"):
-                st.code(_pool_arithmetic(t, step, mode), language=None, wrap_lines=True)
-            with st.container(key="pool_step_value"):
-                st.metric(t("pool.step.value_at", row=oy, col=ox), sig(t, step.value))
-        with c3:
-            progress_view(
-                t, out, step.index, "pool_step_output", vrange, height=h, clickable=lesson
-            )
+        (pool_lesson_view if lesson else _pool_step_view)(t, step, x, out, mode, small, scale)
 
     if not lesson:
         run_stepper("pool", n, draw)
@@ -786,6 +667,94 @@ def pool_stepper(
 
     clicks = {"pool_step_input": on_input, "pool_step_output": on_output}
     run_stepper("pool", n, draw, out_hw=out_hw, clicks=clicks)
+
+
+def _pool_sum_and_value(t: Translator, step, mode: str) -> None:
+    oy, ox = step.index
+    with st.container(key="pool_step_sum"):
+        st.code(_pool_arithmetic(t, step, mode), language=None, wrap_lines=True)
+    with st.container(key="pool_step_value"):
+        st.metric(t("pool.step.value_at", row=oy, col=ox), sig(t, step.value))
+
+
+def _pool_step_view(
+    t: Translator, step, x: np.ndarray, out: np.ndarray, mode: str, small: bool, scale
+) -> None:
+    """One pooling window, stacked (charts): the input and window, its values and the
+    pooled value, the output map so far."""
+    y0, x0 = step.position
+    kh, kw = step.window.shape
+    ph, pw = step.pad
+    window = [window_shape(y0, x0, kh, kw)]
+    lo, hi, colours = scale.as_tuple()
+    c1, c2, c3 = st.columns([3, 2, 3])
+    with c1:
+        if small:
+            xp = np.pad(x, ((ph, ph), (pw, pw)), constant_values=np.nan)
+            fig = heatmap_figure(
+                np.nan_to_num(xp), title=t("pool.step.input"), digits=3, text=True,
+                mask=~np.isnan(xp) if ph or pw else None, colorbar=False,
+                shapes=pad_shapes(np.isnan(xp)) + window, t=t  # hatched, as on every page
+            )  # fmt: skip
+        else:
+            fig = image_figure(
+                np.pad(x, ((ph, ph), (pw, pw)), constant_values=lo),
+                title=t("pool.step.overview"), vmin=lo, vmax=hi, colorscale=colours,
+                colorbar=False, shapes=window, t=t
+            )  # fmt: skip
+        show(t, fig, "pool_step_input", "pool_window")
+    with c2:
+        winner = [window_shape(*step.winner, 1, 1)] if step.winner is not None else []
+        fig = heatmap_figure(
+            np.nan_to_num(np.where(step.inside, step.window, np.nan)),
+            title=t("pool.step.window"), digits=4, text=True, mask=step.inside,
+            colorbar=False, shapes=pad_shapes(~step.inside) + winner, t=t
+        )  # fmt: skip
+        show(t, fig, "pool_step_window", "pool_window_values")
+        _pool_sum_and_value(t, step, mode)
+    with c3:
+        progress_view(t, out, step.index, "pool_step_output", (lo, hi, colours))
+
+
+def pool_lesson_view(
+    t: Translator, step, x: np.ndarray, out: np.ndarray, mode: str, small: bool, scale
+) -> None:
+    """One pooling window on one screen: the input with the window (its padding
+    hatched), the window's values with the winner framed, the arithmetic and the pooled
+    value, the output map so far; value maps, the input and output taking clicks. All
+    on the input's colour ``scale``, so the same colour is the same value everywhere."""
+    y0, x0 = step.position
+    kh, kw = step.window.shape
+    ph, pw = step.pad
+    h = LESSON_HEIGHT
+    window = [window_shape(y0, x0, kh, kw)]
+    c1, c2, c3 = st.columns([3, 2, 3])
+    with c1:
+        if small:
+            xp = np.pad(x, ((ph, ph), (pw, pw)), constant_values=np.nan)
+            pad = np.isnan(xp)
+            grid = value_grid(
+                xp, title=t("pool.step.input"), colour=scale, digits=3, shapes=window,
+                hatch=pad if pad.any() else None, t=t
+            )  # fmt: skip
+        else:
+            xp = np.pad(x, ((ph, ph), (pw, pw)), constant_values=scale.vmin)
+            grid = image_grid(
+                xp, title=t("pool.step.overview"), colour=scale, shapes=window, colorbar=False, t=t
+            )  # fmt: skip
+        _small_map(t, grid, "pool_step_input", h - LESSON_INPUT_CHROME, click=True)
+    with c2:
+        winner = [window_shape(*step.winner, 1, 1)] if step.winner is not None else []
+        inside = np.asarray(step.inside, bool)
+        grid = value_grid(
+            np.where(inside, step.window, np.nan), title=t("pool.step.window"), colour=scale,
+            shapes=winner, hatch=None if inside.all() else ~inside, t=t
+        )  # fmt: skip
+        _small_map(t, grid, "pool_step_window", h - 140)  # the sum and value below it fit
+        _pool_sum_and_value(t, step, mode)
+    with c3:
+        grid = progress_grid(t, out, step.index, scale)
+        _small_map(t, grid, "pool_step_output", h - LESSON_MAP_CHROME, click=True)
 
 
 def _pool_arithmetic(t: Translator, step, mode: str) -> str:
