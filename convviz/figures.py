@@ -59,6 +59,7 @@ __all__ = [
     "KERNEL_TEXT_MAX_CELLS",
     "PAD_FILL",
     "PAD_NAME",
+    "PLOTLY_WORDS",
     "TEXT_MAX_CELLS",
     "ColourScale",
     "activation_curves_figure",
@@ -102,17 +103,52 @@ LEGEND_WRAP = 56  # characters per legend line (plotly annotations do not wrap)
 _LEGEND_LINE_PX = 15
 
 
-def plot_config(filename: str = "convviz") -> dict:
-    """``st.plotly_chart(config=...)``: the toolbar's camera button saves a PNG.
+#: plotly.js's own words (its modebar's tooltips and notices) -> the catalogue's key for
+#: them. plotly's ``config.locales`` swaps them for the reader's language.
+PLOTLY_WORDS: dict[str, tuple[str, ...]] = {
+    "plotly.download_png": ("Download plot as a PNG", "Download plot as a png"),
+    "plotly.download": ("Download plot",),
+    "plotly.zoom": ("Zoom",),
+    "plotly.pan": ("Pan",),
+    "plotly.zoom_in": ("Zoom in",),
+    "plotly.zoom_out": ("Zoom out",),
+    "plotly.autoscale": ("Autoscale",),
+    "plotly.reset_axes": ("Reset axes",),
+    "plotly.reset": ("Reset", "Reset view", "Reset views"),
+    "plotly.spikes": ("Toggle Spike Lines",),
+    "plotly.hover_closest": ("Show closest data on hover", "Toggle show closest data on hover"),
+    "plotly.hover_compare": ("Compare data on hover",),
+    "plotly.box_select": ("Box Select",),
+    "plotly.lasso_select": ("Lasso Select",),
+    "plotly.zoom_back": ("Double-click to zoom back out",),
+    "plotly.snapshot_error": ("Sorry, there was a problem downloading your image!",),
+    "plotly.snapshot_wait": ("Taking snapshot - this may take a few seconds",),
+    "plotly.snapshot_done": ("Snapshot succeeded",),
+}
+_PLOTLY_LOCALES = {"pt": "pt-BR"}  # convviz's language -> plotly.js's locale name
+
+
+def plot_config(filename: str = "convviz", t: Translator | None = None) -> dict:
+    """``st.plotly_chart(config=...)``: the toolbar's camera button saves a PNG, and its
+    tooltips are in ``t``'s language (plotly's ``locales``, from the catalogue).
 
     >>> plot_config("kernel")["toImageButtonOptions"]["filename"]
     'kernel'
+    >>> pt = plot_config("kernel", translator("pt"))
+    >>> pt["locale"], pt["locales"]["pt-BR"]["dictionary"]["Zoom in"]
+    ('pt-BR', 'Ampliar')
     """
-    return {
+    config = {
         "displaylogo": False,
         "toImageButtonOptions": {"format": "png", "filename": filename, "scale": 2},
         "modeBarButtonsToRemove": ["lasso2d", "select2d"],
     }
+    code = _PLOTLY_LOCALES.get(t.lang) if t is not None else None
+    if code:
+        words = {src: t(key) for key, sources in PLOTLY_WORDS.items() for src in sources}
+        config["locale"] = code
+        config["locales"] = {code: {"dictionary": words, "format": {}}}
+    return config
 
 
 def _tr(t: Translator | None) -> Translator:

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from convviz.figures import PLOTLY_WORDS
 from convviz.i18n import translator
 from tests.support.apptest import PAGES
 from tests.support.browser import (
@@ -51,6 +52,13 @@ def browser(server):
         yield b
 
 
+# The tooltips of plotly's toolbar buttons that are shown (Streamlit's own "Fullscreen",
+# which no catalogue reaches, is hidden in Portuguese).
+MODEBAR_TITLES = """() => [...document.querySelectorAll('.modebar-btn')]
+  .filter(b => getComputedStyle(b).display !== 'none')
+  .map(b => b.getAttribute('data-title'))"""
+
+
 def _context(browser, width: int, height: int):
     # An English browser: the Portuguese comes from the link or the picker alone.
     return browser.new_context(viewport={"width": width, "height": height}, locale="en-US")
@@ -80,6 +88,14 @@ def test_every_page_in_portuguese(server, browser, module: str, width: int, heig
             assert any(PT(key) in label for label in labels), (key, labels)
             if EN(key) != PT(key):
                 assert not any(EN(key) in label for label in labels), (key, labels)
+        # plotly's toolbars speak Portuguese (every frame: the live panel draws its own)
+        shown = []
+        for frame in page.frames:
+            shown += frame.evaluate(MODEBAR_TITLES)
+        portuguese = {PT(key) for key in PLOTLY_WORDS}
+        assert set(shown) <= portuguese, set(shown) - portuguese
+        if module in ("convolution", "feature_maps"):  # pages with charts: checked, not vacuous
+            assert PT("plotly.download_png") in shown and PT("plotly.zoom_in") in shown
         picker = _picker(page)
         assert picker.locator("input").input_value() == PT("app.language.pt")
         assert PT("app.language") in picker.inner_text()

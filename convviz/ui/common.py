@@ -61,7 +61,8 @@ def without_template(fig: go.Figure) -> go.Figure:
 def show_figure(fig: go.Figure, key: str, filename: str | None = None) -> None:
     """``st.plotly_chart`` with the app's toolbar config (PNG download button)."""
     without_template(fig)
-    st.plotly_chart(fig, width="stretch", key=key, config=plot_config(filename or key))
+    config = plot_config(filename or key, tr())
+    st.plotly_chart(fig, width="stretch", key=key, config=config)
 
 
 def npy_bytes(a: np.ndarray) -> bytes:

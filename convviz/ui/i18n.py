@@ -57,7 +57,19 @@ def language_picker() -> Translator:
     )
     if st.session_state[KEY] != DEFAULT:
         st.query_params[KEY] = st.session_state[KEY]
+        # Streamlit adds its own "Fullscreen" button to plotly's toolbar, with an English
+        # tooltip no option or catalogue reaches (plotly's own buttons speak the reader's
+        # language: convviz.figures.plot_config); in another language it is not shown.
+        st.html(UNTRANSLATABLE_CSS)
     return tr()
+
+
+UNTRANSLATABLE_CSS = (
+    "<style>"  # i18n: not text
+    ".modebar-btn[data-title='Fullscreen'],"  # i18n: not text
+    ".modebar-btn[data-title='Close fullscreen']{display:none}"  # i18n: not text
+    "</style>"  # i18n: not text
+)
 
 
 def error_text(exc: BaseException, t: Translator | None = None) -> str:

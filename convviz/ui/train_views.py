@@ -141,7 +141,7 @@ def _first_filters(snap: Snapshot, t: Translator) -> list[Block]:
     note = t("train.filters.note")
     if not training(snap):
         fig = _themed(filters_figure(k, channel=0, ncols=min(8, k.shape[3]), t=t), t)
-        return [Pictures([], title, note), Chart(fig, config=plot_config("filters"))]
+        return [Pictures([], title, note), Chart(fig, config=plot_config("filters", t))]
     m = float(np.abs(k[:, :, 0, :]).max())
     zoom = max(4, 72 // max(k.shape[:2]))  # ~ the size of the paused heatmap
     pic = Pic(
@@ -159,7 +159,7 @@ def fast_blocks(snap: Snapshot, t: Translator) -> list[Block]:
     return [
         Progress(snap.progress, progress_text(snap, t)),
         Metrics(_metrics(snap, t)),
-        curves_chart(_themed(curves, t), CURVES_H, plot_config("curves"), t=t),
+        curves_chart(_themed(curves, t), CURVES_H, plot_config("curves", t), t=t),
         *_first_filters(snap, t),
     ]
 
@@ -217,7 +217,7 @@ def _probe_maps(
             maps.append(Pictures([Pic(bars, title)]))
         else:
             fig = _themed(dense_figure(values, title, probability=is_probs, highlight=pred, t=t), t)
-            maps.append(Chart(fig, config=plot_config("softmax" if is_probs else "dense")))
+            maps.append(Chart(fig, config=plot_config("softmax" if is_probs else "dense", t)))
     return maps
 
 
@@ -241,7 +241,7 @@ def validation_blocks(snap: Snapshot, t: Translator) -> list[Block]:
         ]
     else:
         fig = _themed(confusion_figure(snap.confusion, t=t), t)
-        confusion = [Pictures([], title, note), Chart(fig, config=plot_config("confusion"))]
+        confusion = [Pictures([], title, note), Chart(fig, config=plot_config("confusion", t))]
     wrong = [
         Pic(digit_tile(img, False), t("train.wrong.caption", true=y, pred=p, p=t.pct(c, 0)), 64)
         for img, y, p, c in snap.misclassified
@@ -302,7 +302,7 @@ def timeline_blocks(
     curves = _themed(mark_step(curves, f.step, (f.val_loss, f.val_acc)), t)
     blocks: list[Block] = [
         _frame_metrics(f, t),
-        Chart(curves, CURVES_H, plot_config("curves")),
+        Chart(curves, CURVES_H, plot_config("curves", t)),
     ]
     if f.kernels is not None:
         name, k = f.kernels
@@ -363,7 +363,7 @@ def run_label(snap: Snapshot, n: int, t: Translator) -> str:
 def compare_blocks(runs: list[tuple[str, Snapshot]], t: Translator) -> list[Block]:
     """The picked runs (``(label, snapshot)``) on the same loss and accuracy axes."""
     fig = compare_figure([(_plain(label), s.history) for label, s in runs], t=t)
-    return [Chart(_themed(fig, t), int(fig.layout.height), plot_config("runs"))]
+    return [Chart(_themed(fig, t), int(fig.layout.height), plot_config("runs", t))]
 
 
 # ------------------------------------------------------------------ the model file

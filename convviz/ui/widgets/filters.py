@@ -82,5 +82,5 @@ def filter_picker(t: Translator, kernel: np.ndarray, key: str, target: str) -> N
         key=key,
         on_select=clicked,
         selection_mode="points",
-        config=plot_config("filters"),
+        config=plot_config("filters", t),
     )
