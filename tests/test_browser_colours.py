@@ -78,23 +78,21 @@ def test_convolution_map_legend_says_the_rule() -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     with streamlit_server() as url, chromium_browser() as browser:
         with chromium_page(1280, 720, browser) as page:
-            # Outline on a sample: a big signed edge map. The stepper's progress map is
-            # an image_figure with the default (robust) range, and says its rule.
+            # Outline on a sample: a big signed edge map. The lesson's output map (a value
+            # map: its picture) has the default (robust) range, and says its rule.
             kernel = "-1,-1,-1;-1,8,-1;-1,-1,-1"
             page.goto(f"{url}/?lang=pt&source=sample&sample=Coins&kernel={kernel}")
-            words = "Vermelho: positivo, azul: negativo"  # the first of the legend's lines
+            words = "Vermelho: positivo, azul: negativo"  # the legend's first words
+            frame = page.frame_locator(".st-key-conv_step_output iframe")
+            legend = frame.locator("#legend")
             # The page is heavy on a loaded machine: wait for the legend itself.
-            page.wait_for_selector(
-                f".annotation-text:has-text('{words}')", state="attached", timeout=180_000
-            )
+            legend.filter(has_text=words).wait_for(timeout=180_000)
             wait_ready(page, timeout=180_000)
             assert_no_exception(page)
-            note = _legend(page, words)
-            note.scroll_into_view_if_needed()
+            legend.scroll_into_view_if_needed()
             page.wait_for_timeout(500)
-            assert _legend_box(page, words)["height"] > 0
+            assert legend.bounding_box()["height"] > 0
             # Robust by default: 1% of this edge map lies beyond its range, and the map's
-            # legend says so (the lesson's small maps above it keep ±max: every cell counts).
-            beyond = page.get_by_text("1,0% das células ficam fora da faixa").first
-            beyond.wait_for(timeout=60_000)  # only a robust range leaves cells beyond it
+            # legend says so (the lesson's small maps beside it keep ±max: every cell counts).
+            assert "1,0% das células ficam fora da faixa" in legend.inner_text()
             page.screenshot(path=str(SHOTS / "convolution_pt_1280x720_legend.png"))

@@ -244,3 +244,22 @@ def test_a_click_on_an_image_puts_the_window_there(server, browser) -> None:
         # the window centred on the pixel clicked, to within a screen pixel (~4 image pixels)
         assert abs(oy + 1 - 100) <= 4 and abs(ox + 1 - 400) <= 4, (oy, ox)
         assert_no_exception(page)
+
+
+@pytest.mark.parametrize("lang", ["en", "pt"])
+def test_the_output_size_formula_is_never_cut(server, browser, lang: str) -> None:
+    # A 512x512 image, "same" padding and stride 2: the longest numbers the formula gets
+    # at the default working size. Each axis's formula fits its column at 1280x720.
+    query = "source=sample&padding=same&stride=2" + ("&lang=pt" if lang == "pt" else "")
+    with chromium_page(1280, 720, browser) as page:
+        page.goto(f"{server}/?{query}")
+        wait_painted(page)
+        page.locator("[class*='st-key-conv_formula_H'] .katex").first.wait_for(timeout=20_000)
+        sizes = page.evaluate(
+            """() => [...document.querySelectorAll("[class*='st-key-conv_formula_'] .katex-display")]
+              .map(e => [e.scrollWidth, e.clientWidth])"""
+        )
+        assert len(sizes) == 2 and all(sw <= cw for sw, cw in sizes), sizes
+        text = page.locator("[class*='st-key-conv_formula_W']").first.inner_text()
+        assert "256" in text  # the result, on screen: 512 padded to 513, stride 2
+        assert_no_exception(page)

@@ -348,6 +348,10 @@ LESSON_CSS = (
     "[data-testid='stMainBlockContainer']"  # i18n: not text
     "{padding-top:2.25rem;padding-bottom:2rem}"  # i18n: not text
     "[data-testid='stMainBlockContainer'] h1{font-size:2rem;padding:0 0 .25rem 0}"  # i18n: not text
+    # the output-size formula: at Streamlit's 1.21em a 512 px image's ran 412 px in a 378 px
+    # column at 1280x720 (measured), its "= 256" cut off; never cut, at worst it scrolls
+    "[class*='st-key-conv_formula_'] .katex{font-size:1em}"  # i18n: not text
+    "[class*='st-key-conv_formula_'] .katex-display{overflow-x:auto;overflow-y:hidden}"  # i18n: not text
     "</style>"  # i18n: not text
 )
 

@@ -415,7 +415,8 @@ def _formula(t: Translator, g: Geometry, s: ConvSettings) -> None:
     out = t("conv.formula.out")
     for axis, i in (("H", 0), ("W", 1)):  # i18n: not text (axis letters of the formula)
         if g.out_hw[i] >= 1:
-            st.latex(
+            # keyed: common.LESSON_CSS sets its size so it fits its half of a 1280 px screen
+            st.container(key=f"conv_formula_{axis}").latex(
                 output_size_latex(
                     g.in_hw[i], g.k_hw[i], s.stride, g.pad[i], s.dilation, axis, t=t, out=out
                 )
