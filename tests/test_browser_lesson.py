@@ -256,8 +256,9 @@ def test_the_output_size_formula_is_never_cut(server, browser, lang: str) -> Non
         wait_painted(page)
         page.locator("[class*='st-key-conv_formula_H'] .katex").first.wait_for(timeout=20_000)
         sizes = page.evaluate(
-            """() => [...document.querySelectorAll("[class*='st-key-conv_formula_'] .katex-display")]
-              .map(e => [e.scrollWidth, e.clientWidth])"""
+            """() => [...document.querySelectorAll(
+                "[class*='st-key-conv_formula_'] .katex-display"
+              )].map(e => [e.scrollWidth, e.clientWidth])"""
         )
         assert len(sizes) == 2 and all(sw <= cw for sw, cw in sizes), sizes
         text = page.locator("[class*='st-key-conv_formula_W']").first.inner_text()

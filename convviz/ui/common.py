@@ -351,7 +351,8 @@ LESSON_CSS = (
     # the output-size formula: at Streamlit's 1.21em a 512 px image's ran 412 px in a 378 px
     # column at 1280x720 (measured), its "= 256" cut off; never cut, at worst it scrolls
     "[class*='st-key-conv_formula_'] .katex{font-size:1em}"  # i18n: not text
-    "[class*='st-key-conv_formula_'] .katex-display{overflow-x:auto;overflow-y:hidden}"  # i18n: not text
+    "[class*='st-key-conv_formula_'] .katex-display"  # i18n: not text
+    "{overflow-x:auto;overflow-y:hidden}"  # i18n: not text
     "</style>"  # i18n: not text
 )
 
