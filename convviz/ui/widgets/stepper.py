@@ -70,6 +70,7 @@ SMALL_PADDED = 24  # padded inputs up to 24x24 are drawn whole, with numbers
 ZOOM_MARGIN = 2  # cells around the window in the zoomed neighbourhood
 TAP_COLOUR = "#d62728"  # the taps of a dilated kernel
 IMAGE_COLOUR = "#1f77b4"  # the real image inside its padding
+LESSON_SCREEN_HEIGHT = 720  # px: the screen the lesson's sizes below are chosen for
 LESSON_HEIGHT = 230  # px: the lesson's top row of small maps (1280x720 fits it all)
 IMAGE_LESSON_HEIGHT = 160  # px: the same on an image, whose sum line is longer
 LESSON_MAP_CHROME = 100  # px of the numbers lesson's row left for the maps' titles and legends
@@ -392,8 +393,12 @@ def _small_map(
     t: Translator, grid: dict, key: str, cells_height: int, *, click: bool = False
 ) -> None:
     """A map in the lesson's rows: a value map whose cells keep to ``cells_height`` px
-    (the rows fit one screen), no colour bar (the legend's sentence says the colours)."""
-    value_map(grid, key=key, t=t, cells_height=max(42, cells_height), bar=False, click=click)
+    (the rows fit a 1280x720 screen; a taller one gets larger maps), no colour bar (the
+    legend's sentence says the colours)."""
+    value_map(
+        grid, key=key, t=t, cells_height=max(42, cells_height), bar=False, click=click,
+        screen_height=LESSON_SCREEN_HEIGHT,
+    )  # fmt: skip
 
 
 def progress_grid(

@@ -43,12 +43,14 @@ def value_map(
     cells_height: int | None = None,
     bar: bool = True,
     click: bool = False,
+    screen_height: int | None = None,
 ) -> None:
     """Draw :func:`convviz.figures.value_grid`'s ``grid`` (mounted once per ``key``).
 
     ``max_px``: the width of ``grid["extent"]`` cells (a page drawing two maps to one
     scale); else the column's width. ``cells_height``: the most pixels the cells may
-    take down the page (the lesson's row of small maps keeps to one screen); ``bar``:
+    take down the page (the lesson's row of small maps keeps to one screen), on a screen
+    ``screen_height`` px tall: a taller one scales it up, at most 1.6x; ``bar``:
     draw the colour bar (the legend's sentence is always there). ``click``: a click on a
     cell sets the component's value, ``{"row", "col", "seq"}`` in
     ``st.session_state[key]`` (``seq`` numbers the clicks), which reruns the fragment
@@ -65,6 +67,7 @@ def value_map(
         "max_px": max_px,
         "cells_height": cells_height,
         "show_bar": bar,
+        "screen_height": screen_height,
         "click": click,
         "pad_style": {"fill": PAD_FILL, "hatch": PAD_HATCH},
         "lang": t.lang,
