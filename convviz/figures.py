@@ -347,6 +347,15 @@ def _hex(rgb: Sequence[int]) -> str:
 _NOT_YET = "#e1e1e1"  # a value map's cells not computed yet: the grey of not_yet_shapes' veils
 
 
+def _colour_bar(cs: ColourScale, t: Translator) -> dict:
+    """A value map's colour bar: 9 stops of the scale (its ends included) and the ends' numbers."""
+    stops = lut(cs.colorscale)[np.linspace(0, 255, 9).round().astype(int)]
+    return {
+        "bar": [_hex(c) for c in stops.tolist()],
+        "bar_ends": [_num(cs.vmin, t), _num(cs.vmax, t)],
+    }
+
+
 def _overlay(shapes: Sequence[dict]) -> list[dict]:
     """Layout shapes (:func:`window_shape`, :func:`not_yet_shapes`, :func:`crosshair_shapes`)
     as a value map draws them: rectangles and lines in cell coordinates (a cell's centre
@@ -427,7 +436,6 @@ def value_grid(
     for r, c in zip(*np.nonzero(finite), strict=True):
         text[r][c] = _sig_text(x[r, c], digits, t)
         z[r][c] = float(x[r, c])
-    stops = lut(cs.colorscale)[np.linspace(0, 255, 9).round().astype(int)]  # ends included
     eh, ew = extent if extent is not None else x.shape
     return {
         "title": title,
@@ -442,8 +450,7 @@ def value_grid(
             [f"{t('fig.hover.cell', row=r, col=c)}: {name} {text[r][c]}" for c in range(w)]
             for r in range(h)
         ],
-        "bar": [_hex(c) for c in stops.tolist()],
-        "bar_ends": [_num(cs.vmin, t), _num(cs.vmax, t)],
+        **_colour_bar(cs, t),
         "legend": colour_legend(cs, t, padding=pad is not None and bool(pad.any())),
         "extent": int(max(eh, ew)),
         "label": t("fig.grid.label", title=title or name, rows=h, cols=w),
@@ -484,8 +491,7 @@ def image_grid(
         src = png_data_url(png_from_map(x, cs.vmin, cs.vmax, cs.colorscale))
         legend = colour_legend(cs, t)
         if colorbar:
-            stops = lut(cs.colorscale)[np.linspace(0, 255, 9).round().astype(int)]
-            bar, ends = [_hex(c) for c in stops.tolist()], [_num(cs.vmin, t), _num(cs.vmax, t)]
+            bar, ends = _colour_bar(cs, t).values()
     else:
         raise CodedError("err.map_or_rgb", name="a", shape=str(x.shape))
     h, w = x.shape[:2]
