@@ -223,13 +223,23 @@ def test_portuguese_decimals_in_and_out(server, browser) -> None:
 
 
 def choose_preset(page, name: str) -> None:
-    """Open the Preset box and pick ``name``. Scrolled to first: a click that scrolls the
-    page opens the list and the scroll closes it again (seen here, now and then)."""
+    """Open the Preset box and pick ``name``. The list can close again as it opens: a
+    scroll of the page right after the click closes it (seen here, now and then; since
+    the lesson's maps became components, 3 of 6 first clicks after a sample image's
+    first paint, the page scrolled by a late re-render). So the box is opened until its
+    list stays open, three tries at most."""
     box = page.locator("[data-testid='stSelectbox']").filter(has_text=EN("conv.preset"))
-    box.scroll_into_view_if_needed()
-    page.wait_for_timeout(300)
-    box.click()
-    page.get_by_role("option", name=KERNELS[name].label, exact=True).click()
+    option = page.get_by_role("option", name=KERNELS[name].label, exact=True)
+    for _ in range(3):
+        box.evaluate("e => e.scrollIntoView({block: 'center'})")
+        page.wait_for_timeout(300)
+        box.click()
+        try:
+            option.wait_for(timeout=3_000)
+            break
+        except Exception:  # the list closed: Escape, then open it again
+            page.keyboard.press("Escape")
+    option.click()
 
 
 def _choose_gabor(page) -> None:
