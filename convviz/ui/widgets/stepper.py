@@ -219,22 +219,25 @@ def _window_shapes(step: ConvStep, dilated: bool) -> list[dict]:
     return shapes
 
 
-def _overview(
-    t: Translator, xp: np.ndarray, step: ConvStep, height: int | None = None
-) -> go.Figure:
-    # The PNG is cached by content, so redrawing this on every step is cheap.
+def _overview_shapes(xp: np.ndarray, step: ConvStep) -> list[dict]:
+    """The window on the whole padded input, and the real image's outline inside its
+    padding (dashed)."""
     shapes = _window_shapes(step, False)
     (top, bottom), (left, right) = step.pad
-    if top or bottom or left or right:  # dashed outline: the real image inside its padding
+    if top or bottom or left or right:
         h, w = xp.shape[1] - top - bottom, xp.shape[2] - left - right
         shapes.append(window_shape(top, left, h, w, colour=IMAGE_COLOUR, dash="dash"))
-    title = t("conv.step.overview")
+    return shapes
+
+
+def _overview(t: Translator, xp: np.ndarray, step: ConvStep) -> go.Figure:
+    # The PNG is cached by content, so redrawing this on every step is cheap.
+    shapes, title = _overview_shapes(xp, step), t("conv.step.overview")
     if xp.shape[0] == 3:
-        return image_figure(np.moveaxis(xp, 0, -1), title=title, shapes=shapes, height=height, t=t)
+        return image_figure(np.moveaxis(xp, 0, -1), title=title, shapes=shapes, t=t)
     return image_figure(
-        xp[0], title=title, vmin=0, vmax=1, colorscale=GREYS, colorbar=False, shapes=shapes,
-        height=height, t=t
-    )  # fmt: skip
+        xp[0], title=title, vmin=0, vmax=1, colorscale=GREYS, colorbar=False, shapes=shapes, t=t
+    )
 
 
 def _window_views(
@@ -420,14 +423,8 @@ def progress_grid(
 
 
 def _overview_grid(t: Translator, xp: np.ndarray, step: ConvStep) -> dict:
-    """The whole padded input as a picture, the window on it (and the image's outline
-    inside its padding, dashed)."""
-    shapes = _window_shapes(step, False)
-    (top, bottom), (left, right) = step.pad
-    if top or bottom or left or right:
-        h, w = xp.shape[1] - top - bottom, xp.shape[2] - left - right
-        shapes.append(window_shape(top, left, h, w, colour=IMAGE_COLOUR, dash="dash"))
-    title = t("conv.step.overview")
+    """The whole padded input as a picture with :func:`_overview_shapes` over it."""
+    shapes, title = _overview_shapes(xp, step), t("conv.step.overview")
     if xp.shape[0] == 3:
         return image_grid(np.moveaxis(xp, 0, -1), title=title, shapes=shapes, t=t)
     return image_grid(
