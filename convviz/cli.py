@@ -139,6 +139,14 @@ def _build_parser() -> _Parser:
         "(slower; the same numbers up to float rounding)",
     )
     t.add_argument(
+        "--parallel",
+        choices=("processes", "threads"),
+        default="processes",
+        help="how the fast path uses two cores: each batch split over two processes "
+        "(default) or two threads of one (the Train page's way); the same numbers up to "
+        "float rounding",
+    )
+    t.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -239,7 +247,7 @@ def _train(args: argparse.Namespace, argv: Sequence[str], out: IO[str], err: IO[
     if args.out and not Path(args.out).resolve().parent.is_dir():
         # Fail now rather than after minutes of training.
         raise CliError(f"--out: no such directory: {Path(args.out).parent}")
-    trainer = Trainer(config, fast=not args.reference)
+    trainer = Trainer(config, fast=not args.reference, processes=args.parallel == "processes")
     show = args.progress if args.progress is not None else err.isatty()
     progress = _Progress(err, show)
     print(

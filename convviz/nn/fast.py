@@ -669,25 +669,33 @@ class FastPlan:
             self._chains[(training, k)] = chains
         return chains
 
-    def _slices(self, n: int, training: bool) -> int:
-        if self.workers < 2 or n < 2 * _MIN_ROWS_PER_SLICE:
+    def _slices(self, n: int, training: bool, workers: int | None = None) -> int:
+        workers = self.workers if workers is None else workers
+        if workers < 2 or n < 2 * _MIN_ROWS_PER_SLICE:
             return 1
         if training and self._batchnorm:
             return 1  # batch statistics need the whole batch (evaluation uses running ones)
-        k = min(_SLICES_PER_WORKER * self.workers, n // _MIN_ROWS_PER_SLICE)
+        k = min(_SLICES_PER_WORKER * workers, n // _MIN_ROWS_PER_SLICE)
         if training:
             k = max(k, -(-n // _MAX_TRAIN_ROWS_PER_SLICE))
         return k
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        """Logits ``(N, classes)`` for ``x`` (N, H, W, C), as ``model.forward`` computes them."""
+    def forward(
+        self, x: np.ndarray, training: bool = False, workers: int | None = None
+    ) -> np.ndarray:
+        """Logits ``(N, classes)`` for ``x`` (N, H, W, C), as ``model.forward`` computes them.
+
+        ``workers`` overrides the plan's thread count for this pass (and its backward):
+        :class:`convviz.nn.parallel.ProcessPlan` runs each process's half on one.
+        """
+        workers = self.workers if workers is None else int(workers)
         h = self.model.prepare(x)
-        k = self._slices(len(h), training)
+        k = self._slices(len(h), training, workers)
         chains = self._get_chains(training, k)
         self._last = None
         if k == 1:
-            if self.workers > 1 and len(h) >= 2 * _MIN_ROWS_PER_SLICE:
-                _blas_for(self.workers)  # a big batch that cannot be sliced (BatchNorm)
+            if workers > 1 and len(h) >= 2 * _MIN_ROWS_PER_SLICE:
+                _blas_for(workers)  # a big batch that cannot be sliced (BatchNorm)
             out = _forward_chain(chains[0], h, training)
             sizes = [len(h)]
         else:
@@ -696,11 +704,11 @@ class FastPlan:
             outs = _run_slices(
                 lambda i: _forward_chain(chains[i], h[starts[i] : starts[i + 1]], training),
                 k,
-                self.workers,
+                workers,
             )
             out = np.concatenate(outs)
         if training:
-            self._last = (chains, sizes)
+            self._last = (chains, sizes, workers)
         return out
 
     __call__ = forward
@@ -709,7 +717,7 @@ class FastPlan:
         """Fill the model's ``grads`` from ``dlogits`` (N, classes); ``dx`` if ``input_grad``."""
         if self._last is None:
             raise ValueError("`backward` needs a preceding `forward(x, training=True)`")
-        chains, sizes = self._last
+        chains, sizes, workers = self._last
         d = np.asarray(dlogits, self.model.dtype)
         if len(d) != sum(sizes):
             raise ValueError(f"`dlogits` must have {sum(sizes)} rows, got {len(d)}")
@@ -720,7 +728,7 @@ class FastPlan:
         dxs = _run_slices(
             lambda i: _backward_chain(chains[i], d[starts[i] : starts[i + 1]]),
             len(chains),
-            self.workers,
+            workers,
         )
         # The full-batch gradient is the sum of the slices' gradients.
         mine = self.model.parameters()

@@ -33,6 +33,7 @@ from convviz.nn.fast import FastPlan
 from convviz.nn.losses import softmax, softmax_cross_entropy
 from convviz.nn.model import Sequential
 from convviz.nn.optim import OPTIMIZERS, Optimizer, make_optimizer
+from convviz.nn.parallel import ProcessPlan
 
 __all__ = [
     "NUM_CLASSES",
@@ -182,6 +183,11 @@ class Trainer:
         False runs the reference layers (``model.forward`` / ``model.backward``):
         slower, the same numbers up to float rounding. Any other model (an object
         with ``forward``, ``backward`` and ``parameters``) runs as it is.
+    processes : bool, default False
+        With ``fast``: split each training batch over two processes
+        (:class:`convviz.nn.parallel.ProcessPlan`, the CLI's choice) instead of two
+        threads; the same numbers up to float rounding. The helper process ends when
+        training finishes or :meth:`close` is called.
 
     Examples
     --------
@@ -200,6 +206,7 @@ class Trainer:
         model: Any = None,
         data: Mnist | None = None,
         fast: bool = True,
+        processes: bool = False,
     ) -> None:
         # A copy: set_lr changes it, and the caller's object should not change under them.
         self.config = config = TrainConfig() if config is None else replace(config)
@@ -210,7 +217,9 @@ class Trainer:
             model = build_model(config.model, seed=config.seed)
         self.model = model
         #: What runs the passes: the plan shares the model's weights and fills its grads.
-        self.plan = FastPlan(model) if fast and isinstance(model, Sequential) else model
+        self.plan: Any = model
+        if fast and isinstance(model, Sequential):
+            self.plan = ProcessPlan(model) if processes else FastPlan(model)
         self.data = data = load_mnist() if data is None else data
 
         # Independent streams from one seed: the split, the subset and the shuffling.
@@ -362,6 +371,8 @@ class Trainer:
                         "images_per_s": e.images_per_s,
                     }
                 )
+        if self.finished:
+            self.close()
         state = self.state
         return {
             "steps": chunk.steps,
@@ -372,6 +383,11 @@ class Trainer:
             "images_per_s": chunk.images_per_s,
             **{k: state[k] for k in ("step", "epoch", "finished", "lr", "val_acc")},
         }
+
+    def close(self) -> None:
+        """End the plan's helper process, if it has one (evaluation goes on, on threads)."""
+        if isinstance(self.plan, ProcessPlan):
+            self.plan.close()
 
     # -- evaluation -------------------------------------------------------------------------
     def validate(self) -> float | None:
