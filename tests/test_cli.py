@@ -225,6 +225,38 @@ def test_train_with_the_reference_layers(tmp_path):
     assert re.search(r"test accuracy \d\.\d{4}", out)
 
 
+def test_train_splits_batches_over_two_processes_unless_asked_for_threads(monkeypatch):
+    """The default runs the helper process; ``--parallel threads`` runs the same numbers."""
+    from convviz.nn import train
+    from convviz.nn.parallel import ProcessPlan
+
+    plans = []
+    original = train.Trainer.close
+
+    def close(self):  # the trainer closes its plan when it finishes: look at it then
+        plans.append((type(self.plan), getattr(self.plan, "remote_passes", 0)))
+        original(self)
+
+    monkeypatch.setattr(train.Trainer, "close", close)
+    started = ProcessPlan.__init__
+
+    def start_and_wait(self, *a, **kw):  # a 20-step run is over before a helper starts
+        started(self, *a, **kw)
+        assert self.wait_ready(60)
+
+    monkeypatch.setattr(ProcessPlan, "__init__", start_and_wait)
+    argv = ["train", "--model", "tiny", "--train-size", "1280", "--val-size", "64"]
+    argv += ["--batch-size", "64", "--epochs", "1", "--no-progress"]
+    accuracies = []
+    for extra in ([], ["--parallel", "threads"]):
+        code, out, err = run(argv + extra)
+        assert code == 0 and err == ""
+        accuracies.append(float(re.search(r"test accuracy (\d\.\d{4})", out).group(1)))
+    assert plans[0] == (ProcessPlan, 20)  # every step shared with the helper
+    assert plans[1][0] is not ProcessPlan
+    assert accuracies[0] == pytest.approx(accuracies[1], abs=0.002)  # float rounding only
+
+
 @pytest.mark.parametrize(("name", "target"), [("tiny", 0.98), ("classic", 0.992)])
 def test_shipped_models_reach_their_targets(name, target):
     path = REPO / "assets" / "models" / f"{name}.npz"

@@ -262,8 +262,10 @@ class ProcessPlan:
         self.fast = FastPlan(model, workers=workers)
         self.remote_passes = 0
         layers = list(_walk(model.layers))
-        self._eligible = (os.cpu_count() or 1) >= 2 and not any(
-            isinstance(layer, BatchNorm | Dropout) for layer in layers
+        self._eligible = (
+            os.name == "posix"
+            and (os.cpu_count() or 1) >= 2
+            and not any(isinstance(layer, BatchNorm | Dropout) for layer in layers)
         )
         self._holder: list[_Helper | None] = [None]
         self._key = self._model_key()
@@ -380,8 +382,13 @@ def _serve(stdin, stdout) -> None:
     finally:
         os.close(fd)
     views = layout.views(buf)
-    params = layout.split(views["params"])
-    grads = layout.split(views["grads"])
+    # Our layers' weights and gradients ARE the shared arrays: the parent's writes are
+    # the weights we use, our backward's are the gradients it reads. No copy either way.
+    shared = zip(layout.split(views["params"]), layout.split(views["grads"]), strict=True)
+    owners = [(layer, key) for layer in _walk(model.layers) for key in layer.params]
+    for (layer, key), (p, g) in zip(owners, shared, strict=True):
+        np.copyto(p, layer.params[key])
+        layer.params[key], layer.grads[key] = p, g
     plan = FastPlan(model, workers=1)
     stdout.write(b"R\n")
     stdout.flush()
@@ -391,13 +398,9 @@ def _serve(stdin, stdout) -> None:
         try:
             if command.startswith(b"F"):
                 n = int(command[1:])
-                for (_, p, _), src in zip(model.parameters(), params, strict=True):
-                    np.copyto(p, src)
                 views["y"][:n] = plan.forward(views["x"][:n], training=True)
             elif command == b"B":
                 plan.backward(views["d"][:n])
-                for (_, _, g), dst in zip(model.parameters(), grads, strict=True):
-                    np.copyto(dst, g)
             else:
                 break
             stdout.write(b"K\n")
