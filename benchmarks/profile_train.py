@@ -3,7 +3,9 @@
 Times each part of one optimizer step of the fast path (:class:`convviz.nn.fast.FastPlan`)
 on one thread (``workers=1``, BLAS at one thread), so every millisecond is attributed to one
 part: each layer's forward and backward, the loss, the optimizer update, and what is left
-(slicing, bookkeeping). Then the same step with the default two workers, for scale.
+(slicing, bookkeeping). Then the same step with the default two workers, for scale, and
+on two processes (``convviz.nn.parallel.ProcessPlan``, the CLI's), split into this
+process's half, the wait for the helper's half, the serial loss and update, and the hand-off.
 
     .venv/bin/python benchmarks/profile_train.py [--batch 64] [--steps 40] [--optimizer adam]
 
@@ -137,7 +139,59 @@ def main() -> None:
     two = (time.perf_counter() - t0) / args.steps
     print(f"the same step with {plan2.workers} workers: {two * 1e3:.2f} ms "
           f"({args.batch / two:,.0f} img/s, {per / (two * 1e3):.2f}x one thread)")  # fmt: skip
+    _two_processes(model, opt, x, y, args.steps, per)
     print(f"# {load_line()}")
+
+
+def _two_processes(model, opt, x, y, steps: int, one_thread_ms: float) -> None:
+    """The same step with the batch split over two processes, and where its time goes."""
+    from convviz.nn import parallel
+    from convviz.nn.losses import softmax_cross_entropy
+
+    plan = parallel.ProcessPlan(model)
+    if not plan.wait_ready(60):
+        print("two processes: the helper did not start")
+        return
+    times: dict[str, float] = collections.defaultdict(float)
+
+    def timed(name, fn):
+        def wrapper(*a, **k):
+            t0 = time.perf_counter()
+            out = fn(*a, **k)
+            times[name] += time.perf_counter() - t0
+            return out
+
+        return wrapper
+
+    plan.fast.forward = timed("this process's half, forward", plan.fast.forward)
+    plan.fast.backward = timed("this process's half, backward", plan.fast.backward)
+    done = parallel._Helper.done
+    parallel._Helper.done = timed("waiting for the helper's half", done)
+    loss = timed("loss (softmax + cross-entropy)", softmax_cross_entropy)
+    update = timed("optimizer update", opt.step)
+    try:
+
+        def step():
+            logits = plan.forward(x, training=True)
+            plan.backward(loss(logits, y)[1])
+            update()
+
+        for _ in range(5):
+            step()
+        times.clear()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        total = time.perf_counter() - t0
+    finally:
+        parallel._Helper.done = done
+        plan.close()
+    times["rest (hand-off: weights, rows, gradients)"] = total - sum(times.values())
+    per = total / steps * 1e3
+    print(f"the same step on two processes: {per:.2f} ms ({len(x) / (total / steps):,.0f} img/s, "
+          f"{one_thread_ms / per:.2f}x one thread)")  # fmt: skip
+    for name, s in sorted(times.items(), key=lambda kv: -kv[1]):
+        print(f"  {s / steps * 1e3:7.2f} ms  {100 * s / total:5.1f}%  {name}")
 
 
 if __name__ == "__main__":
