@@ -126,6 +126,25 @@ def test_evaluation_small_batches_and_input_gradients_stay_on_threads():
         plan.close()
 
 
+def test_no_helper_starts_until_a_pass_could_use_it():
+    """Evaluation and small batches never start one; the first big training pass does."""
+    model = _model("tiny")
+    plan = ProcessPlan(model)
+    try:
+        x, labels = _batch(64)
+        plan.forward(x)  # evaluation
+        small, small_labels = _batch(40)
+        _step(plan, model, small, small_labels)
+        assert plan._holder[0] is None
+        _step(plan, model, x, labels)  # on threads, while the helper starts
+        assert plan._holder[0] is not None
+        _ready(plan)
+        _step(plan, model, x, labels)
+        assert plan.remote_passes == 1
+    finally:
+        plan.close()
+
+
 def test_the_steps_before_the_helper_is_ready_run_on_threads_with_the_same_numbers():
     model = _model("classic")
     plan = ProcessPlan(model)  # no wait: the first pass most likely finds it starting

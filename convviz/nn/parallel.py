@@ -18,7 +18,9 @@ How a step goes, for a batch of N rows:
   The optimizer then steps the model here, as usual.
 
 The helper is built from the model's own file format (:meth:`Sequential.save`,
-nothing pickled) and starts in the background: until it has said it is ready
+nothing pickled) and starts in the background at the first training pass it could
+share (so a plan that only evaluates, or trains on small batches, starts none): until
+it has said it is ready
 (about half a second), steps run on threads through the same ``FastPlan``, with
 the same numbers up to float rounding. Anything the helper cannot do falls back to
 threads the same way, for that pass and those after it: evaluation, batches of
@@ -270,8 +272,7 @@ class ProcessPlan:
         self._holder: list[_Helper | None] = [None]
         self._key = self._model_key()
         self._pending: tuple | None = None  # the helper's half of the last forward
-        if self._eligible:
-            self._start(_ROWS)
+        self._started = False  # the helper starts with the first pass it could share
         weakref.finalize(self, _close_helper, self._holder)
 
     @property
@@ -283,6 +284,7 @@ class ProcessPlan:
         return (np.dtype(m.dtype).str, tuple(p.shape for _, p, _ in m.parameters()))
 
     def _start(self, rows: int) -> None:
+        self._started = True
         try:
             self._holder[0] = _Helper(self.model, rows)
         except OSError:  # no process could start (limits, no /dev/shm...): threads it is
@@ -294,7 +296,10 @@ class ProcessPlan:
         return h if h is not None and h.alive else None
 
     def wait_ready(self, timeout: float = 10.0) -> bool:
-        """Wait up to ``timeout`` s for the helper; whether it is ready (benchmarks use this)."""
+        """Start the helper if it has not, and wait up to ``timeout`` s for it; whether it is
+        ready (tests and benchmarks use this: training does not wait)."""
+        if self._eligible and not self._started:
+            self._start(_ROWS)
         h = self._helper
         return h is not None and h.poll_ready(timeout)
 
@@ -309,6 +314,8 @@ class ProcessPlan:
         if self._model_key() != self._key:  # astype or new parameters: the helper is stale
             self.close()
             return None
+        if not self._started:
+            self._start(max(_ROWS, n))
         h = self._helper
         if h is None or not h.poll_ready():
             return None
