@@ -33,6 +33,21 @@ from bench_train import child_peak  # noqa: E402
 from honest import load_line  # noqa: E402
 
 
+def _timer(times: dict[str, float]):
+    """``timed(name, fn)``: ``fn`` that adds its run time to ``times[name]``."""
+
+    def timed(name, fn):
+        def wrapper(*a, **k):
+            t0 = time.perf_counter()
+            out = fn(*a, **k)
+            times[name] += time.perf_counter() - t0
+            return out
+
+        return wrapper
+
+    return timed
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=64)
@@ -55,15 +70,7 @@ def main() -> None:
     y = rng.integers(0, 10, args.batch)
 
     times: dict[str, float] = collections.defaultdict(float)
-
-    def timed(name, fn):
-        def wrapper(*a, **k):
-            t0 = time.perf_counter()
-            out = fn(*a, **k)
-            times[name] += time.perf_counter() - t0
-            return out
-
-        return wrapper
+    timed = _timer(times)
 
     plan.forward(x, training=True)  # builds the chain
     chain = plan._get_chains(True, 1)[0]
@@ -153,15 +160,7 @@ def _two_processes(model, opt, x, y, steps: int, one_thread_ms: float) -> None:
         print("two processes: the helper did not start")
         return
     times: dict[str, float] = collections.defaultdict(float)
-
-    def timed(name, fn):
-        def wrapper(*a, **k):
-            t0 = time.perf_counter()
-            out = fn(*a, **k)
-            times[name] += time.perf_counter() - t0
-            return out
-
-        return wrapper
+    timed = _timer(times)
 
     plan.fast.forward = timed("this process's half, forward", plan.fast.forward)
     plan.fast.backward = timed("this process's half, backward", plan.fast.backward)

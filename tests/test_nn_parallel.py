@@ -147,7 +147,7 @@ def test_no_helper_starts_until_a_pass_could_use_it():
 
 def test_the_steps_before_the_helper_is_ready_run_on_threads_with_the_same_numbers():
     model = _model("classic")
-    plan = ProcessPlan(model)  # no wait: the first pass most likely finds it starting
+    plan = ProcessPlan(model)  # no wait: the first pass starts the helper, runs on threads
     try:
         x, labels = _batch(64)
         ref_model = _model("classic")
