@@ -153,6 +153,8 @@ class _Helper:
             close_fds=True,
         )
         self._in, self._out = self.proc.stdin.fileno(), self.proc.stdout.fileno()
+        self._poll = select.poll()
+        self._poll.register(self._out, select.POLLIN)
         head = {"path": self.path, "model": self.model_path, **self.layout.to_json()}
         self.ready = False
         self.alive = True
@@ -170,8 +172,8 @@ class _Helper:
         """The helper's next one-line reply; ``None`` if none came within ``timeout``."""
         line = b""
         while not line.endswith(b"\n"):
-            if timeout is not None and not select.select([self._out], [], [], timeout)[0]:
-                return None
+            if timeout is not None and not self._poll.poll(int(timeout * 1000)):
+                return None  # (poll, not select: a server may hold fds past select's 1024)
             chunk = os.read(self._out, 64)
             if not chunk:  # the helper ended
                 raise OSError("the helper process ended")
