@@ -4,8 +4,9 @@
 with the batch's second half in a helper process, so the two halves run on two cores
 without sharing one interpreter. Threads (``FastPlan``'s own slices) spend part of
 their time waiting for the GIL between the many small NumPy calls of a step: on
-classic at batch 64, two threads trained 1.6-1.75x as fast as one, two processes
-1.95-2.1x (``benchmarks/bench_train.py``, interleaved).
+classic at batch 64 (``benchmarks/profile_train.py``, one run) a step on two threads
+took 1/1.26 of one thread's time, on two processes 1/1.57; in ``bench_train.py``'s
+interleaved rounds the processes trained 8-10% more images/s than the threads.
 
 How a step goes, for a batch of N rows:
 
