@@ -6,7 +6,8 @@ without sharing one interpreter. Threads (``FastPlan``'s own slices) spend part 
 their time waiting for the GIL between the many small NumPy calls of a step: on
 classic at batch 64 (``benchmarks/profile_train.py``, one run) a step on two threads
 took 1/1.26 of one thread's time, on two processes 1/1.57; in ``bench_train.py``'s
-interleaved rounds the processes trained 8-10% more images/s than the threads.
+interleaved rounds the processes trained 0-10% more images/s than the threads
+(three runs, medians).
 
 How a step goes, for a batch of N rows:
 
