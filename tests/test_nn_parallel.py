@@ -258,6 +258,7 @@ def test_a_trainer_on_processes_follows_the_thread_trainers_history():
     for processes in (False, True):
         trainer = Trainer(cfg, data=tagged_mnist(700), processes=processes)
         if processes:
+            assert trainer.plan._holder[0] is not None  # started with the trainer
             _ready(trainer.plan)
         pid = trainer.plan._helper.proc.pid if processes else None
         trainer.train_steps(100)

@@ -299,11 +299,16 @@ class ProcessPlan:
         h = self._holder[0]
         return h if h is not None and h.alive else None
 
-    def wait_ready(self, timeout: float = 10.0) -> bool:
-        """Start the helper if it has not, and wait up to ``timeout`` s for it; whether it is
-        ready (tests and benchmarks use this: training does not wait)."""
+    def start(self) -> None:
+        """Start the helper now, if the model can use one (the trainer does, before it
+        loads the data, so both happen at once); training never waits for it."""
         if self._eligible and not self._started:
             self._start(_ROWS)
+
+    def wait_ready(self, timeout: float = 10.0) -> bool:
+        """:meth:`start`, and wait up to ``timeout`` s for the helper; whether it is ready
+        (tests and benchmarks use this)."""
+        self.start()
         h = self._helper
         return h is not None and h.poll_ready(timeout)
 
