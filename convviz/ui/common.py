@@ -341,8 +341,7 @@ def step_controls(
 
 
 # Streamlit's wide layout starts the page 6rem down and titles at 2.75rem: at 1280x720
-# that alone pushed the lesson's sum line below the fold. A style-only st.html takes no
-# room on the page.
+# that alone pushed the lesson's sum line below the fold.
 LESSON_CSS = (
     "<style>"  # i18n: not text
     "[data-testid='stMainBlockContainer']"  # i18n: not text
@@ -358,8 +357,25 @@ LESSON_CSS = (
 
 
 def lesson_css() -> None:
-    """A tighter top of the page, so a lesson fits one screen (see LESSON_CSS)."""
-    st.html(LESSON_CSS)
+    """A tighter top of the page, so a lesson fits one screen (see LESSON_CSS). The
+    page's first style block: it also loads the code that later ones need (see style)."""
+    style(LESSON_CSS)
+
+
+# A block of Markdown that holds a style only takes no room (its style still applies).
+_STYLE_ONLY = (
+    "<style>[data-testid='stElementContainer']"  # i18n: not text
+    ":has(> [data-testid='stMarkdown'] style){display:none}</style>"  # i18n: not text
+)
+
+
+def style(sheet: str) -> None:
+    """Add ``sheet`` (``<style>...</style>``, constant text or built from numbers, never
+    from data) to the page, at once. In a Markdown block, not ``st.html``: Streamlit loads
+    the code of st.html's element when the page first needs it, and measured here a
+    lesson's styles came 0.6 s after the run had ended (the page moved then). A Markdown
+    block with HTML waits for its own code only on the page's first (``lesson_css``)."""
+    st.markdown(sheet + _STYLE_ONLY, unsafe_allow_html=True)
 
 
 def persist_widget_state(keys: tuple[str, ...]) -> None:

@@ -75,6 +75,9 @@ LESSON_HEIGHT = 230  # px: the lesson's top row of small maps (1280x720 fits it 
 IMAGE_LESSON_HEIGHT = 160  # px: the same on an image, whose sum line is longer
 LESSON_MAP_CHROME = 100  # px of the numbers lesson's row left for the maps' titles and legends
 LESSON_INPUT_CHROME = 45  # the same for its input, whose legend is one line in a wider column
+# The lines a lesson map's legend keeps room for: at 1280x720 the kernel's, the products'
+# and the pooling maps' took 2, in English and Portuguese (measured), the others 1.
+LESSON_LEGEND_LINES = 2
 MANY_WINDOWS = 100  # from this many windows on, Play offers a whole row or a fast sweep
 
 ss = st.session_state
@@ -393,14 +396,22 @@ def _triple(
 
 
 def _small_map(
-    t: Translator, grid: dict, key: str, cells_height: int, *, click: bool = False
+    t: Translator,
+    grid: dict,
+    key: str,
+    cells_height: int,
+    *,
+    click: bool = False,
+    legend_lines: int = LESSON_LEGEND_LINES,
 ) -> None:
     """A map in the lesson's rows: a value map whose cells keep to ``cells_height`` px
     (the rows fit a 1280x720 screen; a taller one gets larger maps), no colour bar (the
-    legend's sentence says the colours)."""
+    legend's sentence says the colours, in ``legend_lines`` lines at most). It keeps its
+    room from the first paint (:func:`~convviz.ui.widgets.value_map.room_css`): its frame
+    loads seconds after the page, and the lesson grew then, moving what is below it."""
     value_map(
         grid, key=key, t=t, cells_height=max(42, cells_height), bar=False, click=click,
-        screen_height=LESSON_SCREEN_HEIGHT,
+        screen_height=LESSON_SCREEN_HEIGHT, legend_lines=legend_lines,
     )  # fmt: skip
 
 
