@@ -9,11 +9,8 @@ a run paused from another tab and a run that finishes, is in ``test_browser_trai
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import shutil
-import threading
 
 import numpy as np
 import pytest
@@ -22,7 +19,7 @@ from convviz.i18n import translator
 from convviz.train_figures import curves_figure
 from convviz.ui import live_panel
 from convviz.ui.live_panel import Chart, Pic, Pictures, panel_args, zoom_range
-from tests.support.browser import chromium_browser, require_browser
+from tests.support.browser import chromium_browser, require_browser, serve_folder
 
 pytestmark = pytest.mark.browser
 
@@ -50,18 +47,8 @@ def host(tmp_path_factory):
             shutil.copyfile(src, root / name)
     (root / "host.html").write_text(HOST)
 
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(root))
-    )
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    with chromium_browser() as browser:
-        yield browser, f"http://127.0.0.1:{server.server_port}/host.html"
-    server.shutdown()
-    server.server_close()
+    with serve_folder(root) as base, chromium_browser() as browser:
+        yield browser, f"{base}/host.html"
 
 
 @pytest.fixture

@@ -12,11 +12,8 @@ at their smallest size, for pictures, and with and without a title.
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import shutil
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +24,7 @@ from convviz.figures import image_grid, value_grid
 from convviz.i18n import translator
 from convviz.ui.widgets import value_map
 from convviz.ui.widgets.value_map import SIZES, map_args, room_css
-from tests.support.browser import chromium_browser, require_browser
+from tests.support.browser import chromium_browser, require_browser, serve_folder
 
 pytestmark = pytest.mark.browser
 
@@ -61,18 +58,8 @@ def host(tmp_path_factory):
         shutil.copyfile(fonts[0], root / FONT)
     (root / "host.html").write_text(HOST)
 
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(root))
-    )
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    with chromium_browser() as browser:
-        yield browser, f"http://127.0.0.1:{server.server_port}/host.html", bool(fonts)
-    server.shutdown()
-    server.server_close()
+    with serve_folder(root) as base, chromium_browser() as browser:
+        yield browser, f"{base}/host.html", bool(fonts)
 
 
 def kernel(n: int, t=EN, title: bool = True) -> dict:

@@ -125,6 +125,29 @@ def streamlit_server(timeout: float = 60.0, script: Path | None = None) -> Itera
 
 
 @contextlib.contextmanager
+def serve_folder(root: Path) -> Iterator[str]:
+    """``root``'s files over HTTP on a free loopback port, quietly: yields the base URL
+    (tests host a component's page in a plain page of their own this way)."""
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(root))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextlib.contextmanager
 def chromium_browser():
     """Headless Chromium (Debian's binary, launched by path)."""
     from playwright.sync_api import sync_playwright
