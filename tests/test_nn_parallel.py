@@ -269,3 +269,22 @@ def test_a_trainer_on_processes_follows_the_thread_trainers_history():
             assert _gone(pid)  # finished: the helper has ended
     np.testing.assert_allclose(histories[1].loss, histories[0].loss, rtol=1e-4)
     np.testing.assert_allclose(histories[1].val_acc, histories[0].val_acc, atol=1e-9)
+
+
+def test_a_helper_that_cannot_start_leaves_no_file_and_training_goes_on(monkeypatch):
+    """No process (limits, no interpreter): threads, and nothing left in /dev/shm."""
+    import convviz.nn.parallel as parallel
+
+    def refuse(*a, **kw):
+        raise OSError("no process for you")
+
+    before = set(glob.glob("/dev/shm/convviz-dp-*"))
+    monkeypatch.setattr(parallel.subprocess, "Popen", refuse)
+    model = _model("tiny")
+    plan = ProcessPlan(model)
+    assert not plan.wait_ready(1)
+    x, labels = _batch(64)
+    ref_model = _model("tiny")
+    _compare(_step(ref_model, ref_model, x, labels), _step(plan, model, x, labels), 1e-10, 1e-12)
+    assert plan.remote_passes == 0
+    assert set(glob.glob("/dev/shm/convviz-dp-*")) == before

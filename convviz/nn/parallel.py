@@ -58,7 +58,7 @@ import weakref
 
 import numpy as np
 
-from convviz.nn.fast import FastPlan, blas_threads
+from convviz.nn.fast import FastPlan, _walk, blas_threads
 from convviz.nn.layers import BatchNorm, Dropout
 from convviz.nn.model import Sequential
 
@@ -66,13 +66,6 @@ __all__ = ["ProcessPlan"]
 
 _MIN_ROWS = 32  # below this a half is too small to pay for the hand-off
 _ROWS = 256  # the shared buffers' first capacity in rows (grown on demand)
-
-
-def _walk(layers):
-    for layer in layers:
-        yield layer
-        if hasattr(layer, "children"):
-            yield from _walk(layer.children())
 
 
 class _Layout:
@@ -147,13 +140,17 @@ class _Helper:
         env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from convviz.nn.parallel import _main; _main()"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-            close_fds=True,
-        )
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", "from convviz.nn.parallel import _main; _main()"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=env,
+                close_fds=True,
+            )
+        except OSError:  # no process: leave no file behind either
+            self._unlink()
+            raise
         self._in, self._out = self.proc.stdin.fileno(), self.proc.stdout.fileno()
         self._poll = select.poll()
         self._poll.register(self._out, select.POLLIN)
