@@ -228,10 +228,20 @@ def preset_box(page):
 
 
 def choose_preset(page, name: str) -> None:
-    """Open the Preset box and pick ``name``: one click (the lesson above it keeps its
-    height from the first paint: see the test below)."""
-    preset_box(page).click()
-    page.get_by_role("option", name=KERNELS[name].label, exact=True).click()
+    """Open the Preset box and pick ``name``. On an image the lesson above it keeps its
+    height from the first paint (see the test below), so one click opens it. On the
+    numbers page the lesson's sum and value still grow once Streamlit has loaded their
+    code (+37 px, seen in 3 of 8 loads; not fixed yet), which closed the list once in a
+    clean-clone run: there the box is opened until its list stays open, three tries."""
+    option = page.get_by_role("option", name=KERNELS[name].label, exact=True)
+    for _ in range(3):
+        preset_box(page).click()
+        try:
+            option.wait_for(timeout=3_000)
+            break
+        except Exception:  # the list closed: Escape, then open it again
+            page.keyboard.press("Escape")
+    option.click()
 
 
 # The Preset box's top in the page (stMain scrolls, not the window).
