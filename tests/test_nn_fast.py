@@ -8,6 +8,8 @@ must give the same numbers.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -162,9 +164,11 @@ def test_conv_pool_phases_without_bias_and_with_channels_equal_the_reference():
         ((13, 13), dict(activation="relu"), dict(pool_size=2), True),
     ],
 )
-def test_winograd_conv_equals_the_reference(hw, conv, pool, input_grad, monkeypatch):
+@pytest.mark.parametrize("chunk_tiles", [10**9, 1])  # one chunk; one chunk per image
+def test_winograd_conv_equals_the_reference(hw, conv, pool, input_grad, chunk_tiles, monkeypatch):
     """3x3 stride-1 convs with even outputs go through Winograd F(2x2, 3x3), float64."""
     monkeypatch.setattr(fast, "_WINOGRAD_MIN_ROWS", 0)  # small test batches too
+    monkeypatch.setattr(fast, "_WINO_CHUNK_TILES", chunk_tiles)
     rng = np.random.default_rng(13)
     x = rng.standard_normal((3, *hw, 3))
     labels = rng.integers(0, 3, 3)
@@ -182,7 +186,21 @@ def test_winograd_conv_equals_the_reference(hw, conv, pool, input_grad, monkeypa
         if use_plan:
             wino = plan._last[0][0][1 if input_grad else 0]
             assert isinstance(wino, fast._FastConv) and isinstance(wino._cache[2], tuple)
+            tiles = (wino._cache[1][1] - 2) * (wino._cache[1][2] - 2) // 4
+            chunks = fast._wino_chunks(len(x), tiles)
+            assert len(chunks) == (1 if chunk_tiles > 1 else len(x)), chunks
     _compare(*results, rtol=1e-10, atol=1e-12)
+
+
+def test_winograd_chunks_cover_the_batch_in_near_equal_runs():
+    for n, tiles in [(32, 25), (64, 25), (33, 25), (1, 25), (5, 10**4), (200, 1)]:
+        chunks = fast._wino_chunks(n, tiles)
+        assert chunks[0][0] == 0 and chunks[-1][1] == n
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(chunks))
+        sizes = [j - i for i, j in chunks]
+        assert min(sizes) >= 1 and max(sizes) - min(sizes) <= 1
+        assert len(chunks) == min(n, max(1, round(n * tiles / fast._WINO_CHUNK_TILES)))
+    assert fast._wino_chunks(32, 25) == [(0, 16), (16, 32)]  # classic's conv2, 32 rows
 
 
 @pytest.mark.parametrize(

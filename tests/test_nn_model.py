@@ -397,15 +397,8 @@ def test_tiny_reaches_98_percent_after_one_epoch():
 
 # ------------------------------------------------------------------ budgets before building
 from convviz.nn import model as model_module  # noqa: E402
-from convviz.nn.layers import AvgPool2D, LeakyReLU, Rescaling, Sigmoid, Tanh  # noqa: E402
+from convviz.nn.layers import AvgPool2D, LeakyReLU, Rescaling, Sigmoid, Tanh, walk_layers  # noqa: E402
 from convviz.nn.registry import LAYER_CLASSES  # noqa: E402
-
-
-def _walk(layers):
-    for layer in layers:
-        yield layer
-        if hasattr(layer, "children"):
-            yield from _walk(layer.children())
 
 
 def _check_plan_against_build(layers_factory, input_shape):
@@ -425,8 +418,8 @@ def _check_plan_against_build(layers_factory, input_shape):
     assert planned.output_shape == built.output_shape
     # The largest value count: every layer's output, and every conv's im2col unfolding
     # (computed here from the built layers' own shapes, the oracle).
-    sizes = [int(np.prod(layer.output_shape)) for layer in _walk(built.layers)]
-    for layer in _walk(built.layers):
+    sizes = [int(np.prod(layer.output_shape)) for layer in walk_layers(built.layers)]
+    for layer in walk_layers(built.layers):
         if isinstance(layer, Conv2D):
             ho, wo, _ = layer.output_shape
             kh, kw = layer.kernel_size

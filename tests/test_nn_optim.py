@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from convviz.nn.optim import SGD, Adam, RMSprop, make_optimizer
+from convviz.nn.optim import SGD, Adam, RMSprop, make_optimizer, packed_span
 
 # A separable quadratic f(p) = sum(0.5 * A * p**2 + B * p): grad = A * p + B, with
 # curvatures spread over two decades so momentum and the adaptive rates matter.
@@ -413,3 +413,116 @@ def test_lr_setter_validates():
     with pytest.raises(ValueError, match="`lr` must be > 0"):
         opt.lr = 0
     assert opt.lr == 0.001
+
+
+# ------------------------------------------------------------------ packed parameters
+
+_PACKED_CASES = [
+    ("sgd", {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
+    ("rmsprop", {"lr": 0.01, "momentum": 0.5, "centered": True, "weight_decay": 0.02}),
+    ("adam", {"lr": 0.01, "weight_decay": 0.004}),
+]
+
+
+def _twin_models():
+    from convviz.nn.presets import build_model
+
+    return build_model("tiny", seed=4), build_model("tiny", seed=4).pack_parameters()
+
+
+def _set_grads(model, step: int) -> None:
+    rng = np.random.default_rng(step)
+    for _, p, g in model.parameters():
+        g[...] = rng.normal(0, 1, p.shape) * (1 + 0.5 * p)  # depends on p: steps differ
+
+
+@pytest.mark.parametrize(("name", "kw"), _PACKED_CASES, ids=[c[0] for c in _PACKED_CASES])
+def test_a_packed_model_steps_to_the_bit_as_array_by_array(name, kw):
+    """One pass over the packed buffers gives what one pass per array gives, bit for bit."""
+    loose, packed = _twin_models()
+    assert packed_span([p for _, p, _ in packed.parameters()]) is not None
+    assert packed_span([p for _, p, _ in loose.parameters()]) is None
+    opts = [make_optimizer(name, m, **kw) for m in (loose, packed)]
+    assert opts[0]._packed(opts[0]._params()) is None  # the per-array path
+    assert opts[1]._packed(opts[1]._params()) is not None  # the one-pass path
+    for step in range(4):
+        for m, opt in zip((loose, packed), opts, strict=True):
+            _set_grads(m, step)
+            opt.lr = kw["lr"] * (1 + step)  # a schedule: the rate changes between steps
+            opt.step()
+        for (n1, p1, _), (n2, p2, _) in zip(loose.parameters(), packed.parameters(), strict=True):
+            assert n1 == n2 and np.array_equal(p1, p2), n1
+    s1, s2 = (opt.state_dict() for opt in opts)
+    assert s1["iterations"] == s2["iterations"] == 4
+    for pname, slots in s1["slots"].items():
+        for s, a in slots.items():
+            assert np.array_equal(a, s2["slots"][pname][s]), (pname, s)
+
+
+@pytest.mark.parametrize(("name", "kw"), _PACKED_CASES, ids=[c[0] for c in _PACKED_CASES])
+def test_packed_and_per_array_states_resume_each_other(name, kw):
+    loose, packed = _twin_models()
+    a, b = make_optimizer(name, loose, **kw), make_optimizer(name, packed, **kw)
+    for step in range(2):
+        _set_grads(loose, step), _set_grads(packed, step)
+        a.step(), b.step()
+    # Swap the states: each optimizer continues from the other's slots.
+    sa, sb = a.state_dict(), b.state_dict()
+    a.load_state_dict(sb)
+    b.load_state_dict(sa)
+    for step in range(2, 4):
+        _set_grads(loose, step), _set_grads(packed, step)
+        a.step(), b.step()
+    assert b._packed(b._params()) is not None  # still one pass after the load
+    for (n, p1, _), (_, p2, _) in zip(loose.parameters(), packed.parameters(), strict=True):
+        assert np.array_equal(p1, p2), n
+
+
+def test_packing_keeps_values_order_and_outputs_and_astype_unpacks_safely():
+    from convviz.nn.presets import build_model
+
+    model = build_model("resnet", seed=1)  # blocks: children's arrays in parameters() order
+    before = [(n, p.copy()) for n, p, _ in model.parameters()]
+    x = np.random.default_rng(0).random((3, 28, 28, 1), dtype=np.float32)
+    out = model.forward(x)
+    assert model.pack_parameters() is model
+    triples = model.parameters()
+    flat = packed_span([p for _, p, _ in triples])
+    assert (
+        flat is not None and flat.size == model.count_params() - model.count_non_trainable_params()
+    )
+    assert packed_span([g for _, _, g in triples]) is not None
+    assert [n for n, _, _ in triples] == [n for n, _ in before]
+    for (n, p, _), (_, old) in zip(triples, before, strict=True):
+        assert np.array_equal(p, old), n
+    assert np.array_equal(model.forward(x), out)
+    # astype rebinds every array: the optimizer notices and goes back to one pass per array.
+    opt = make_optimizer("adam", model, lr=0.01)
+    _set_grads(model, 0)
+    opt.step()
+    model.astype(np.float64)
+    assert opt._packed(opt._params()) is None
+    ref = build_model("resnet", seed=1)
+    ref_opt = make_optimizer("adam", ref, lr=0.01)
+    _set_grads(ref, 0)
+    ref_opt.step()
+    ref.astype(np.float64)
+    for m, o in ((model, opt), (ref, ref_opt)):
+        _set_grads(m, 1)
+        o.step()
+    for (n, p1, _), (_, p2, _) in zip(model.parameters(), ref.parameters(), strict=True):
+        assert p1.dtype == np.float64 and np.array_equal(p1, p2), n
+
+
+def test_packed_span_needs_consecutive_pieces_of_one_buffer_in_order():
+    flat = np.arange(10, dtype=np.float32)
+    a, b, c = flat[:3].reshape(3, 1), flat[3:7].reshape(2, 2), flat[7:]
+    span = packed_span([a, b, c])
+    assert span is not None and np.shares_memory(span, flat) and span.size == 10
+    assert packed_span([b, c]).size == 7  # a tail of the buffer is fine
+    assert packed_span([a, c]) is None  # a gap
+    assert packed_span([b, a, c]) is None  # out of order
+    assert packed_span([a, b, c.copy()]) is None  # another buffer
+    assert packed_span([flat[::2][:2], flat[4:]]) is None  # not contiguous
+    assert packed_span([np.zeros(3)]) is None  # owns its memory: nothing to span
+    assert packed_span([]) is None

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from convviz.nn.fast import FastPlan
+from convviz.nn.optim import packed_span
 from convviz.nn.parallel import ProcessPlan
 from convviz.nn.presets import PRESETS, build_model
 from convviz.nn.train import TrainConfig, Trainer
@@ -60,13 +61,20 @@ def _gone(pid: int, timeout: float = 10.0) -> bool:
     return False
 
 
+@pytest.mark.parametrize("packed", [False, True], ids=["arrays", "packed"])
 @pytest.mark.parametrize("name", sorted(PRESETS))
-def test_two_processes_match_the_reference_on_every_preset_in_float64(name):
-    """70 rows: 35 here, 35 in the helper; its logits and gradients come back exactly."""
+def test_two_processes_match_the_reference_on_every_preset_in_float64(name, packed):
+    """70 rows: 35 here, 35 in the helper; its logits and gradients come back exactly.
+
+    Packed: the weights go over in one copy and the gradients come back in one add.
+    """
     x, labels = _batch(70)
     ref_model = _model(name)
     ref = _step(ref_model, ref_model, x, labels)
     model = _model(name)
+    if packed:
+        model.pack_parameters()
+    assert (packed_span([p for _, p, _ in model.parameters()]) is not None) == packed
     plan = _ready(ProcessPlan(model))
     try:
         got = _step(plan, model, x, labels)

@@ -43,6 +43,7 @@ True
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -51,7 +52,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from convviz.nn import functional as F
-from convviz.nn.layers import BatchNorm, Conv2D, Layer, MaxPool2D
+from convviz.nn.layers import BatchNorm, Conv2D, Layer, MaxPool2D, walk_layers
 
 __all__ = ["FastPlan", "Workspace", "blas_threads"]
 
@@ -89,6 +90,39 @@ class Workspace:
 
     def clear(self) -> None:
         self._arrays.clear()
+
+    @staticmethod
+    def scratch(slot: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """A transient array in this thread's scratch ``slot``, uninitialised.
+
+        Every twin that runs on a thread shares that thread's slots, so the big arrays
+        that live only during one op call (a GEMM's output before its transform, a
+        gradient before its GEMM, one Winograd chunk's) take the same memory in every
+        layer and chunk instead of each their own: classic's step at 32 rows kept 25 MB
+        of scratch with one array per tag, 12 MB with slots and chunks. The array is valid
+        until the next op asks for the same slot: arrays alive at the same time use
+        different slots, and none outlives its call.
+        """
+        return _SCRATCH.get(slot, shape, dtype)
+
+
+class _Scratch(threading.local):
+    """Per-thread byte buffers behind :meth:`Workspace.scratch`; each grows to its largest use."""
+
+    def __init__(self) -> None:
+        self.buffers: dict[int, np.ndarray] = {}
+
+    def get(self, slot: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        dtype = np.dtype(dtype)
+        nbytes = math.prod(shape) * dtype.itemsize
+        buf = self.buffers.get(slot)
+        if buf is None or buf.nbytes < nbytes + 64:
+            buf = self.buffers[slot] = np.empty(nbytes + 64, np.uint8)
+        start = -buf.ctypes.data % 64  # cache-line aligned, as NumPy's own arrays
+        return buf[start : start + nbytes].view(dtype).reshape(shape)
+
+
+_SCRATCH = _Scratch()
 
 
 # ------------------------------------------------------------------ training twins
@@ -152,9 +186,12 @@ class _FastConv(_Twin):
         bias = layer.params["bias"] if layer.use_bias else None
         if _winograd_fits(layer, ho, wo) and m >= _WINOGRAD_MIN_ROWS:
             u = _wino_kernel(layer.params["kernel"], self._ws)
-            v = _wino_input(xp, self._ws)
-            mm = np.matmul(v, u, out=self._ws.get("m", (16, v.shape[1], f), x.dtype))
-            _wino_output(mm, (n, ho, wo), bias, y.reshape(n, ho, wo, f), self._ws)
+            v = self._ws.get("v", (4, 4, n, ho // 2, wo // 2, c), x.dtype)  # kept for dU
+            y4 = y.reshape(n, ho, wo, f)
+            for i, j in _wino_chunks(n, ho * wo // 4):  # transforms, GEMMs, transforms
+                vc = _wino_input(xp[i:j], out=v[:, :, i:j])  # (16, tiles, C)
+                mm = np.matmul(vc, u, out=self._ws.scratch(0, (16, vc.shape[1], f), x.dtype))
+                _wino_output(mm, (j - i, ho, wo), bias, y4[i:j])
             cols = (v, u)
         else:
             cols = F.im2col(xp, kh, kw, sh, sw, out=self._ws.get("cols", (m, k), x.dtype))
@@ -175,38 +212,25 @@ class _FastConv(_Twin):
         if y is not None:
             dz = np.multiply(dz, y > 0)
         kernel = layer.params["kernel"]
+        # dx lives in scratch memory: it is consumed at once by the layer below.
+        dxp = self._ws.get("dxp", full_shape, dz.dtype) if layer.needs_input_grad else None
+        hu, wu = used_shape[1:3]
         if isinstance(cols, tuple):  # Winograd: the GEMMs in the transformed domain
-            v, u = cols
-            n, hu, wu, _ = used_shape
-            dm = _wino_output_adjoint(dz.reshape(n, hu - 2, wu - 2, f), self._ws)
-            du = np.matmul(v.transpose(0, 2, 1), dm, out=self._ws.get("du", u.shape, dz.dtype))
-            _wino_kernel_adjoint(du, self.grads["kernel"])
-            ones = self._ws.get("ones", (dm.shape[1],), dz.dtype)
-            rows = dm[5]  # frequency (1, 1) sums each tile's four outputs
+            self._wino_backward(dz.reshape(-1, hu - 2, wu - 2, f), cols, dxp)
         else:
             np.matmul(cols.T, dz, out=self.grads["kernel"].reshape(-1, f))
-            ones = self._ws.get("ones", (dz.shape[0],), dz.dtype)
-            rows = dz
-        if layer.use_bias:
-            # A GEMV with a ones vector sums the rows faster than dz.sum(axis=0).
-            ones.fill(1)
-            np.matmul(ones, rows, out=self.grads["bias"])
+            if layer.use_bias:
+                _sum_rows(dz, self.grads["bias"], self._ws)
         if not layer.needs_input_grad:
             return None
         (t, b), (le, r) = layer.pads
-        # dx lives in scratch memory: it is consumed at once by the layer below.
-        dxp = self._ws.get("dxp", full_shape, dz.dtype)
-        hu, wu = used_shape[1:3]
-        if isinstance(cols, tuple):
-            dv = np.matmul(
-                dm, u.transpose(0, 2, 1), out=self._ws.get("dv", v.shape, dz.dtype)
-            )  # (16, tiles, C)
-            _wino_input_adjoint(dv, used_shape, dxp[:, :hu, :wu], self._ws)
+        if isinstance(cols, tuple):  # Winograd's dx is in dxp already
+            pass
         elif tuple(layer.strides) == (1, 1):
             _input_grad_by_taps(dz, kernel, used_shape, dxp[:, :hu, :wu], self._ws)
         else:
             dcols = np.matmul(
-                dz, kernel.reshape(-1, f).T, out=self._ws.get("dcols", cols.shape, dz.dtype)
+                dz, kernel.reshape(-1, f).T, out=self._ws.scratch(0, cols.shape, dz.dtype)
             )
             F.col2im(dcols, used_shape, kh, kw, *layer.strides, out=dxp[:, :hu, :wu])
         if (hu, wu) != tuple(full_shape[1:3]):  # input the used windows never touch
@@ -215,6 +239,43 @@ class _FastConv(_Twin):
         if t or b or le or r:
             return dxp[:, t : full_shape[1] - b, le : full_shape[2] - r, :]
         return dxp
+
+    def _wino_backward(self, dz: np.ndarray, cols: tuple, dxp: np.ndarray | None) -> None:
+        """Kernel and bias grads, and ``dx`` into ``dxp`` (if given), chunk by chunk.
+
+        ``dz`` is (N, Ho, Wo, F); each chunk's ``dM`` feeds its three uses while it is
+        still in the cache.
+        """
+        v, u = cols  # (4, 4, N, Th, Tw, C), (16, C, F)
+        n, ho, wo, _ = dz.shape
+        c = v.shape[-1]
+        du = self._ws.get("du", u.shape, dz.dtype)
+        part = self._ws.get("du_part", u.shape, dz.dtype)
+        bias = self.grads.get("bias") if self.layer.use_bias else None
+        for i, j in _wino_chunks(n, ho * wo // 4):
+            dm = _wino_output_adjoint(dz[i:j])  # (16, tiles, F)
+            vc = v[:, :, i:j].reshape(16, -1, c)
+            np.matmul(vc.transpose(0, 2, 1), dm, out=du if i == 0 else part)
+            if bias is not None:  # frequency (1, 1) sums each tile's four outputs
+                _sum_rows(dm[5], bias, self._ws, add=i > 0)
+            if i > 0:
+                du += part
+            if dxp is not None:
+                dv = np.matmul(
+                    dm, u.transpose(0, 2, 1), out=self._ws.scratch(1, vc.shape, dz.dtype)
+                )  # (16, tiles, C)
+                _wino_input_adjoint(dv, (j - i, ho + 2, wo + 2, c), dxp[i:j, : ho + 2, : wo + 2])
+        _wino_kernel_adjoint(du, self.grads["kernel"])
+
+
+def _sum_rows(rows: np.ndarray, out: np.ndarray, ws: Workspace, add: bool = False) -> None:
+    """``out = rows.sum(axis=0)`` (``+=`` if ``add``): a GEMV with ones, faster than ``sum``."""
+    ones = ws.get("ones", (rows.shape[0],), rows.dtype)
+    ones.fill(1)
+    if add:
+        out += ones @ rows
+    else:
+        np.matmul(ones, rows, out=out)
 
 
 # ------------------------------------------------------------ Winograd F(2x2, 3x3)
@@ -233,6 +294,10 @@ _G = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, 1.0))
 # unsliced batch (classic at batch 16: 1,600 positions) runs them with 2 BLAS threads,
 # where im2col measured 1.05x base and Winograd 0.92x (interleaved, one process).
 _WINOGRAD_MIN_ROWS = 2048
+# A layer's tiles go through the transforms and GEMMs in chunks of about this many, so
+# each chunk's M and dM (16 x tiles x F floats: 1.6 MB on classic's conv2) are still in
+# the cache when the next stage reads them.
+_WINO_CHUNK_TILES = 400
 
 
 def _winograd_fits(layer: Conv2D, ho: int, wo: int) -> bool:
@@ -264,23 +329,32 @@ def _wino_kernel_adjoint(du: np.ndarray, out: np.ndarray) -> np.ndarray:
     return out
 
 
-def _wino_input(xu: np.ndarray, ws: Workspace) -> np.ndarray:
+def _wino_chunks(n: int, tiles: int) -> list[tuple[int, int]]:
+    """Near-equal image ranges ``(i, j)`` over ``n`` images of ``tiles`` tiles each, about
+    :data:`_WINO_CHUNK_TILES` tiles in each range."""
+    k = max(1, round(n * tiles / _WINO_CHUNK_TILES))
+    edges = np.linspace(0, n, min(k, n) + 1).round().astype(int)
+    return list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
+
+
+def _wino_input(xu: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``V = B^T d B`` of every 4x4 patch at stride 2: ``(16, N*Th*Tw, C)`` from ``xu``.
 
     ``xu`` (N, 2*Th + 2, 2*Tw + 2, C) is the input the outputs read; frequency
-    ``(i, j)`` is row ``4*i + j``. The rows' stage runs on whole input rows (patches
+    ``(i, j)`` is row ``4*i + j``; ``out`` (4, 4, N, Th, Tw, C) receives V (a view of
+    a bigger array is fine). The rows' stage runs on whole input rows (patches
     overlap by two columns: 12 columns instead of 5 patches x 4 on classic's conv2).
     """
     n, hu, wu, c = xu.shape
     th, tw = (hu - 2) // 2, (wu - 2) // 2
     r = [xu[:, k : k + 2 * th : 2] for k in range(4)]  # patch row k of each tile row
-    t = ws.get("wt", (4, n, th, wu, c), xu.dtype)  # B^T d: rows transformed
+    t = Workspace.scratch(1, (4, n, th, wu, c), xu.dtype)  # B^T d: rows transformed
     np.subtract(r[0], r[2], out=t[0])
     np.add(r[1], r[2], out=t[1])
     np.subtract(r[2], r[1], out=t[2])
     np.subtract(r[1], r[3], out=t[3])
     cl = [t[:, :, :, k : k + 2 * tw : 2] for k in range(4)]  # (4, N, Th, Tw, C) each
-    v = ws.get("v", (4, 4, n, th, tw, c), xu.dtype)  # (B^T d) B: columns too
+    v = out  # (B^T d) B: columns too
     np.subtract(cl[0], cl[2], out=v[:, 0])
     np.add(cl[1], cl[2], out=v[:, 1])
     np.subtract(cl[2], cl[1], out=v[:, 2])
@@ -297,16 +371,14 @@ def _tiles(a: np.ndarray, writeable: bool = False) -> np.ndarray:
     )
 
 
-def _wino_output(
-    m: np.ndarray, nhw: tuple, bias: np.ndarray | None, out: np.ndarray, ws: Workspace
-) -> np.ndarray:
+def _wino_output(m: np.ndarray, nhw: tuple, bias: np.ndarray | None, out: np.ndarray) -> np.ndarray:
     """``y = A^T M A`` (+ bias) into ``out`` (N, Ho, Wo, F) from ``m`` (16, tiles, F)."""
     n, ho, wo = nhw
     f = m.shape[2]
     m6 = m.reshape(4, 4, n, ho // 2, wo // 2, f)
     if bias is not None:
         m6[1, 1] += bias  # A^T e11 A is all ones: the bias reaches all four outputs
-    r = ws.get("wr", (2, 4, n, ho // 2, wo // 2, f), m.dtype)  # A^T M: rows
+    r = Workspace.scratch(2, (2, 4, n, ho // 2, wo // 2, f), m.dtype)  # A^T M: rows
     np.add(m6[0], m6[1], out=r[0])
     r[0] += m6[2]
     np.subtract(m6[1], m6[2], out=r[1])
@@ -319,11 +391,11 @@ def _wino_output(
     return out
 
 
-def _wino_output_adjoint(dy: np.ndarray, ws: Workspace) -> np.ndarray:
+def _wino_output_adjoint(dy: np.ndarray) -> np.ndarray:
     """``dM = A dY A^T``: ``(16, tiles, F)`` from ``dy`` (N, Ho, Wo, F)."""
     n, ho, wo, f = dy.shape
     g = _tiles(dy)
-    dm = ws.get("dm", (4, 4, n, ho // 2, wo // 2, f), dy.dtype)
+    dm = Workspace.scratch(0, (4, 4, n, ho // 2, wo // 2, f), dy.dtype)
     r = dm[0::3]  # dY A^T lands in frequencies 0 and 3, the rows' stage reads it there
     np.copyto(r[:, 0], g[:, 0])
     np.add(g[:, 0], g[:, 1], out=r[:, 1])
@@ -335,9 +407,7 @@ def _wino_output_adjoint(dy: np.ndarray, ws: Workspace) -> np.ndarray:
     return dm.reshape(16, -1, f)
 
 
-def _wino_input_adjoint(
-    dv: np.ndarray, used_shape: tuple, out: np.ndarray, ws: Workspace
-) -> np.ndarray:
+def _wino_input_adjoint(dv: np.ndarray, used_shape: tuple, out: np.ndarray) -> np.ndarray:
     """``dx`` into ``out`` (N, Hu, Wu, C): ``B dV B^T`` of each patch, summed where they overlap.
 
     Columns first: each patch's 4 columns go to its tile's 2 and the next tile's 2
@@ -346,8 +416,8 @@ def _wino_input_adjoint(
     n, hu, wu, c = used_shape
     th, tw = (hu - 2) // 2, (wu - 2) // 2
     v = dv.reshape(4, 4, n, th, tw, c)
-    q = ws.get("wq", (4, n, th, wu, c), dv.dtype)  # per row frequency, columns summed
-    tmp = ws.get("wtmp", (4, n, th, tw, c), dv.dtype)
+    q = Workspace.scratch(2, (4, n, th, wu, c), dv.dtype)  # per row frequency, columns summed
+    tmp = Workspace.scratch(3, (4, n, th, tw, c), dv.dtype)
     e, o = q[:, :, :, 0 : 2 * tw : 2], q[:, :, :, 1 : 2 * tw : 2]  # this tile's columns
     np.copyto(e, v[:, 0])  # B's column 0: (1, 0, 0, 0)
     np.subtract(v[:, 1], v[:, 2], out=o)  # column 1: (0, 1, -1, 1)
@@ -357,7 +427,7 @@ def _wino_input_adjoint(
     tmp -= v[:, 0]
     q[:, :, :, 2::2] += tmp
     q[:, :, :, 3::2] -= v[:, 3]  # column 3: (0, 0, 0, -1)
-    rtmp = ws.get("wrtmp", (n, th, wu, c), dv.dtype)
+    rtmp = Workspace.scratch(4, (n, th, wu, c), dv.dtype)
     np.copyto(out[:, 0 : 2 * th : 2], q[0])
     np.subtract(q[1], q[2], out=out[:, 1 : 2 * th : 2])
     out[:, 1 : 2 * th : 2] += q[3]
@@ -393,11 +463,11 @@ def _input_grad_by_taps(
     np.copyto(wt, kernel.reshape(taps, c, f).transpose(0, 2, 1))
     small = taps * dz.shape[0] * c * dz.itemsize <= _CACHE_BYTES
     if small:  # all blocks from one GEMM call: fewer NumPy calls (less GIL hand-off)
-        blocks = ws.get("taps", (taps, dz.shape[0], c), dz.dtype)
+        blocks = ws.scratch(0, (taps, dz.shape[0], c), dz.dtype)
         np.matmul(dz, wt, out=blocks)
         blocks = blocks.reshape(taps, n, ho, wo, c)
     else:
-        tap = ws.get("tap", (dz.shape[0], c), dz.dtype)
+        tap = ws.scratch(0, (dz.shape[0], c), dz.dtype)
         block = tap.reshape(n, ho, wo, c)
     for p in range(taps):
         i, j = divmod(p, kw)
@@ -450,7 +520,7 @@ class _FastMaxPool(_Twin):
         if cache[0] == "fast":
             n, _, _, c = x_shape
             rows = (n, dy.shape[1] * self.layer.pool_size[0], dy.shape[2], c)
-            work = self._ws.get("rows", rows, dy.dtype)
+            work = self._ws.scratch(0, rows, dy.dtype)
         return F.maxpool2d_backward(dy, cache, out=out, work=work)
 
 
@@ -510,7 +580,7 @@ class _FastConvPool(_Twin):
         wk[:k] = conv.params["kernel"].reshape(k, f)
         if bias:
             wk[k] = conv.params["bias"]
-        z = self._ws.get("z", (phases, m, f), x.dtype)
+        z = self._ws.scratch(0, (phases, m, f), x.dtype)
         np.matmul(cols.reshape(phases * m, k + bias), wk, out=z.reshape(phases * m, f))
         best = self._ws.get("y", (m, f), x.dtype)
         idx = self._ws.get("idx", (m, f), np.uint8)
@@ -520,8 +590,8 @@ class _FastConvPool(_Twin):
         else:
             np.greater(z[1], z[0], out=idx.view(np.bool_))  # strict: ties keep phase 0
             np.maximum(z[0], z[1], out=best)
-            won = self._ws.get("won", (m, f), np.bool_)
-            tag = self._ws.get("tag", (m, f), np.uint8)
+            won = self._ws.scratch(1, (m, f), np.bool_)
+            tag = self._ws.scratch(2, (m, f), np.uint8)
             for p in range(2, phases):
                 np.greater(z[p], best, out=won)  # strict: ties keep the first (raster) phase
                 # idx = p where won: p exceeds every earlier index, so a max does it
@@ -537,11 +607,11 @@ class _FastConvPool(_Twin):
         cols, idx, best = self._cache
         phases, m, kb = cols.shape
         f = self.layer.filters
-        g = self._ws.get("g", (m, f), best.dtype)
+        g = self._ws.scratch(2, (m, f), best.dtype)
         np.multiply(dy.reshape(m, f), best > 0, out=g)  # ReLU mask on the pooled map
-        won = self._ws.get("won_all", (phases, m, f), np.bool_)
+        won = self._ws.scratch(1, (phases, m, f), np.bool_)
         np.equal(idx, np.arange(phases, dtype=np.uint8)[:, None, None], out=won)
-        dz = self._ws.get("z", (phases, m, f), g.dtype)  # the forward's z is spent
+        dz = self._ws.scratch(0, (phases, m, f), g.dtype)
         np.multiply(g, won, out=dz)  # each window's gradient to the phase that won
         gk = self._ws.get("gw", (kb, f), g.dtype)
         np.matmul(cols.reshape(phases * m, kb).T, dz.reshape(phases * m, f), out=gk)
@@ -598,13 +668,6 @@ def _training_chain(layers: list[Layer], own: bool) -> list:
     return chain
 
 
-def _walk(layers):
-    for layer in layers:
-        yield layer
-        if hasattr(layer, "children"):
-            yield from _walk(layer.children())
-
-
 def _forward_chain(chain, x: np.ndarray, training: bool) -> np.ndarray:
     for op in chain:
         x = op.forward(x, training)
@@ -647,7 +710,7 @@ class FastPlan:
             raise ValueError(f"`workers` must be >= 1, got {workers}")
         self.model = model
         self.workers = int(workers)
-        self._batchnorm = any(isinstance(layer, BatchNorm) for layer in _walk(model.layers))
+        self._batchnorm = any(isinstance(layer, BatchNorm) for layer in walk_layers(model.layers))
         self._chains: dict[tuple[bool, int], list[list]] = {}
         self._key: tuple = ()
         self._last: tuple[list[list], list[int]] | None = None

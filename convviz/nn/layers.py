@@ -48,6 +48,7 @@ __all__ = [
     "Sigmoid",
     "Tanh",
     "assign_names",
+    "walk_layers",
 ]
 
 Shape = tuple[int, ...]
@@ -830,6 +831,17 @@ class BatchNorm(Layer):
         dxhat = dy2 * self.params["gamma"]
         dx = (dxhat - dxhat.mean(axis=0) - xhat * (dxhat * xhat).sum(axis=0) / m) * inv_std
         return dx.reshape(dy.shape)
+
+
+def walk_layers(layers):
+    """Every layer of ``layers``, blocks' children right after their block (depth first).
+
+    Parameters come in this order in ``Sequential.parameters()``.
+    """
+    for layer in layers:
+        yield layer
+        if hasattr(layer, "children"):
+            yield from walk_layers(layer.children())
 
 
 def assign_names(layers: list[Layer]) -> None:

@@ -33,6 +33,7 @@ from convviz.nn.layers import (
     Sigmoid,
     Tanh,
     assign_names,
+    walk_layers,
 )
 from convviz.nn.losses import softmax
 from convviz.nn.registry import layer_from_config
@@ -178,6 +179,33 @@ class Sequential:
     def parameters(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
         """``(name, param, grad)`` triples, e.g. ``("conv2d/kernel", W, dW)``; update in place."""
         return [t for layer in self.layers for t in layer.named_parameters()]
+
+    def pack_parameters(self) -> Sequential:
+        """Move every parameter into one contiguous buffer, and every gradient into another.
+
+        The arrays keep their shapes and values; they become views, in the order of
+        :meth:`parameters`. An optimizer then updates all of them in one pass, and
+        :class:`~convviz.nn.parallel.ProcessPlan` hands them over in one copy. Anything
+        that rebinds an array later (``astype``) simply unpacks it; nothing else changes.
+        Returns ``self``.
+        """
+        triples = self.parameters()
+        if not triples:
+            return self
+        dtype = self.dtype
+        sizes = [p.size for _, p, _ in triples]
+        flat_p, flat_g = np.empty(sum(sizes), dtype), np.empty(sum(sizes), dtype)
+        owners = [(layer, key) for layer in walk_layers(self.layers) for key in layer.params]
+        start = 0
+        for (layer, key), size in zip(owners, sizes, strict=True):
+            shape = layer.params[key].shape
+            p = flat_p[start : start + size].reshape(shape)
+            g = flat_g[start : start + size].reshape(shape)
+            np.copyto(p, layer.params[key])
+            np.copyto(g, layer.grads[key])
+            layer.params[key], layer.grads[key] = p, g
+            start += size
+        return self
 
     def buffers(self) -> list[tuple[str, np.ndarray]]:
         return [t for layer in self.layers for t in layer.named_buffers()]

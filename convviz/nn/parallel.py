@@ -58,9 +58,10 @@ import weakref
 
 import numpy as np
 
-from convviz.nn.fast import FastPlan, _walk, blas_threads
-from convviz.nn.layers import BatchNorm, Dropout
+from convviz.nn.fast import FastPlan, blas_threads
+from convviz.nn.layers import BatchNorm, Dropout, walk_layers
 from convviz.nn.model import Sequential
+from convviz.nn.optim import packed_span
 
 __all__ = ["ProcessPlan"]
 
@@ -264,7 +265,7 @@ class ProcessPlan:
         self.model = model
         self.fast = FastPlan(model, workers=workers)
         self.remote_passes = 0
-        layers = list(_walk(model.layers))
+        layers = list(walk_layers(model.layers))
         self._eligible = (
             os.name == "posix"
             and (os.cpu_count() or 1) >= 2
@@ -340,8 +341,13 @@ class ProcessPlan:
             return self.fast.forward(h, training)
         n = len(h)
         mine, theirs = n - n // 2, n // 2
-        for dst, (_, p, _) in zip(helper.params, self.model.parameters(), strict=True):
-            np.copyto(dst, p)
+        triples = self.model.parameters()
+        packed = packed_span([p for _, p, _ in triples])
+        if packed is not None and packed.dtype == helper.views["params"].dtype:
+            np.copyto(helper.views["params"], packed)  # the same layout: one copy
+        else:
+            for dst, (_, p, _) in zip(helper.params, triples, strict=True):
+                np.copyto(dst, p)
         helper.views["x"][:theirs] = h[mine:]
         if blas_threads() not in (0, 1):
             blas_threads(1)  # the other core is the helper's
@@ -373,8 +379,13 @@ class ProcessPlan:
         if not (sent and helper.done()):  # the helper failed: the whole step again, here
             self.fast.forward(h, True)
             return self.fast.backward(d)
-        for (_, _, g), g_theirs in zip(self.model.parameters(), helper.grads, strict=True):
-            g += g_theirs
+        triples = self.model.parameters()
+        packed = packed_span([g for _, _, g in triples])
+        if packed is not None and packed.dtype == helper.views["grads"].dtype:
+            packed += helper.views["grads"]
+        else:
+            for (_, _, g), g_theirs in zip(triples, helper.grads, strict=True):
+                g += g_theirs
         return None
 
 
@@ -398,7 +409,7 @@ def _serve(stdin, stdout) -> None:
     # Our layers' weights and gradients ARE the shared arrays: the parent's writes are
     # the weights we use, our backward's are the gradients it reads. No copy either way.
     shared = zip(layout.split(views["params"]), layout.split(views["grads"]), strict=True)
-    owners = [(layer, key) for layer in _walk(model.layers) for key in layer.params]
+    owners = [(layer, key) for layer in walk_layers(model.layers) for key in layer.params]
     for (layer, key), (p, g) in zip(owners, shared, strict=True):
         np.copyto(p, layer.params[key])
         layer.params[key], layer.grads[key] = p, g

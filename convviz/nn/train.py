@@ -219,6 +219,7 @@ class Trainer:
         #: What runs the passes: the plan shares the model's weights and fills its grads.
         self.plan: Any = model
         if fast and isinstance(model, Sequential):
+            model.pack_parameters()  # one optimizer pass and one hand-off for all arrays
             self.plan = ProcessPlan(model) if processes else FastPlan(model)
             if processes:
                 self.plan.start()  # its start-up (~0.5 s) overlaps loading the data
