@@ -18,8 +18,11 @@ The rules (see ``benchmarks/honest.py``):
   script first **waits for a quiet machine** (``--no-wait`` skips that);
 * the **matmul peak** is a 2048² float32 ``np.matmul`` in a fresh process with BLAS at
   its full thread count (no convviz import), best of 5, measured before the first batch
-  size and after each; the shares use the best of those readings (the host's speed
-  drifts, and a slow reading would flatter the share);
+  size and after each, and once in every round beside the training measurements. Two
+  shares are printed: of the best reading of the whole run (the strictest: a slow
+  reading would flatter the share), and the median and range of the same-round shares
+  (convviz's throughput over the peak measured in the same round: the host's speed
+  drifts by up to 2x within a run, and this ratio is what stays put);
 * **FLOPs** count the work that matters: convolution outputs a following pooling layer
   drops (classic's conv2: 11x11 pooled to 5x5 uses 10x10) are not counted, and the
   first layer has no input gradient.
@@ -54,12 +57,11 @@ ME = os.path.abspath(__file__)
 def child_ours(batch: int, steps: int, optimizer: str, parallel: str = "processes") -> dict:
     """convviz's fast path: the batch split over two processes (the CLI's) or two threads."""
     from convviz.nn.fast import FastPlan
-    from convviz.nn.losses import softmax_cross_entropy
     from convviz.nn.optim import make_optimizer
     from convviz.nn.parallel import ProcessPlan
     from convviz.nn.presets import build_model
 
-    model = build_model("classic", seed=0)
+    model = build_model("classic", seed=0).pack_parameters()  # as the Trainer does
     if parallel == "processes":
         plan = ProcessPlan(model)
         if not plan.wait_ready(60):  # its start (~0.5 s) is not what is measured here
@@ -71,10 +73,8 @@ def child_ours(batch: int, steps: int, optimizer: str, parallel: str = "processe
     x = rng.random((batch, 28, 28, 1), dtype=np.float32)
     y = rng.integers(0, 10, batch)
 
-    def step():
-        logits = plan.forward(x, training=True)
-        _, d = softmax_cross_entropy(logits, y)
-        plan.backward(d)
+    def step():  # the Trainer's step: forward, loss and backward in one call, then the update
+        plan.train_step(x, y)
         opt.step()
 
     out = _time(step, batch, steps)
@@ -214,7 +214,7 @@ def main() -> None:
         print(json.dumps(out))
         return
 
-    sides = ["ours", "threads"]
+    sides = ["ours", "threads", "peak"]
     if not args.no_torch:
         try:
             import importlib.util
@@ -238,6 +238,8 @@ def main() -> None:
     for batch in [int(b) for b in args.batches.split(",")]:
         got: dict[str, list[float]] = {s: [] for s in sides}
         ratios: dict[str, list[float]] = {"ours": [], "threads": []}
+        shares: dict[str, list[float]] = {"ours": [], "threads": []}  # of the same round's peak
+        flops = training_flops(batch)
         for order in rounds_order(sides, args.rounds):
             this = {}
             for side in order:
@@ -245,11 +247,13 @@ def main() -> None:
                 argv += ["--optimizer", args.optimizer, "--torch-threads", str(args.torch_threads)]
                 this[side] = run_child(argv)
             for side in sides:
-                got[side].append(this[side]["images_per_s"])
+                got[side].append(this[side]["gflops" if side == "peak" else "images_per_s"])
             for side in ("ours", "threads"):
                 if "torch" in this:
                     ratios[side].append(this[side]["images_per_s"] / this["torch"]["images_per_s"])
-        flops = training_flops(batch)
+                effective = flops / batch * this[side]["images_per_s"] / 1e9
+                shares[side].append(effective / this["peak"]["gflops"])
+        peaks.extend(got["peak"])
         for side, label in (("ours", "processes"), ("threads", "threads  ")):
             med = float(np.median(got[side]))
             line = (
@@ -265,22 +269,24 @@ def main() -> None:
             gflops = flops / batch * med / 1e9
             gemm = training_flops(batch, gemm=True) / batch * med / 1e9
             line += f" | {gflops:.0f} GFLOP/s effective, {gemm:.0f} run | {load_line()}"
-            rows.append((batch, label.strip(), gflops, gemm))
+            rows.append((batch, label.strip(), gflops, gemm, shares[side]))
             print(line, flush=True)
         peaks.append(run_child([ME, "--child", "peak"])["gflops"])
     # The machine's speed drifts (shared host): a slow peak reading would inflate the
     # shares, so the share is taken of the best peak this run measured.
     peak = float(max(peaks))
     print(
-        "# matmul peak before and after each batch size: "
+        "# matmul peak readings, in the rounds and between the batch sizes: "
         + ", ".join(f"{p:.0f}" for p in peaks)
-        + f" GFLOP/s (used: the best, {peak:.0f})"
+        + f" GFLOP/s (the best: {peak:.0f})"
     )
-    for batch, label, gflops, gemm in rows:
+    for batch, label, gflops, gemm, same_round in rows:
         print(
-            f"batch {batch:4d}, {label}: {100 * gflops / peak:.0f}% of the float32 matmul peak "
-            f"on a direct convolution's FLOPs (effective), {100 * gemm / peak:.0f}% on the FLOPs "
-            "the GEMMs ran (Winograd's conv2 does 16/36)"
+            f"batch {batch:4d}, {label}: {100 * gflops / peak:.0f}% of the best float32 matmul "
+            f"peak on a direct convolution's FLOPs (effective), {100 * gemm / peak:.0f}% on the "
+            "FLOPs the GEMMs ran (Winograd's conv2 does 16/36); of the same round's peak: "
+            f"median {100 * np.median(same_round):.0f}% "
+            f"[{100 * min(same_round):.0f}-{100 * max(same_round):.0f}]"
         )
     rss = run_child([ME, "--child", "rss", "--batch", "256"])
     total = rss["rss_mb"] + rss["helper_mb"]

@@ -62,7 +62,7 @@ def main() -> None:
 
     fast.blas_threads(1)
     gflops1 = child_peak(1024)["gflops"]  # BLAS is at one thread now
-    model = build_model("classic", seed=0)
+    model = build_model("classic", seed=0).pack_parameters()  # as the Trainer does
     plan = fast.FastPlan(model, workers=1)
     opt = make_optimizer(args.optimizer, model.parameters(), lr=1e-3)
     rng = np.random.default_rng(0)

@@ -296,3 +296,78 @@ def test_a_helper_that_cannot_start_leaves_no_file_and_training_goes_on(monkeypa
     _compare(_step(ref_model, ref_model, x, labels), _step(plan, model, x, labels), 1e-10, 1e-12)
     assert plan.remote_passes == 0
     assert set(glob.glob("/dev/shm/convviz-dp-*")) == before
+
+
+def _train_step(net, model, x, labels):
+    """``net.train_step``: (logits, loss, {name: grad}) as copies."""
+    loss, logits = net.train_step(x, labels)
+    return np.array(logits, copy=True), loss, {n: g.copy() for n, _, g in model.parameters()}
+
+
+@pytest.mark.parametrize("name", ["classic", "resnet", "inception"])
+def test_a_whole_step_in_one_call_matches_forward_loss_and_backward_in_float64(name):
+    """Each process runs forward, loss and backward on its half with no hand-off between."""
+    from convviz.nn.losses import softmax_cross_entropy
+
+    x, labels = _batch(70)
+    ref_model = _model(name)
+    ref = _step(ref_model, ref_model, x, labels)
+    ref_loss, _ = softmax_cross_entropy(ref[0], labels)
+    model = _model(name).pack_parameters()
+    plan = _ready(ProcessPlan(model))
+    try:
+        logits, loss, grads = _train_step(plan, model, x, labels)
+        assert plan.remote_passes == 1  # the helper did its half
+        _compare(ref, (logits, None, grads), rtol=1e-10, atol=1e-12)
+        assert loss == pytest.approx(ref_loss, rel=1e-12)
+    finally:
+        plan.close()
+
+
+def test_one_call_on_processes_gives_the_threads_gradients_bit_for_bit():
+    """Batch 64: the same 32 + 32 split as two threads, and the gradient rows of the whole
+    batch's loss (``mean_over``), so float32 training is the same to the bit both ways."""
+    x, labels = _batch(64)
+    x = x.astype(np.float32)
+    runs = []
+    for use_processes in (False, True):
+        model = build_model("classic", seed=3).pack_parameters()
+        plan = _ready(ProcessPlan(model)) if use_processes else FastPlan(model)
+        try:
+            runs.append(_train_step(plan, model, x, labels))
+            if use_processes:
+                assert plan.remote_passes == 1
+        finally:
+            if use_processes:
+                plan.close()
+    (l1, loss1, g1), (l2, loss2, g2) = runs
+    assert np.array_equal(l1, l2)
+    assert all(np.array_equal(g1[n], g2[n]) for n in g1)
+    assert loss2 == pytest.approx(loss1, rel=1e-6)  # the loss sums in another order
+
+
+def test_a_helper_dead_before_a_one_call_step_loses_nothing():
+    x, labels = _batch(64)
+    ref_model = _model("classic")
+    ref = _step(ref_model, ref_model, x, labels)
+    model = _model("classic")
+    plan = _ready(ProcessPlan(model))
+    proc = plan._helper.proc
+    proc.kill()
+    proc.wait()
+    logits, _, grads = _train_step(plan, model, x, labels)
+    _compare(ref, (logits, None, grads), 1e-10, 1e-12)
+    assert plan.remote_passes == 0 and plan._helper is None
+    plan.close()
+
+
+def test_a_one_call_step_with_bad_labels_raises_the_loss_error():
+    model = _model("classic")
+    plan = _ready(ProcessPlan(model))
+    try:
+        x, labels = _batch(64)
+        labels[40] = 10  # in the helper's half
+        with pytest.raises(ValueError, match="labels"):
+            plan.train_step(x, labels)
+    finally:
+        plan.close()

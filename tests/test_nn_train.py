@@ -353,6 +353,28 @@ def test_one_softmax():
     assert build_model("tiny").predict_proba(np.zeros((2, 28, 28))).dtype == np.float32
 
 
+def test_the_loss_of_a_part_of_a_batch_is_its_share_of_the_whole_batch():
+    """``mean_over``: the gradient rows are the whole batch's bit for bit, and the parts'
+    losses add up to the whole batch's mean (checked against a loop in float64)."""
+    from convviz.nn.losses import softmax_cross_entropy
+
+    rng = np.random.default_rng(8)
+    logits = rng.normal(0, 3, (13, 10)).astype(np.float32)
+    labels = rng.integers(0, 10, 13)
+    loss, d = softmax_cross_entropy(logits, labels)
+    parts = [
+        softmax_cross_entropy(logits[a:b], labels[a:b], mean_over=13) for a, b in ((0, 7), (7, 13))
+    ]
+    assert np.array_equal(np.concatenate([p[1] for p in parts]), d)
+    assert parts[0][1].dtype == np.float32
+    z = logits.astype(np.float64)
+    by_loop = 0.0
+    for row, label in zip(z, labels, strict=True):
+        by_loop -= row[label] - row.max() - np.log(np.exp(row - row.max()).sum())
+    assert sum(p[0] for p in parts) == pytest.approx(by_loop / 13, rel=1e-6)
+    assert loss == pytest.approx(by_loop / 13, rel=1e-6)
+
+
 # --- the real thing -------------------------------------------------------------------------
 
 

@@ -53,6 +53,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from convviz.nn import functional as F
 from convviz.nn.layers import BatchNorm, Conv2D, Layer, MaxPool2D, walk_layers
+from convviz.nn.losses import softmax_cross_entropy
 
 __all__ = ["FastPlan", "Workspace", "blas_threads"]
 
@@ -775,6 +776,14 @@ class FastPlan:
         return out
 
     __call__ = forward
+
+    def train_step(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+        """``forward(x, True)``, softmax cross-entropy on ``labels``, ``backward``: the
+        trainer's step before its update. Returns ``(mean loss, logits)``."""
+        logits = self.forward(x, training=True)
+        loss, d = softmax_cross_entropy(logits, labels)
+        self.backward(d)
+        return loss, logits
 
     def backward(self, dlogits: np.ndarray) -> np.ndarray | None:
         """Fill the model's ``grads`` from ``dlogits`` (N, classes); ``dx`` if ``input_grad``."""

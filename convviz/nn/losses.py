@@ -20,13 +20,19 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
-def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+def softmax_cross_entropy(
+    logits: np.ndarray, labels: np.ndarray, mean_over: int | None = None
+) -> tuple[float, np.ndarray]:
     """Mean cross-entropy of integer ``labels`` under ``softmax(logits)``.
 
     Parameters
     ----------
     logits : ndarray, shape (N, K)
     labels : ndarray of int, shape (N,)
+    mean_over : int, optional
+        The size of the whole batch when these rows are a part of it (the default: N):
+        the loss and the gradient are then this part's share of the whole batch's mean,
+        and the gradient's rows are the same, bit for bit, as the whole batch's.
 
     Returns
     -------
@@ -54,8 +60,11 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float
     n = logits.shape[0]
     logp = log_softmax(logits)
     rows = np.arange(n)
-    loss = float(-logp[rows, labels].mean())
+    if mean_over is None:
+        loss = float(-logp[rows, labels].mean())
+    else:
+        loss = float(-logp[rows, labels].sum()) / mean_over
     d = np.exp(logp)
     d[rows, labels] -= 1.0
-    d /= n
+    d /= n if mean_over is None else mean_over
     return loss, d.astype(logits.dtype, copy=False)

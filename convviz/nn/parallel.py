@@ -60,6 +60,7 @@ import numpy as np
 
 from convviz.nn.fast import FastPlan, blas_threads
 from convviz.nn.layers import BatchNorm, Dropout, walk_layers
+from convviz.nn.losses import softmax_cross_entropy
 from convviz.nn.model import Sequential
 from convviz.nn.optim import packed_span
 
@@ -84,6 +85,8 @@ class _Layout:
         y_size = self.rows * self.classes
         self.parts = {"params": n_params, "grads": n_params, "x": x_size, "y": y_size}
         self.parts["d"] = y_size
+        self.parts["labels"] = self.rows  # class numbers, exact in any float dtype
+        self.parts["loss"] = 1  # the helper's share of the batch's mean loss
         self.nbytes = sum(self.parts.values()) * self.dtype.itemsize
 
     def to_json(self) -> dict:
@@ -341,13 +344,7 @@ class ProcessPlan:
             return self.fast.forward(h, training)
         n = len(h)
         mine, theirs = n - n // 2, n // 2
-        triples = self.model.parameters()
-        packed = packed_span([p for _, p, _ in triples])
-        if packed is not None and packed.dtype == helper.views["params"].dtype:
-            np.copyto(helper.views["params"], packed)  # the same layout: one copy
-        else:
-            for dst, (_, p, _) in zip(helper.params, triples, strict=True):
-                np.copyto(dst, p)
+        self._send_weights(helper)
         helper.views["x"][:theirs] = h[mine:]
         if blas_threads() not in (0, 1):
             blas_threads(1)  # the other core is the helper's
@@ -364,6 +361,62 @@ class ProcessPlan:
 
     __call__ = forward
 
+    def train_step(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+        """Forward, softmax cross-entropy and backward of one training batch, as
+        :meth:`FastPlan.train_step`: ``(mean loss, logits)``, the model's ``grads`` filled.
+
+        Each process runs all three on its half with no hand-off in between, so the two
+        halves meet once per step instead of twice, and the loss is not serial. The
+        gradient's rows are the whole batch's bit for bit (``mean_over``), so the
+        gradients are the same as ``forward`` + loss + ``backward`` give.
+        """
+        self._pending = None
+        h = self.model.prepare(x)
+        labels = np.asarray(labels)
+        helper = self._use_helper(len(h), True)
+        if helper is None or labels.shape != (len(h),):
+            return self.fast.train_step(h, labels)
+        n = len(h)
+        mine, theirs = n - n // 2, n // 2
+        self._send_weights(helper)
+        helper.views["x"][:theirs] = h[mine:]
+        helper.views["labels"][:theirs] = labels[mine:]
+        if blas_threads() not in (0, 1):
+            blas_threads(1)  # the other core is the helper's
+        if not helper.send(b"T%d,%d" % (theirs, n)):
+            return self.fast.train_step(h, labels)
+        try:
+            logits = self.fast.forward(h[:mine], True, workers=1)
+            loss, d = softmax_cross_entropy(logits, labels[:mine], mean_over=n)
+            self.fast.backward(d)
+        except Exception:
+            helper.done()  # let it finish; the whole step again, with the error raised there
+            return self.fast.train_step(h, labels)
+        if not helper.done():  # the helper failed: the whole step again, here
+            return self.fast.train_step(h, labels)
+        self._add_their_grads(helper)
+        out = np.concatenate([logits, helper.views["y"][:theirs]])
+        self.remote_passes += 1
+        return loss + float(helper.views["loss"][0]), out
+
+    def _send_weights(self, helper: _Helper) -> None:
+        triples = self.model.parameters()
+        packed = packed_span([p for _, p, _ in triples])
+        if packed is not None and packed.dtype == helper.views["params"].dtype:
+            np.copyto(helper.views["params"], packed)  # the same layout: one copy
+        else:
+            for dst, (_, p, _) in zip(helper.params, triples, strict=True):
+                np.copyto(dst, p)
+
+    def _add_their_grads(self, helper: _Helper) -> None:
+        triples = self.model.parameters()
+        packed = packed_span([g for _, _, g in triples])
+        if packed is not None and packed.dtype == helper.views["grads"].dtype:
+            packed += helper.views["grads"]
+        else:
+            for (_, _, g), g_theirs in zip(triples, helper.grads, strict=True):
+                g += g_theirs
+
     def backward(self, dlogits: np.ndarray) -> np.ndarray | None:
         """Fill the model's ``grads`` from ``dlogits`` (N, classes), as ``FastPlan.backward``."""
         if self._pending is None:
@@ -379,13 +432,7 @@ class ProcessPlan:
         if not (sent and helper.done()):  # the helper failed: the whole step again, here
             self.fast.forward(h, True)
             return self.fast.backward(d)
-        triples = self.model.parameters()
-        packed = packed_span([g for _, _, g in triples])
-        if packed is not None and packed.dtype == helper.views["grads"].dtype:
-            packed += helper.views["grads"]
-        else:
-            for (_, _, g), g_theirs in zip(triples, helper.grads, strict=True):
-                g += g_theirs
+        self._add_their_grads(helper)
         return None
 
 
@@ -425,6 +472,13 @@ def _serve(stdin, stdout) -> None:
                 views["y"][:n] = plan.forward(views["x"][:n], training=True)
             elif command == b"B":
                 plan.backward(views["d"][:n])
+            elif command.startswith(b"T"):  # a whole training step on our rows
+                n, batch = (int(v) for v in command[1:].split(b","))
+                views["y"][:n] = logits = plan.forward(views["x"][:n], training=True)
+                labels = views["labels"][:n].astype(np.intp)
+                loss, d = softmax_cross_entropy(logits, labels, mean_over=batch)
+                plan.backward(d)
+                views["loss"][0] = loss
             else:
                 break
             stdout.write(b"K\n")

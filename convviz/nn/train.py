@@ -340,9 +340,12 @@ class Trainer:
             x = to_batch(self.train_images[idx])  # (B, 28, 28, 1) float32
             y = self.train_labels[idx]
             self.optimizer.lr = lr
-            logits = self.plan.forward(x, training=True)  # (B, 10)
-            loss, dlogits = softmax_cross_entropy(logits, y)
-            self.plan.backward(dlogits)
+            if isinstance(self.plan, FastPlan | ProcessPlan):  # the three in one call
+                loss, logits = self.plan.train_step(x, y)
+            else:
+                logits = self.plan.forward(x, training=True)  # (B, 10)
+                loss, dlogits = softmax_cross_entropy(logits, y)
+                self.plan.backward(dlogits)
             self.optimizer.step()
             seconds = time.perf_counter() - t0
 
