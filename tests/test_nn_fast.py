@@ -171,6 +171,7 @@ def test_winograd_conv_equals_the_reference(hw, conv, pool, input_grad, chunk_ti
     monkeypatch.setattr(fast, "_WINO_CHUNK_TILES", chunk_tiles)
     rng = np.random.default_rng(13)
     x = rng.standard_normal((3, *hw, 3))
+    x[1] = 0.0  # a whole image of ties: each pooling window's first output must win
     labels = rng.integers(0, 3, 3)
     results = []
     for use_plan in (False, True):
@@ -186,10 +187,43 @@ def test_winograd_conv_equals_the_reference(hw, conv, pool, input_grad, chunk_ti
         if use_plan:
             wino = plan._last[0][0][1 if input_grad else 0]
             assert isinstance(wino, fast._FastConv) and isinstance(wino._cache[2], tuple)
+            assert (wino._cache[4] is not None) == (pool is not None)  # the pool on the tiles
             tiles = (wino._cache[1][1] - 2) * (wino._cache[1][2] - 2) // 4
             chunks = fast._wino_chunks(len(x), tiles)
             assert len(chunks) == (1 if chunk_tiles > 1 else len(x)), chunks
     _compare(*results, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("chunk_tiles", [10**9, 1])
+def test_the_pool_on_winograd_tiles_gives_ties_to_the_first_output_as_the_reference(
+    chunk_tiles, monkeypatch
+):
+    """Small integers: Winograd is exact, so a flat image makes exact ties in every window.
+    The gradient must go to each window's first output in raster order, as the reference
+    pool sends it (a rule that let the later output win would move dx)."""
+    monkeypatch.setattr(fast, "_WINOGRAD_MIN_ROWS", 0)
+    monkeypatch.setattr(fast, "_WINO_CHUNK_TILES", chunk_tiles)
+    rng = np.random.default_rng(21)
+    x = rng.integers(-3, 4, (4, 10, 10, 2)).astype(np.float64)
+    x[1] = 1.0  # flat: every conv output of this image is the same number
+    x[2, :5] = 2.0  # half flat
+    labels = rng.integers(0, 3, 4)
+    results = []
+    for use_plan in (False, True):
+        layers = [Conv2D(2, 1), Conv2D(3, 3, activation="relu"), MaxPool2D(2)]
+        model = Sequential([*layers, Flatten(), Dense(3)], input_shape=(10, 10, 2), seed=5)
+        model.astype(np.float64)
+        for name, p, _ in model.parameters():  # the convs' positive: the ReLU keeps the ties
+            low = -2 if name.startswith("dense") else 0
+            p[...] = np.random.default_rng(p.size).integers(low, 3, p.shape)
+        plan = FastPlan(model, workers=1)
+        results.append(_step(plan if use_plan else model, model, x, labels))
+        if use_plan:
+            best, idx = plan._last[0][0][1]._cache[4]  # the pooled Winograd path
+            per = len(best) // len(x)
+            flat = slice(per, 2 * per)  # image 1's windows: exact ties, kept by the ReLU
+            assert (best[flat] > 0).all() and (idx[flat] == 0).all()
+    _compare(*results, rtol=0, atol=1e-12)
 
 
 def test_winograd_chunks_cover_the_batch_in_near_equal_runs():

@@ -158,10 +158,16 @@ class _FastConv(_Twin):
     computes only the outputs that pool reads (valid pooling drops trailing ones).
     """
 
-    def __init__(self, layer: Conv2D, grads, relu: bool = True, used_hw=None) -> None:
+    def __init__(
+        self, layer: Conv2D, grads, relu: bool = True, used_hw=None, pool: MaxPool2D | None = None
+    ) -> None:
         super().__init__(layer, grads)
         self.relu = relu and layer.activation == "relu"
         self.used_hw = used_hw
+        # A 2x2 stride-2 max-pool (with the ReLU) above: Winograd's 2x2 output tiles are
+        # its windows, so the pool is taken on the tiles' four outputs as they are made.
+        # The im2col path runs the pool's own twin after the conv instead.
+        self.pool = None if pool is None else _FastMaxPool(pool, relu=True)
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         layer = self.layer
@@ -183,33 +189,53 @@ class _FastConv(_Twin):
             ho, wo = self.used_hw  # only the windows whose outputs the pool reads
             xp = xp[:, : (ho - 1) * sh + kh, : (wo - 1) * sw + kw]
         m, k = n * ho * wo, kh * kw * c
-        y = self._ws.get("y", (m, f), x.dtype)  # (N*Ho*Wo, F)
         bias = layer.params["bias"] if layer.use_bias else None
         if _winograd_fits(layer, ho, wo) and m >= _WINOGRAD_MIN_ROWS:
             u = _wino_kernel(layer.params["kernel"], self._ws)
-            v = self._ws.get("v", (4, 4, n, ho // 2, wo // 2, c), x.dtype)  # kept for dU
-            y4 = y.reshape(n, ho, wo, f)
-            for i, j in _wino_chunks(n, ho * wo // 4):  # transforms, GEMMs, transforms
+            th, tw = ho // 2, wo // 2
+            v = self._ws.get("v", (4, 4, n, th, tw, c), x.dtype)  # kept for dU
+            if self.pool is None:
+                y = self._ws.get("y", (m, f), x.dtype)  # (N*Ho*Wo, F)
+                y6 = _tiles(y.reshape(n, ho, wo, f), writeable=True)
+            else:  # the pooled map and, per window, which of its four outputs won
+                best = self._ws.get("best", (n * th * tw, f), x.dtype)
+                idx = self._ws.get("idx", (n * th * tw, f), np.uint8)
+            for i, j in _wino_chunks(n, th * tw):  # transforms, GEMMs, transforms
                 vc = _wino_input(xp[i:j], out=v[:, :, i:j])  # (16, tiles, C)
                 mm = np.matmul(vc, u, out=self._ws.scratch(0, (16, vc.shape[1], f), x.dtype))
-                _wino_output(mm, (j - i, ho, wo), bias, y4[i:j])
+                if self.pool is None:
+                    _wino_output(mm, bias, y6[:, :, i:j])
+                else:
+                    rows = slice(i * th * tw, j * th * tw)
+                    outs = Workspace.scratch(3, (2, 2, j - i, th, tw, f), x.dtype)
+                    _wino_output(mm, bias, outs)  # the four outputs [r, s] of each tile
+                    _max_over_phases(outs.reshape(4, -1, f), best[rows], idx[rows])
             cols = (v, u)
+            if self.pool is not None:
+                np.maximum(best, 0, out=best)  # relu(max(z)) == max(relu(z))
+                self._cache = (full_shape, xp.shape, cols, None, (best, idx))
+                return best.reshape(n, th, tw, f)
         else:
+            y = self._ws.get("y", (m, f), x.dtype)  # (N*Ho*Wo, F)
             cols = F.im2col(xp, kh, kw, sh, sw, out=self._ws.get("cols", (m, k), x.dtype))
             np.matmul(cols, layer.params["kernel"].reshape(k, f), out=y)
             if bias is not None:
                 y += bias
         if self.relu:
             np.maximum(y, 0, out=y)
-        self._cache = (full_shape, xp.shape, cols, y if self.relu else None)
+        self._cache = (full_shape, xp.shape, cols, y if self.relu else None, None)
+        if self.pool is not None:  # (im2col) the pool's own twin, on the conv's output
+            return self.pool.forward(y.reshape(n, ho, wo, f))
         return y.reshape(n, ho, wo, f)
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         layer = self.layer
-        full_shape, used_shape, cols, y = self._cache
+        full_shape, used_shape, cols, y, pooled = self._cache
         kh, kw = layer.kernel_size
         f = layer.filters
-        dz = dy.reshape(-1, f)  # (N*Ho*Wo, F)
+        if self.pool is not None and pooled is None:
+            dy = self.pool.backward(dy)  # (im2col) back through the pool's own twin
+        dz = dy.reshape(-1, f)  # (N*Ho*Wo, F), or pooled (N*Th*Tw, F)
         if y is not None:
             dz = np.multiply(dz, y > 0)
         kernel = layer.params["kernel"]
@@ -217,7 +243,7 @@ class _FastConv(_Twin):
         dxp = self._ws.get("dxp", full_shape, dz.dtype) if layer.needs_input_grad else None
         hu, wu = used_shape[1:3]
         if isinstance(cols, tuple):  # Winograd: the GEMMs in the transformed domain
-            self._wino_backward(dz.reshape(-1, hu - 2, wu - 2, f), cols, dxp)
+            self._wino_backward(dz, (hu - 2, wu - 2), cols, dxp, pooled)
         else:
             np.matmul(cols.T, dz, out=self.grads["kernel"].reshape(-1, f))
             if layer.use_bias:
@@ -241,20 +267,36 @@ class _FastConv(_Twin):
             return dxp[:, t : full_shape[1] - b, le : full_shape[2] - r, :]
         return dxp
 
-    def _wino_backward(self, dz: np.ndarray, cols: tuple, dxp: np.ndarray | None) -> None:
+    def _wino_backward(self, dz, hw, cols: tuple, dxp, pooled) -> None:
         """Kernel and bias grads, and ``dx`` into ``dxp`` (if given), chunk by chunk.
 
-        ``dz`` is (N, Ho, Wo, F); each chunk's ``dM`` feeds its three uses while it is
-        still in the cache.
+        ``dz`` is (N*Ho*Wo, F), the gradient of the outputs ``hw`` = (Ho, Wo); or, with
+        ``pooled`` = (pooled map, winners), (N*Th*Tw, F) of the pooled map. Each chunk's
+        ``dM`` feeds its three uses while it is still in the cache.
         """
         v, u = cols  # (4, 4, N, Th, Tw, C), (16, C, F)
-        n, ho, wo, _ = dz.shape
-        c = v.shape[-1]
+        n, th, tw, c = v.shape[2:]
+        ho, wo = hw
+        f = dz.shape[1]
+        if pooled is None:
+            g6 = _tiles(dz.reshape(n, ho, wo, f))
+        else:
+            best, idx = pooled
+            dz = np.multiply(dz, best > 0)  # the ReLU, on the pooled map
+            order = np.arange(4, dtype=np.uint8)[:, None, None]
         du = self._ws.get("du", u.shape, dz.dtype)
         part = self._ws.get("du_part", u.shape, dz.dtype)
         bias = self.grads.get("bias") if self.layer.use_bias else None
-        for i, j in _wino_chunks(n, ho * wo // 4):
-            dm = _wino_output_adjoint(dz[i:j])  # (16, tiles, F)
+        for i, j in _wino_chunks(n, th * tw):
+            if pooled is None:
+                dm = _wino_output_adjoint(g6[:, :, i:j])  # (16, tiles, F)
+            else:  # each window's gradient goes to the output that won it
+                rows = slice(i * th * tw, j * th * tw)
+                won = Workspace.scratch(2, (4, (j - i) * th * tw, f), np.bool_)
+                np.equal(idx[rows], order, out=won)
+                gy = Workspace.scratch(1, (2, 2, j - i, th, tw, f), dz.dtype)
+                np.multiply(dz[rows], won, out=gy.reshape(4, -1, f))
+                dm = _wino_output_adjoint(gy)
             vc = v[:, :, i:j].reshape(16, -1, c)
             np.matmul(vc.transpose(0, 2, 1), dm, out=du if i == 0 else part)
             if bias is not None:  # frequency (1, 1) sums each tile's four outputs
@@ -372,31 +414,32 @@ def _tiles(a: np.ndarray, writeable: bool = False) -> np.ndarray:
     )
 
 
-def _wino_output(m: np.ndarray, nhw: tuple, bias: np.ndarray | None, out: np.ndarray) -> np.ndarray:
-    """``y = A^T M A`` (+ bias) into ``out`` (N, Ho, Wo, F) from ``m`` (16, tiles, F)."""
-    n, ho, wo = nhw
-    f = m.shape[2]
-    m6 = m.reshape(4, 4, n, ho // 2, wo // 2, f)
+def _wino_output(m: np.ndarray, bias: np.ndarray | None, y: np.ndarray) -> np.ndarray:
+    """``A^T M A`` (+ bias) into ``y`` (2, 2, N, Th, Tw, F) from ``m`` (16, tiles, F).
+
+    ``y[r, s]`` is output ``(r, s)`` of every 2x2 tile: a :func:`_tiles` view of the
+    output map, or separate planes for the max-pool above.
+    """
+    n, th, tw, f = y.shape[2:]
+    m6 = m.reshape(4, 4, n, th, tw, f)
     if bias is not None:
         m6[1, 1] += bias  # A^T e11 A is all ones: the bias reaches all four outputs
-    r = Workspace.scratch(2, (2, 4, n, ho // 2, wo // 2, f), m.dtype)  # A^T M: rows
+    r = Workspace.scratch(2, (2, 4, n, th, tw, f), m.dtype)  # A^T M: rows
     np.add(m6[0], m6[1], out=r[0])
     r[0] += m6[2]
     np.subtract(m6[1], m6[2], out=r[1])
     r[1] -= m6[3]
-    y = _tiles(out, writeable=True)  # (A^T M) A: columns, into the strided output
-    np.add(r[:, 0], r[:, 1], out=y[:, 0])
+    np.add(r[:, 0], r[:, 1], out=y[:, 0])  # (A^T M) A: columns
     y[:, 0] += r[:, 2]
     np.subtract(r[:, 1], r[:, 2], out=y[:, 1])
     y[:, 1] -= r[:, 3]
-    return out
+    return y
 
 
-def _wino_output_adjoint(dy: np.ndarray) -> np.ndarray:
-    """``dM = A dY A^T``: ``(16, tiles, F)`` from ``dy`` (N, Ho, Wo, F)."""
-    n, ho, wo, f = dy.shape
-    g = _tiles(dy)
-    dm = Workspace.scratch(0, (4, 4, n, ho // 2, wo // 2, f), dy.dtype)
+def _wino_output_adjoint(g: np.ndarray) -> np.ndarray:
+    """``dM = A dY A^T``: ``(16, tiles, F)`` from ``g`` (2, 2, N, Th, Tw, F), dY per tile."""
+    n, th, tw, f = g.shape[2:]
+    dm = Workspace.scratch(0, (4, 4, n, th, tw, f), g.dtype)
     r = dm[0::3]  # dY A^T lands in frequencies 0 and 3, the rows' stage reads it there
     np.copyto(r[:, 0], g[:, 0])
     np.add(g[:, 0], g[:, 1], out=r[:, 1])
@@ -585,21 +628,7 @@ class _FastConvPool(_Twin):
         np.matmul(cols.reshape(phases * m, k + bias), wk, out=z.reshape(phases * m, f))
         best = self._ws.get("y", (m, f), x.dtype)
         idx = self._ws.get("idx", (m, f), np.uint8)
-        if phases == 1:
-            np.copyto(best, z[0])
-            idx.fill(0)
-        else:
-            np.greater(z[1], z[0], out=idx.view(np.bool_))  # strict: ties keep phase 0
-            np.maximum(z[0], z[1], out=best)
-            won = self._ws.scratch(1, (m, f), np.bool_)
-            tag = self._ws.scratch(2, (m, f), np.uint8)
-            for p in range(2, phases):
-                np.greater(z[p], best, out=won)  # strict: ties keep the first (raster) phase
-                # idx = p where won: p exceeds every earlier index, so a max does it
-                # without the branchy masked copy (np.copyto(where=) is 30x slower here).
-                np.multiply(won, np.uint8(p), out=tag)
-                np.maximum(idx, tag, out=idx)
-                np.maximum(best, z[p], out=best)
+        _max_over_phases(z, best, idx)
         np.maximum(best, 0, out=best)  # relu(max(z)) == max(relu(z))
         self._cache = (cols, idx, best)
         return best.reshape(n, hpo, wpo, f)
@@ -621,6 +650,28 @@ class _FastConvPool(_Twin):
         if self.layer.use_bias:
             self.grads["bias"][...] = gk[k]  # the ones column: one winner per window
         return None
+
+
+def _max_over_phases(z: np.ndarray, best: np.ndarray, idx: np.ndarray) -> None:
+    """``best`` = the max of ``z`` (phases, M, F) over its phases; ``idx`` the first that
+    has it (ties keep the first in raster order, as the reference pool). Scratch slots 1
+    and 2 (``z`` must not be in them)."""
+    phases = z.shape[0]
+    if phases == 1:
+        np.copyto(best, z[0])
+        idx.fill(0)
+        return
+    np.greater(z[1], z[0], out=idx.view(np.bool_))  # strict: ties keep phase 0
+    np.maximum(z[0], z[1], out=best)
+    won = Workspace.scratch(1, best.shape, np.bool_)
+    tag = Workspace.scratch(2, best.shape, np.uint8)
+    for p in range(2, phases):
+        np.greater(z[p], best, out=won)  # strict: ties keep the first (raster) phase
+        # idx = p where won: p exceeds every earlier index, so a max does it
+        # without the branchy masked copy (np.copyto(where=) is 30x slower here).
+        np.multiply(won, np.uint8(p), out=tag)
+        np.maximum(idx, tag, out=idx)
+        np.maximum(best, z[p], out=best)
 
 
 def _pool_reads(pool: MaxPool2D) -> tuple[int, int]:
@@ -660,6 +711,10 @@ def _training_chain(layers: list[Layer], own: bool) -> list:
             continue
         if not conv.needs_input_grad and pool.pool_size == pool.strides != (1, 1):
             chain.append(_FastConvPool(conv, pool, _grads(conv, own)))
+        elif tuple(pool.pool_size) == tuple(pool.strides) == (2, 2):  # one op, see _FastConv
+            used = _pool_reads(pool)
+            crop = used if used != conv.output_shape[:2] else None
+            chain.append(_FastConv(conv, _grads(conv, own), relu=False, used_hw=crop, pool=pool))
         else:
             used = _pool_reads(pool)
             crop = used if used != conv.output_shape[:2] else None
