@@ -166,13 +166,13 @@ def _two_processes(model, opt, x, y, steps: int, one_thread_ms: float) -> None:
     plan.fast.backward = timed("this process's half, backward", plan.fast.backward)
     done = parallel._Helper.done
     parallel._Helper.done = timed("waiting for the helper's half", done)
-    loss = timed("loss (softmax + cross-entropy)", softmax_cross_entropy)
+    # The Trainer's step (train_step): each half's loss runs in its own process.
+    parallel.softmax_cross_entropy = timed("loss of this half", softmax_cross_entropy)
     update = timed("optimizer update", opt.step)
     try:
 
         def step():
-            logits = plan.forward(x, training=True)
-            plan.backward(loss(logits, y)[1])
+            plan.train_step(x, y)
             update()
 
         for _ in range(5):
@@ -184,6 +184,7 @@ def _two_processes(model, opt, x, y, steps: int, one_thread_ms: float) -> None:
         total = time.perf_counter() - t0
     finally:
         parallel._Helper.done = done
+        parallel.softmax_cross_entropy = softmax_cross_entropy
         plan.close()
     times["rest (hand-off: weights, rows, gradients)"] = total - sum(times.values())
     per = total / steps * 1e3

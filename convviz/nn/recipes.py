@@ -16,7 +16,9 @@ float32 matmul peak is ~135 GFLOP/s:
   in 71 s wall on a quiet machine, 99.33% after 4 epochs; 3e-3: 99.12%; the Keras recipe:
   99.04-99.13% after 5 epochs).
   Again on 2026-12-02 16:11 (a faster day: peak ~205 GFLOP/s, load ~1): 99.26% in
-  28.7 and 30.4 s wall.
+  28.7 and 30.4 s wall. On 2026-12-04 (peak 188-205 GFLOP/s, load 0.1-0.9, the
+  training path of that day): 99.22% in 21.7 and 22.8 s wall; seeds 1 and 2: 99.22%
+  and 99.33%.
 * ``tiny``: Adam, one-cycle to 4e-3, batch 64, 1 epoch of 25,000 images -> 98.47%,
   98.24% and 98.33% (seeds 0, 1, 2) in 3.5-3.7 s wall, on that faster day. The whole
   55,000 at batch 128: 98.79-98.80% in 6.5 s wall that day (12.7 s on the slower one);
