@@ -10,7 +10,10 @@ The rules (see ``benchmarks/honest.py``):
 
 * every measurement is a **fresh process** (threads and BLAS state matter: convviz
   switches OpenBLAS to one thread while its own threads run; torch keeps an OpenMP
-  pool), warmed up, then timed over ``--steps`` steps;
+  pool), warmed up, then timed over the same window of images for every batch size
+  (``--steps`` defaults to 9,600 images' worth: 600 steps at batch 16, 150 at 64, 38
+  at 256, at least 30; about a second per measurement, where a 0.2 s window gave
+  wider ranges on both sides);
 * **interleaved**: each round runs convviz and torch once, in rotated order; the same
   number of rounds for each side; the ratio is taken **within a round**, and the
   median and range of those ratios are printed;
@@ -28,7 +31,7 @@ The rules (see ``benchmarks/honest.py``):
   first layer has no input gradient.
 
     .venv/bin/python benchmarks/bench_train.py [--batches 16,64,256] [--rounds 6]
-        [--steps 30] [--optimizer sgd|adam] [--torch-threads 2] [--no-wait]
+        [--steps N] [--optimizer sgd|adam] [--torch-threads 2] [--no-wait]
 
 PyTorch is optional (``pip install torch==2.13.0``): without it only convviz's rows print.
 """
@@ -189,10 +192,20 @@ def training_flops(batch: int, gemm: bool = False) -> float:
 
 
 # ------------------------------------------------------------------ the comparison
+def steps_for(batch: int) -> int:
+    """The default timed window: the same 9,600 images at every batch size, >= 30 steps."""
+    return max(30, round(9600 / batch))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", default="16,64,256")
-    ap.add_argument("--steps", type=int, default=30, help="timed steps per measurement")
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="timed steps per measurement (default: 9,600 images' worth, at least 30)",
+    )
     ap.add_argument("--rounds", type=int, default=6, help="interleaved rounds per batch size")
     ap.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
     ap.add_argument("--torch-threads", type=int, default=2)
@@ -202,6 +215,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
+        args.steps = args.steps or steps_for(args.batch)
         out = {
             "ours": lambda: child_ours(args.batch, args.steps, args.optimizer),
             "threads": lambda: child_ours(args.batch, args.steps, args.optimizer, "threads"),
@@ -228,7 +242,8 @@ def main() -> None:
     quiet = True if args.no_wait else wait_for_quiet()
     print(
         f"# classic convnet, float32, {args.optimizer}, {args.rounds} interleaved rounds x "
-        f"{args.steps} steps, fresh process per measurement; "
+        f"{f'{args.steps} steps' if args.steps else '9,600-image windows'}, "
+        "fresh process per measurement; "
         f"numpy {np.__version__}, {os.cpu_count()} CPUs; quiet gate "
         f"{'skipped' if args.no_wait else ('passed' if quiet else 'timed out')}"
     )
@@ -240,10 +255,11 @@ def main() -> None:
         ratios: dict[str, list[float]] = {"ours": [], "threads": []}
         shares: dict[str, list[float]] = {"ours": [], "threads": []}  # of the same round's peak
         flops = training_flops(batch)
+        steps = args.steps or steps_for(batch)
         for order in rounds_order(sides, args.rounds):
             this = {}
             for side in order:
-                argv = [ME, "--child", side, "--batch", str(batch), "--steps", str(args.steps)]
+                argv = [ME, "--child", side, "--batch", str(batch), "--steps", str(steps)]
                 argv += ["--optimizer", args.optimizer, "--torch-threads", str(args.torch_threads)]
                 this[side] = run_child(argv)
             for side in sides:
